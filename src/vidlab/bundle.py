@@ -1,0 +1,215 @@
+"""The model bundle: a directory `NAME.vidlab/` holding everything needed to run a model.
+
+Layout (contract, see DESIGN.md):
+
+- `config.json` — `{"format": 1, "task", "model": {"name", "num_classes", "kwargs"}, "labels",
+  "preprocess": Preprocess.to_dict(), "train": {...}, "versions": {...}}`
+- `weights.safetensors` — the PyTorch state dict
+- `metrics.json` — accuracy, latency, size per variant (`{"val": {...}, "variants": {...}}`)
+- `data_stats.json` — statistics of the training data, the baseline for drift monitoring
+- optional `model.onnx`, `model.int8.onnx` and other runtime files
+
+Loading never unpickles: JSON and safetensors only. Saving writes a temporary sibling directory
+and renames it into place, so an interrupted save never leaves a half bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidlab.errors import BundleError, OutputExistsError
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+METRICS_FILE = "metrics.json"
+DATA_STATS_FILE = "data_stats.json"
+ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its parsed JSON files; weights are read on demand."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.config.get("task", "classify")
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.get("labels", []))
+
+    @property
+    def model_spec(self) -> dict[str, Any]:
+        return dict(self.config.get("model", {}))
+
+    @property
+    def preprocess_spec(self) -> dict[str, Any]:
+        return dict(self.config.get("preprocess", {}))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The weights as a dict of tensors (safetensors: no code runs while loading)."""
+        from safetensors.torch import load_file
+
+        weights = self.path / WEIGHTS_FILE
+        if not weights.is_file():
+            raise BundleError(f"no {WEIGHTS_FILE}", self.path)
+        try:
+            return load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types
+            raise BundleError(f"{WEIGHTS_FILE} is unreadable ({exc})", self.path) from exc
+
+    def build_model(self, load_weights: bool = True):
+        """Instantiate the bundle's model (eval mode) and load its weights."""
+        from vidlab.models import create
+
+        spec = self.model_spec
+        if "name" not in spec:
+            raise BundleError("config.json has no model.name", self.path)
+        model = create(spec["name"], num_classes=spec.get("num_classes", len(self.labels)),
+                       **spec.get("kwargs", {}))
+        if load_weights:
+            missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+            if missing or unexpected:
+                raise BundleError(
+                    f"weights do not fit model {spec['name']}: missing {missing[:3]}, "
+                    f"unexpected {unexpected[:3]}", self.path)
+        return model.eval()
+
+    def preprocess(self):
+        """The evaluation/serving preprocessing object the model was trained with."""
+        from vidlab.data.transforms import Preprocess
+
+        return Preprocess.from_dict(self.preprocess_spec)
+
+    def update_metrics(self, updates: dict[str, Any]) -> None:
+        """Merge `updates` into metrics.json (atomic replace of that one file)."""
+        merged = _deep_merge(self.metrics, updates)
+        write_json_atomic(self.path / METRICS_FILE, merged)
+        self.metrics = merged
+
+
+def save_bundle(
+    path: str | Path,
+    *,
+    config: dict[str, Any],
+    state_dict: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    data_stats: dict[str, Any] | None = None,
+    extra_files: dict[str, str | Path] | None = None,
+    overwrite: bool = False,
+) -> Bundle:
+    """Write a bundle directory atomically and return it loaded.
+
+    `extra_files` maps a file name inside the bundle to a source path (copied). An existing
+    `path` raises `OutputExistsError` unless `overwrite`.
+    """
+    from vidlab import versions
+
+    dest = Path(path)
+    if dest.exists() and not overwrite:
+        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cfg = {"format": FORMAT_VERSION, **config}
+    cfg.setdefault("versions", versions())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, default=str))
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2, default=str))
+        (tmp / DATA_STATS_FILE).write_text(json.dumps(data_stats or {}, indent=2, default=str))
+        if state_dict is not None:
+            from safetensors.torch import save_file
+
+            tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+            save_file(_unshare(tensors), str(tmp / WEIGHTS_FILE))
+        for name, src in (extra_files or {}).items():
+            shutil.copy2(src, tmp / name)
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_bundle(dest)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read and validate a bundle directory; raises `BundleError` naming what is wrong."""
+    p = Path(path)
+    if not p.exists():
+        raise BundleError("no such bundle", p)
+    if not p.is_dir():
+        raise BundleError("a bundle is a directory (NAME.vidlab/), this is a file", p)
+    cfg_path = p / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise BundleError(f"not a vidlab bundle: no {CONFIG_FILE}", p)
+    config = _read_json(cfg_path, p)
+    if not isinstance(config, dict) or "format" not in config:
+        raise BundleError(f"{CONFIG_FILE} is not a vidlab bundle config", p)
+    if int(config["format"]) > FORMAT_VERSION:
+        raise BundleError(
+            f"bundle format {config['format']} is newer than this vidlab ({FORMAT_VERSION}); "
+            "upgrade vidlab", p)
+    metrics = _read_json(p / METRICS_FILE, p) if (p / METRICS_FILE).is_file() else {}
+    stats = _read_json(p / DATA_STATS_FILE, p) if (p / DATA_STATS_FILE).is_file() else {}
+    return Bundle(path=p, config=config, metrics=metrics, data_stats=stats)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON to a temporary sibling then rename: readers never see a half-written file."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with open(fd, "w") as f:
+            json.dump(data, f, indent=2, default=str)
+        Path(tmp).replace(p)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _read_json(path: Path, bundle: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path.name} is unreadable ({exc})", bundle) from exc
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _unshare(tensors: dict[str, Any]) -> dict[str, Any]:
+    """safetensors refuses tensors that share memory (tied weights): clone the repeats."""
+    seen: set[int] = set()
+    out = {}
+    for k, t in tensors.items():
+        ptr = t.data_ptr() if t.numel() else -1
+        out[k] = t.clone() if ptr in seen else t
+        if ptr != -1:
+            seen.add(ptr)
+    return out

@@ -1,0 +1,1 @@
+"""Datasets and preprocessing: manifests, cleaning, splits, samplers, transforms, loaders."""

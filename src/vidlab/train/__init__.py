@@ -1,0 +1,1 @@
+"""Training and model optimization: the Trainer, evaluation, bundles, resume, tuning, DDP."""

@@ -1,0 +1,344 @@
+"""`VideoReader`: exact, fast random access to the frames of one video.
+
+Frame `i` is the `i`-th frame of a full sequential decode (presentation order). To get it the
+reader seeks to the keyframe the frame table names, decodes forward, and matches decoded frames
+to indices by their timestamps; it keeps the decoder running when the next wanted frame lies
+ahead without a better keyframe in between. Only kept frames are converted to RGB, and the
+resize happens in FFmpeg's scaler during that conversion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from vidlab.errors import VideoDecodeError
+from vidlab.io.probe import FrameTable, VideoInfo, open_container, scan
+
+log = logging.getLogger(__name__)
+
+Size = int | tuple[int, int] | None
+
+
+def output_size(width: int, height: int, size: Size) -> tuple[int, int]:
+    """`(h, w)` for `size`: None keeps `height×width`; an int is the short side (aspect kept,
+    long side rounded to an even number); a tuple is `(h, w)` exactly."""
+    if size is None:
+        return height, width
+    if isinstance(size, int):
+        if size <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        if height <= width:
+            return size, max(2, int(round(width * size / height / 2)) * 2)
+        return max(2, int(round(height * size / width / 2)) * 2), size
+    h, w = (int(v) for v in size)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    return h, w
+
+
+class VideoReader:
+    """Random access to RGB frames of `path`, optionally resized (`size`: short side or `(h, w)`).
+
+    Opens lazily and reopens after a fork, and pickles by path, so it can be built in the main
+    process and used in torch `DataLoader` workers. `threads=0` lets FFmpeg choose.
+    `pixel_format="gray"` returns luma `T×H×W` arrays instead of RGB (used by `quality`).
+    `num_corrupt` counts packets that failed to decode and frames the decoder flagged corrupt.
+    """
+
+    def __init__(self, path: str | os.PathLike, size: Size = None, threads: int = 0,
+                 pixel_format: str = "rgb24"):
+        self.path = Path(path)
+        self.size, self.threads, self.pixel_format = size, threads, pixel_format
+        self.num_corrupt = 0
+        self._info: VideoInfo | None = None
+        self._table: FrameTable | None = None
+        self._reset_decoder_state()
+        self._container: Any = None
+        self._pid = -1
+        self._want_pos = 0
+
+    # -- metadata ---------------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._table is None:
+            self._info, self._table = scan(self.path)
+
+    @property
+    def info(self) -> VideoInfo:
+        self._load()
+        return self._info  # type: ignore[return-value]
+
+    @property
+    def table(self) -> FrameTable:
+        """The frame index ↔ timestamp table (built once per reader, from packets only)."""
+        self._load()
+        return self._table  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return self.info.num_frames
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Presentation time of each frame in seconds (from the first frame; VFR-exact)."""
+        return self.table.seconds
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """`(h, w)` of the frames this reader returns."""
+        return output_size(self.info.width, self.info.height, self.size)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _reset_decoder_state(self) -> None:
+        self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._pos = -2  # decode position of the last packet sent (-2: decoder not started)
+        self._last_out = -1  # index of the last frame the decoder gave
+
+    def _ensure_open(self) -> None:
+        if self._container is not None and self._pid == os.getpid():
+            return
+        self._container = None  # a container inherited through fork is not ours to use
+        self._load()
+        self._container = open_container(self.path)
+        self._pid = os.getpid()
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = self.threads
+        self._reset_decoder_state()
+
+    def close(self) -> None:
+        if self._container is not None and self._pid == os.getpid():
+            self._container.close()
+        self._container = None
+        self._reset_decoder_state()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_container=None, _pid=-1, _frames=None, _pos=-2, _last_out=-1)
+        return state
+
+    # -- decoding ----------------------------------------------------------------------------
+    def _decode_from_here(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Frames `(index, frame)` from the current demux position to the end of the file."""
+        container = self._container
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        table = self.table
+        first = True
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                packets = [None]  # end of file: flush the decoder
+            else:
+                pos = table.pos_of_pts.get(packet.pts if packet.pts is not None else packet.dts)
+                if first and pos is not None and pos > self._want_pos:
+                    raise _SeekOvershot
+                first = False
+                if pos is not None:
+                    self._pos = pos
+                packets = [packet]
+            for pkt in packets:
+                try:
+                    frames = ctx.decode(pkt)
+                except av.error.FFmpegError as exc:
+                    self._corrupt(f"packet at pts {getattr(pkt, 'pts', None)} failed to decode: {exc}")
+                    continue
+                for frame in frames:
+                    if frame.is_corrupt:
+                        self._corrupt(f"frame at pts {frame.pts} decoded with errors")
+                    ts = frame.pts if frame.pts is not None else frame.dts
+                    idx = table.index_of_pts.get(ts)
+                    if idx is not None:
+                        yield idx, frame
+        self._pos = len(table.dec_pts) + 1  # past the end: only a seek can go on
+
+    def _corrupt(self, what: str) -> None:
+        self.num_corrupt += 1
+        log.warning("%s: %s (corrupt data skipped)", self.path, what)
+
+    def _seek(self, index: int, from_start: bool = False) -> None:
+        """Position the demuxer at the keyframe that frame `index` needs (or the file start)."""
+        self._ensure_open()
+        table = self.table
+        pos = -1 if from_start else int(table.seek_pos[index])
+        if pos < 0:  # reopening is the one seek to the start that works for every container
+            self.close()
+            self._ensure_open()
+            self._want_pos = 0
+        else:
+            ts = int(min(table.dec_pts[pos], table.dec_dts[pos]))
+            self._container.seek(ts, backward=True, any_frame=False,
+                                 stream=self._container.streams.video[0])
+            self._want_pos = pos
+            self._reset_decoder_state()
+        self._frames = self._decode_from_here()
+        self._pos = -1
+
+    def _next_frame(self) -> tuple[int, av.VideoFrame] | None:
+        assert self._frames is not None
+        try:
+            return next(self._frames)
+        except StopIteration:
+            self._frames = None
+            return None
+
+    def _decode_wanted(self, wanted: list[int], consume: Any) -> None:
+        """Decode the sorted unique `wanted` indices, calling `consume(index, frame)` for each."""
+        table = self.table
+        wanted_set = set(wanted)
+        done: set[int] = set()
+        for target in wanted:
+            if target in done:
+                continue
+            from_start = False
+            while True:
+                if (self._frames is None or target <= self._last_out
+                        or table.seek_pos[target] > self._pos):
+                    self._seek(target, from_start)
+                try:
+                    got = self._advance_to(target, wanted_set, done, consume)
+                except _SeekOvershot:  # the container seeked past the keyframe we asked for
+                    got = False
+                if got:
+                    break
+                if from_start:
+                    raise VideoDecodeError(
+                        f"frame {target} of {len(table)} cannot be decoded (corrupt or missing "
+                        f"data; {self.num_corrupt} corrupt packets/frames seen)", self.path)
+                from_start = True
+                self._frames = None
+
+    def _advance_to(self, target: int, wanted_set: set[int], done: set[int], consume: Any) -> bool:
+        while True:
+            item = self._next_frame()
+            if item is None:
+                return False
+            idx, frame = item
+            if idx <= self._last_out:
+                continue  # e.g. leading frames of an open GOP we did not ask for
+            self._last_out = idx
+            if idx in wanted_set and idx not in done:
+                consume(idx, frame)
+                done.add(idx)
+            if idx >= target:
+                return idx == target or target in done
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        info = self.info
+        h, w = self.shape
+        turn = info.rotation // 90
+        if turn % 2:
+            h, w = w, h
+        array = frame.to_ndarray(width=w, height=h, format=self.pixel_format,
+                                 interpolation="AREA")
+        if turn:
+            array = np.ascontiguousarray(np.rot90(array, k=-turn))
+        return array
+
+    def _out_shape(self) -> tuple[int, ...]:
+        h, w = self.shape
+        return (h, w) if self.pixel_format == "gray" else (h, w, 3)
+
+    def get_frames(self, indices: Iterable[int]) -> np.ndarray:
+        """Frames at `indices` (any order, repeats allowed) as `uint8 T×H×W×3` RGB, in that order.
+
+        Raises `IndexError` for indices outside `[0, len)` and `VideoDecodeError` (naming the
+        file and frame) for a frame that cannot be decoded.
+        """
+        idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices,
+                         dtype=np.int64).reshape(-1)
+        n = len(self)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx[(idx < 0) | (idx >= n)][0])
+            raise IndexError(f"{self.path}: frame {bad} out of range (video has {n} frames)")
+        out = np.empty((len(idx), *self._out_shape()), np.uint8)
+        if not idx.size:
+            return out
+        unique = np.unique(idx).tolist()
+        slot = {v: i for i, v in enumerate(unique)}
+        decoded = np.empty((len(unique), *self._out_shape()), np.uint8)
+        self._ensure_open()
+
+        def keep(i: int, frame: av.VideoFrame) -> None:
+            decoded[slot[i]] = self._convert(frame)
+
+        self._decode_wanted(unique, keep)
+        out[:] = decoded[[slot[v] for v in idx.tolist()]]
+        return out
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.get_frames([index])[0]
+
+    def iter_frames_with_time(self, start: int = 0, stop: int | None = None,
+                              step: int = 1) -> Iterator[tuple[int, float, np.ndarray]]:
+        """Stream `(index, seconds, frame)` for `range(start, stop, step)`; memory: one frame.
+
+        Frames that cannot be decoded (corrupt data) are skipped with a warning and counted in
+        `num_corrupt`, so a long stream survives local damage.
+        """
+        n = len(self)
+        stop = n if stop is None else min(stop, n)
+        if step < 1:
+            raise ValueError("step must be >= 1")
+        seconds = self.timestamps
+        wanted = list(range(max(0, start), stop, step))
+        if not wanted:
+            return
+        self._ensure_open()
+        wanted_set = set(wanted)
+        self._seek(wanted[0])
+        expected = 0
+        while expected < len(wanted):
+            try:
+                item = self._next_frame()
+            except _SeekOvershot:
+                self._seek(wanted[expected], from_start=True)
+                continue
+            if item is None:
+                break
+            idx, frame = item
+            if idx <= self._last_out:
+                continue
+            self._last_out = idx
+            if idx not in wanted_set:
+                continue
+            while expected < len(wanted) and wanted[expected] < idx:
+                self._corrupt(f"frame {wanted[expected]} missing from the decode")
+                expected += 1
+            expected += 1
+            yield idx, float(seconds[idx]), self._convert(frame)
+        for missing in wanted[expected:]:
+            self._corrupt(f"frame {missing} missing from the decode")
+
+    def iter_frames(self, start: int = 0, stop: int | None = None,
+                    step: int = 1) -> Iterator[np.ndarray]:
+        """Stream frames `H×W×3` for `range(start, stop, step)` (use `iter_frames_with_time`
+        for their indices and timestamps); memory is bounded by one frame."""
+        for _, _, frame in self.iter_frames_with_time(start, stop, step):
+            yield frame
+
+    def __repr__(self) -> str:
+        return f"VideoReader({str(self.path)!r}, size={self.size!r})"
+
+
+class _SeekOvershot(Exception):
+    """The demuxer landed after the keyframe we asked for; decode from the start instead."""

@@ -1,9 +1,75 @@
-"""CLI verbs of the `accel` stage (thin: parsing and printing only)."""
+"""CLI verbs of the `accel` stage (thin: parsing and printing only): `optimize`, `bench`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+_COLUMNS = ["variant", "latency_ms_p50", "latency_ms_p95", "throughput_clips_s", "speedup",
+            "size_mb", "top1", "peak_rss_mb"]
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to the root app."""
+
+    @app.command("optimize")
+    def optimize_cmd(
+        bundle: Path = typer.Argument(..., help="Source bundle (NAME.vidlab)."),
+        output: Path = typer.Option(..., "-o", "--output", help="Output bundle to write."),
+        onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export ONNX fp32 (model.onnx)."),
+        int8: bool = typer.Option(False, "--int8", help="Add INT8 ONNX (model.int8.onnx)."),
+        int8_method: str = typer.Option(
+            "auto", "--int8-method",
+            help="auto (measure and pick), qdq-per-tensor, qdq-per-channel, qoperator, dynamic."),
+        prune: float = typer.Option(None, "--prune", help="Fraction of channels (or weights) to remove."),
+        prune_mode: str = typer.Option("structured", "--prune-mode", help="structured or unstructured."),
+        finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tune epochs after pruning."),
+        data: Path = typer.Option(None, "--data", help="Dataset folder/manifest (default: the bundle's)."),
+        calib_clips: int = typer.Option(32, "--calib-clips", help="Training clips for INT8 calibration."),
+        eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+        as_json: bool = typer.Option(False, "--json", help="Print the output's variants as JSON."),
+    ) -> None:
+        """Prune, fine-tune, export to ONNX and quantize a bundle; measure every variant."""
+        from vidlab.accel import optimize
+        from vidlab.cli.common import print_json, print_table
+
+        out = optimize(bundle, output, onnx=onnx, int8=int8, prune=prune,
+                       finetune_epochs=finetune_epochs, data=data, prune_mode=prune_mode,
+                       int8_method=int8_method, calib_clips=calib_clips, eval_clips=eval_clips,
+                       overwrite=overwrite)
+        variants = out.metrics.get("variants", {})
+        if as_json:
+            print_json({"bundle": str(out.path), "variants": variants,
+                        "optimize": out.metrics.get("optimize", {})})
+            return
+        rows = [{"variant": rt, **v, "speedup": v.get("speedup_vs_source_torch")}
+                for rt, v in variants.items()]
+        source = out.metrics["optimize"]["source_torch"]
+        rows.insert(0, {"variant": "source torch", **source, "speedup": 1.0})
+        print_table(rows, title=f"{out.path}", columns=_COLUMNS[:-1])
+
+    @app.command("bench")
+    def bench_cmd(
+        bundles: list[Path] = typer.Argument(..., help="Bundles; the first one's PyTorch model is the baseline."),
+        data: Path = typer.Option(None, "--data", help="Dataset folder/manifest for top-1 (validation split)."),
+        plot: Path = typer.Option(None, "--plot", help="Write a speed-vs-accuracy PNG here."),
+        rounds: int = typer.Option(5, "--rounds", help="Interleaved timing rounds (4 runs each)."),
+        rss: bool = typer.Option(True, "--rss/--no-rss", help="Measure peak RSS (one process per variant)."),
+        eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    ) -> None:
+        """Batch-1 latency, batch-8 throughput, peak RSS, size and top-1 of every variant."""
+        from vidlab.accel import bench, plot_bench
+        from vidlab.cli.common import console, print_json, print_table
+
+        rows = bench(bundles, data=data, eval_clips=eval_clips, rounds=rounds, rss=rss)
+        if plot is not None:
+            plot_bench(rows, plot)
+            if not as_json:
+                console.print(f"plot: {plot}")
+        if as_json:
+            print_json(rows)
+        else:
+            print_table(rows, title="vidlab bench (speedup vs the first row)", columns=_COLUMNS)

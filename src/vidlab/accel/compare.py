@@ -1,0 +1,111 @@
+"""`bench`: every runtime variant of one or more bundles, measured side by side in one run.
+
+The first row is always the PyTorch fp32 eager model of the first bundle (the baseline every
+speed-up is quoted against); then every runtime each bundle holds. Latencies are interleaved
+across variants (see `measure.time_runners`); peak RSS comes from one fresh process per variant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidlab.accel.clips import ClipSet, dataset_splits, load_clips, top1
+from vidlab.accel.measure import peak_rss_mb, size_mb, time_runners
+from vidlab.bundle import Bundle, load_bundle
+from vidlab.errors import BundleError
+
+_FILES = {"torch": "weights.safetensors", "onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+_KIND = {"torch": "pytorch-fp32-eager", "onnx": "onnx-fp32", "onnx-int8": "onnx-int8"}
+
+
+def variant_name(bundle: Bundle, runtime: str) -> str:
+    """A readable name: what was done to the model (pruning) + the runtime."""
+    accel = bundle.config.get("accel") or {}
+    kind = _KIND.get(runtime, runtime)
+    if runtime == "onnx-int8" and accel.get("int8_method"):
+        kind += f"({accel['int8_method']})"
+    if accel.get("prune"):
+        mode = "pruned" if accel.get("prune_mode") == "structured" else "sparse"
+        ft = f"+ft{accel['finetune_epochs']}" if accel.get("finetune_epochs") else ""
+        kind = f"{mode}{round(accel['prune'] * 100)}%{ft} {kind}"
+    return kind
+
+
+def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips: int | None = 256,
+          rounds: int = 5, rss: bool = True) -> list[dict[str, Any]]:
+    """Rows `{variant, runtime, bundle, latency_ms_p50, latency_ms_p95, throughput_clips_s,
+    size_mb, top1, peak_rss_mb, speedup}`; `top1` is None without `data` (validation split)."""
+    from vidlab.runtime import available_runtimes, load_runner
+
+    if not bundles:
+        raise BundleError("bench needs at least one bundle")
+    loaded = [load_bundle(b) for b in bundles]
+    if "torch" not in available_runtimes(loaded[0]):
+        raise BundleError("the first bundle needs PyTorch weights for the fp32 eager baseline",
+                          loaded[0].path)
+    plan = [(loaded[0], "torch")]
+    for b in loaded:
+        plan += [(b, rt) for rt in available_runtimes(b) if (b, rt) != (loaded[0], "torch")]
+    clip_sets: dict[str, ClipSet] = {}
+    inputs, runners = {}, {}
+    for i, (b, rt) in enumerate(plan):
+        key = json.dumps(b.preprocess_spec, sort_keys=True)
+        if key not in clip_sets:
+            clip_sets[key] = (load_clips(b, dataset_splits(b, data).val, eval_clips)
+                              if data is not None else _random_clip(b))
+        inputs[i] = clip_sets[key]
+        runners[i] = load_runner(b, rt, device="cpu")
+    timing = time_runners(runners, {i: c.clips[:1] for i, c in inputs.items()}, rounds=rounds)
+    rows = []
+    for i, (b, rt) in enumerate(plan):
+        rows.append({
+            "variant": variant_name(b, rt), "runtime": rt, "bundle": str(b.path),
+            **timing[i], "size_mb": size_mb(b.file(_FILES[rt])),
+            "top1": top1(runners[i], inputs[i]) if data is not None else None,
+            "peak_rss_mb": peak_rss_mb(b.path, rt, inputs[i].clips.shape[1:]) if rss else None,
+        })
+    base = rows[0]["latency_ms_p50"]
+    for row in rows:
+        row["speedup"] = base / row["latency_ms_p50"]
+    return rows
+
+
+def _random_clip(bundle: Bundle) -> ClipSet:
+    """Timing-only input of the bundle's shape (no data given: no accuracy either)."""
+    pre = bundle.preprocess()
+    x = np.random.default_rng(0).standard_normal((1, 3, pre.num_frames, pre.crop_size, pre.crop_size))
+    return ClipSet(x.astype(np.float32), np.asarray([-1]), ["<random>"])
+
+
+def plot_bench(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Speed vs accuracy: batch-1 latency (x, log) against top-1 (y); latency bars without top-1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if all(r["top1"] is not None for r in rows):
+        for r in rows:
+            ax.scatter(r["latency_ms_p50"], r["top1"] * 100, s=20 + 4 * r["size_mb"] ** 0.5 * 10)
+            ax.annotate(f"{r['variant']}\n{r['speedup']:.2f}×, {r['size_mb']:.1f} MB",
+                        (r["latency_ms_p50"], r["top1"] * 100), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("batch-1 latency p50 (ms, log scale; left is faster)")
+        ax.set_ylabel("top-1 on the validation split (%)")
+    else:
+        names = [r["variant"] for r in rows]
+        ax.barh(names, [r["latency_ms_p50"] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlabel("batch-1 latency p50 (ms)")
+    ax.set_title("vidlab bench: speed vs accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

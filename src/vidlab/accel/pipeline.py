@@ -1,0 +1,162 @@
+"""`optimize`: turn a bundle into a faster bundle — prune, fine-tune, export, quantize — and
+measure every variant (latency, throughput, size, top-1 on the validation split) in one run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidlab.accel import clips as clipsets
+from vidlab.accel.measure import size_mb, time_runners
+from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle, load_bundle, save_bundle
+from vidlab.errors import BundleError, DatasetError, OutputExistsError
+
+log = logging.getLogger(__name__)
+
+
+def torch_runner(model):
+    """Eager PyTorch fp32 as a numpy runner (the same call shape as ONNX runners)."""
+    import torch
+
+    model = model.eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+
+    return run
+
+
+def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, int8: bool = False,
+             prune: float | None = None, finetune_epochs: int = 0, data: str | Path | None = None,
+             prune_mode: str = "structured", int8_method: str = "auto", calib_clips: int = 32,
+             eval_clips: int | None = 256, train_clips: int | None = 512,
+             finetune_lr: float = 1e-3, max_top1_loss: float = 0.01, timing_rounds: int = 5,
+             overwrite: bool = False) -> Bundle:
+    """Write `out_path`: the bundle's model pruned/fine-tuned/exported/quantized as asked.
+
+    Variants compose in this order: prune (`prune` ratio, "structured" or "unstructured") →
+    fine-tune (`finetune_epochs` on the training split) → ONNX fp32 (`onnx`) → ONNX INT8
+    (`int8`; `int8_method` "auto" measures the candidate formats and keeps the fastest one
+    within `max_top1_loss`). The output's metrics.json gets `variants[runtime] = {latency_ms_p50,
+    latency_ms_p95, throughput_clips_s, size_mb, top1, ...}` for every runtime it holds, plus
+    `optimize` (what was done, measured against the source bundle's PyTorch eager in the same
+    run). Raises `OutputExistsError` if `out_path` exists and not `overwrite`.
+    """
+    import torch
+
+    from vidlab.accel import prune as pruning
+    from vidlab.accel.finetune import finetune
+    from vidlab.accel.onnx_export import export_verified
+    from vidlab.accel.quantize import quantize_best
+    from vidlab.runtime import OnnxRunner
+
+    src = load_bundle(bundle_path)
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", out)
+    if out.resolve() == src.path.resolve():
+        raise BundleError("output must differ from the input bundle", out)
+    if prune_mode not in ("structured", "unstructured"):
+        raise BundleError(f"unknown prune mode {prune_mode!r} (structured or unstructured)")
+    started = time.time()
+    splits = clipsets.dataset_splits(src, data)
+    if not splits.val:
+        raise DatasetError("has no validation clips to measure accuracy on", data or src.path)
+    pre = src.preprocess()
+    val = clipsets.load_clips(src, splits.val, eval_clips)
+    need_train = int8 or (prune and finetune_epochs > 0)
+    train = clipsets.load_clips(src, splits.train,
+                                max(calib_clips, train_clips or 0) if finetune_epochs else calib_clips,
+                                seed=1) if need_train else None
+    source_model = src.build_model()
+    model = src.build_model()
+    info: dict[str, Any] = {"source": str(src.path), "data": str(data), "val_clips": len(val),
+                            "ort": {"intra_op_threads": len(os.sched_getaffinity(0)),
+                                    "graph_optimization_level": "ORT_ENABLE_ALL"}}
+    model_spec = src.model_spec
+    if prune:
+        if prune_mode == "structured":
+            info["prune"] = {"mode": "structured", **pruning.prune_structured(model, prune)}
+            model_spec["pruned_channels"] = pruning.channel_spec(model)
+            after_step = None
+        else:
+            report = pruning.prune_unstructured(model, prune)
+            masks = {n: (p != 0) for n, p in model.named_parameters() if n in _masked(model)}
+            info["prune"] = {"mode": "unstructured", **report}
+
+            def after_step(m, masks=masks):
+                with torch.no_grad():
+                    for n, p in m.named_parameters():
+                        if n in masks:
+                            p.mul_(masks[n])
+        if finetune_epochs > 0:
+            assert train is not None
+            info["finetune"] = {"epochs": finetune_epochs, "clips": len(train), "lr": finetune_lr,
+                                "losses": finetune(model, train, finetune_epochs, lr=finetune_lr,
+                                                   after_step=after_step)}
+            if prune_mode == "unstructured":
+                info["prune"]["compressed_mb_after"] = pruning.compressed_mb(model)
+        model.eval()
+    tmp = Path(tempfile.mkdtemp(prefix="vidlab-optimize-"))
+    try:
+        extra: dict[str, Path] = {}
+        if onnx or int8:
+            extra[ONNX_FILE] = tmp / ONNX_FILE
+            info["onnx"] = export_verified(model, extra[ONNX_FILE], val, pre.num_frames, pre.crop_size)
+        if int8:
+            extra[ONNX_INT8_FILE] = tmp / ONNX_INT8_FILE
+            assert train is not None
+            methods = None if int8_method == "auto" else [int8_method]
+            info["int8"] = quantize_best(extra[ONNX_FILE], extra[ONNX_INT8_FILE], train.head(calib_clips), val,
+                                         methods=methods, max_top1_loss=max_top1_loss)
+        state = model.state_dict()
+        weights = tmp / WEIGHTS_FILE
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
+        runners = {"source": torch_runner(source_model), "torch": torch_runner(model)}
+        runners.update({rt: OnnxRunner(str(p), name=rt) for rt, p in
+                        (("onnx", extra.get(ONNX_FILE)), ("onnx-int8", extra.get(ONNX_INT8_FILE))) if p})
+        timing = time_runners(runners, val.clips[:1], rounds=timing_rounds)
+        files = {"source": src.file(WEIGHTS_FILE), "torch": weights, "onnx": extra.get(ONNX_FILE),
+                 "onnx-int8": extra.get(ONNX_INT8_FILE)}
+        variants = {}
+        for rt, run in runners.items():
+            variants[rt] = {**timing[rt], "size_mb": size_mb(files[rt]),
+                            "top1": clipsets.top1(run, val)}
+        base = variants.pop("source")
+        for v in variants.values():
+            v["speedup_vs_source_torch"] = base["latency_ms_p50"] / v["latency_ms_p50"]
+            v["size_ratio_vs_source_torch"] = base["size_mb"] / v["size_mb"]
+        info["source_torch"] = base
+        info["seconds"] = time.time() - started
+        config = {k: v for k, v in src.config.items() if k not in ("format", "versions")}
+        config["model"] = model_spec
+        config["accel"] = {"prune": prune, "prune_mode": prune_mode if prune else None,
+                           "finetune_epochs": finetune_epochs,
+                           "int8_method": info.get("int8", {}).get("chosen")}
+        metrics = {**src.metrics, "variants": variants, "optimize": info}
+        if variants["torch"]["top1"] is not None:
+            metrics.setdefault("val", {})
+            metrics["val"] = {**metrics["val"], "top1_optimized": variants["torch"]["top1"]}
+        return save_bundle(out, config=config, state_dict=state, metrics=metrics,
+                           data_stats=src.data_stats, extra_files=extra, overwrite=overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _masked(model) -> set[str]:
+    """Names of the conv/linear weights unstructured pruning acts on."""
+    from torch import nn
+
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+    return {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, kinds)}

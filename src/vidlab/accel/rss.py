@@ -1,0 +1,31 @@
+"""`python -m vidlab.accel.rss BUNDLE RUNTIME C,T,H,W BATCH`: peak RSS of one variant.
+
+Run in a fresh process by `measure.peak_rss_mb`; prints `{"peak_rss_mb": ...}` as the last line.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str]) -> None:
+    bundle_path, runtime, shape, batch = argv[0], argv[1], argv[2], int(argv[3])
+    from vidlab.bundle import load_bundle
+    from vidlab.runtime import load_runner
+
+    runner = load_runner(load_bundle(bundle_path), runtime, device="cpu")
+    dims = tuple(int(d) for d in shape.split(","))
+    x = np.zeros((batch, *dims), np.float32)
+    for _ in range(2):
+        runner(x[:1])
+        runner(x)
+    # ru_maxrss is in kilobytes on Linux
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

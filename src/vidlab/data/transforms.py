@@ -27,7 +27,10 @@ class Preprocess:
     - frames are decoded at `short_side` (the reader's scaler resizes), then centre-cropped to
       `crop_size`×`crop_size` and normalized with `mean`/`std` (0–1 pixel scale);
     - videos shorter than a clip are handled by `short_video`: "loop" repeats them, "pad"
-      repeats the last frame.
+      repeats the last frame;
+    - `sampling` "segments" (TSN models) takes one frame from each of `num_frames` equal
+      segments of the whole video instead of a contiguous clip (view k of n sits at offset
+      (k + 0.5) / n inside every segment).
     """
 
     num_frames: int = 16
@@ -38,6 +41,7 @@ class Preprocess:
     std: tuple[float, float, float] = KINETICS_STD
     target_fps: float | None = None
     short_video: str = "loop"
+    sampling: str = "clips"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -62,8 +66,10 @@ class Preprocess:
     def clip_indices(self, num_video_frames: int, num_clips: int = 1,
                      fps: float | None = None) -> list[np.ndarray]:
         """Frame indices of `num_clips` clips spread uniformly over the video (test-time views)."""
-        from vidlab.data.samplers import UniformMultiViewSampler
+        from vidlab.data.samplers import UniformMultiViewSampler, segment_views
 
+        if self.sampling == "segments":
+            return segment_views(num_video_frames, self.num_frames, num_clips)
         sampler = UniformMultiViewSampler(self.num_frames, self.stride_for(fps), num_clips,
                                           short_video=self.short_video)
         return sampler(num_video_frames)
@@ -105,3 +111,132 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     m = torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(-1, 1, 1, 1)
     return (x - m) / s
+
+
+# --- training augmentation: every draw is made once per clip and applied to all its frames ---
+
+
+def to_float_cthw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """`uint8 T×H×W×3` → `float32 C×T×H×W` in 0–1."""
+    return _to_float_cthw(frames)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize every frame of `C×T×H×W` to `size` (h, w)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def random_resized_crop_box(h: int, w: int, scale: tuple[float, float], ratio: tuple[float, float],
+                            rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random box covering `scale` of the area at aspect `ratio`
+    (torchvision's rule: 10 tries, then the largest centred box of a valid aspect)."""
+    area = h * w
+    log_r = np.log(ratio)
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = float(np.exp(rng.uniform(*log_r)))
+        cw, ch = round((target * aspect) ** 0.5), round((target / aspect) ** 0.5)
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw
+    aspect = w / h
+    if aspect < ratio[0]:
+        cw, ch = w, round(w / ratio[0])
+    elif aspect > ratio[1]:
+        ch, cw = h, round(h * ratio[1])
+    else:
+        ch, cw = h, w
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def random_resized_crop(x: torch.Tensor, size: int, scale: tuple[float, float],
+                        ratio: tuple[float, float], rng: np.random.Generator) -> torch.Tensor:
+    """One random box for the whole clip, resized to `size`×`size`."""
+    top, left, ch, cw = random_resized_crop_box(x.shape[-2], x.shape[-1], scale, ratio, rng)
+    return resize(x[..., top:top + ch, left:left + cw], (size, size))
+
+
+def color_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation: float,
+                 rng: np.random.Generator) -> torch.Tensor:
+    """Brightness, contrast and saturation factors drawn once, in a random order, for the clip."""
+    gray_w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(3, 1, 1, 1)
+    for op in rng.permutation(3):
+        if op == 0 and brightness > 0:
+            x = x * float(rng.uniform(max(0.0, 1 - brightness), 1 + brightness))
+        elif op == 1 and contrast > 0:
+            mean = (x * gray_w).sum(0).mean()
+            x = (x - mean) * float(rng.uniform(max(0.0, 1 - contrast), 1 + contrast)) + mean
+        elif op == 2 and saturation > 0:
+            gray = (x * gray_w).sum(0, keepdim=True)
+            x = (x - gray) * float(rng.uniform(max(0.0, 1 - saturation), 1 + saturation)) + gray
+    return x.clamp_(0.0, 1.0)
+
+
+def random_erasing(x: torch.Tensor, rng: np.random.Generator, area: tuple[float, float] = (0.02, 0.2),
+                   ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """Blank one random rectangle (same place in every frame) to 0, i.e. the mean after
+    normalization."""
+    h, w = x.shape[-2:]
+    for _ in range(10):
+        target = h * w * rng.uniform(*area)
+        aspect = float(np.exp(rng.uniform(*np.log(ratio))))
+        eh, ew = round((target / aspect) ** 0.5), round((target * aspect) ** 0.5)
+        if 0 < eh < h and 0 < ew < w:
+            top, left = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
+            x = x.clone()
+            x[..., top:top + eh, left:left + ew] = 0.0
+            return x
+    return x
+
+
+def spatial_crops(x: torch.Tensor, size: int, num_crops: int) -> list[torch.Tensor]:
+    """`num_crops` `size`×`size` windows spread along the long side (1 = centre, 3 = the usual
+    three-crop: start, centre, end)."""
+    if num_crops == 1:
+        return [center_crop(x, size)]
+    h, w = x.shape[-2:]
+    out = []
+    for k in range(num_crops):
+        f = k / (num_crops - 1)
+        top = round((h - size) * f) if h > w else max(0, (h - size) // 2)
+        left = round((w - size) * f) if w >= h else max(0, (w - size) // 2)
+        out.append(x[..., top:top + size, left:left + size])
+    return out
+
+
+class TrainTransform:
+    """Training clip transform: resize → random resized crop → flip (label-aware) → colour
+    jitter → normalize → random erasing. Returns the tensor and the (possibly flipped) target.
+
+    `flip_targets[c]` is the class a flipped clip of class `c` becomes, or -1 to never flip it
+    (see `DataConfig.flip_targets`).
+    """
+
+    def __init__(self, config: Any, flip_targets: list[int]):
+        self.c, self.flip_targets = config, flip_targets
+
+    def __call__(self, frames: np.ndarray | torch.Tensor, target: int,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        c = self.c
+        x = resize_short_side(to_float_cthw(frames), c.short_side)
+        x = random_resized_crop(x, c.crop_size, tuple(c.scale), tuple(c.ratio), rng)
+        if c.hflip > 0 and rng.random() < c.hflip and self.flip_targets[target] >= 0:
+            x, target = x.flip(-1), self.flip_targets[target]
+        if rng.random() < c.color_jitter_p:
+            x = color_jitter(x, c.brightness, c.contrast, c.saturation, rng)
+        x = normalize(x, c.mean, c.std)
+        if c.random_erasing > 0 and rng.random() < c.random_erasing:
+            x = random_erasing(x, rng)
+        return x.contiguous(), target
+
+
+def eval_views(frames_per_clip: list[np.ndarray], preprocess: Preprocess,
+               num_crops: int = 1) -> torch.Tensor:
+    """Stack the test views of one video: every clip × every spatial crop → `V×C×T×S×S`."""
+    views = []
+    for frames in frames_per_clip:
+        x = resize_short_side(to_float_cthw(frames), preprocess.short_side)
+        for crop in spatial_crops(x, preprocess.crop_size, num_crops):
+            views.append(normalize(crop, preprocess.mean, preprocess.std))
+    return torch.stack(views)

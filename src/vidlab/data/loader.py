@@ -1,0 +1,221 @@
+"""The clip `Dataset` and the `DataLoader` factory used by training and evaluation.
+
+Determinism: every random draw of sample `i` in epoch `e` comes from one generator seeded with
+`(seed, e, i)`, so batches are identical for a seed whatever the number of workers, and a run
+resumed at epoch `e` (`loader.set_epoch(e, skip_batches=k)`) sees exactly the batches an
+uninterrupted run would. Workers are started per epoch (not persistent) so they see the epoch.
+
+Robustness: a clip that fails to decode is logged and replaced by another clip drawn from the
+same seeded generator; the epoch goes on. Only a dataset where `max_retries` draws in a row fail
+raises `DatasetError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vidlab.data.cache import ClipCache, default_cache_dir
+from vidlab.data.config import DataConfig, find_dataset_info
+from vidlab.data.samplers import make_train_sampler
+from vidlab.data.transforms import TrainTransform, eval_views
+from vidlab.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+class ClipDataset(Dataset):
+    """Entries → `(clip, target)`: train clips `C×T×S×S`; eval `V×C×T×S×S` when `views` has more
+    than one view (clips × crops), else `C×T×S×S`.
+
+    `decode`: "seek" decodes only the frames a clip needs (default); "full" decodes the whole
+    video and then picks frames (the naive approach, kept as a benchmark baseline).
+    """
+
+    def __init__(self, entries: list[dict[str, Any]], labels: list[str], config: DataConfig,
+                 train: bool, seed: int = 0, views: tuple[int, int] = (1, 1),
+                 decode: str = "seek", cache: ClipCache | None = None):
+        if not entries:
+            raise DatasetError("no clips to load (empty entry list)")
+        index = {name: i for i, name in enumerate(labels)}
+        missing = sorted({str(e["label"]) for e in entries} - set(index))
+        if missing:
+            raise DatasetError(f"labels not in the label list: {', '.join(missing[:5])}")
+        self.entries, self.labels, self.config = entries, list(labels), config
+        self.targets = [index[str(e["label"])] for e in entries]
+        self.train, self.seed, self.views, self.decode = train, seed, tuple(views), decode
+        self.epoch = 0
+        self.cache = cache
+        self.preprocess = config.preprocess()
+        self.sampler = make_train_sampler(config.sampling, config.num_frames, config.stride,
+                                          config.temporal_jitter, config.short_video)
+        self.transform = TrainTransform(config, config.flip_targets(self.labels))
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+        j = int(i)
+        for _ in range(self.config.max_retries):
+            if j not in self._bad:
+                try:
+                    return self._load(j, rng)
+                except Exception as exc:  # any decode failure: log, replace, carry on
+                    self._bad.add(j)
+                    log.warning("%s: skipped this epoch, cannot load (%s); using another clip",
+                                self.entries[j]["path"], exc)
+            j = int(rng.integers(0, len(self.entries)))
+        raise DatasetError(f"{self.config.max_retries} clips in a row failed to load "
+                           f"(last: {self.entries[j]['path']})")
+
+    def _load(self, j: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        video, reader = self._source(j)
+        n = len(video) if video is not None else len(reader)
+        fps = self.entries[j].get("fps") or (reader.fps if reader is not None else None)
+        if self.train:
+            if self.config.sampling == "segments":
+                idx = self.sampler(n, rng)
+            else:
+                stride = self.preprocess.stride_for(fps)
+                self.sampler.stride = stride
+                idx = self.sampler(n, rng)
+            frames = self._frames(video, reader, idx)
+            return self.transform(frames, self.targets[j], rng)
+        clips = self.preprocess.clip_indices(n, self.views[0], fps=fps)
+        flat = np.concatenate(clips)
+        frames = self._frames(video, reader, flat)
+        per_clip = np.split(frames, len(clips))
+        x = eval_views(per_clip, self.preprocess, self.views[1])
+        return (x[0] if x.shape[0] == 1 else x), self.targets[j]
+
+    def _source(self, j: int):
+        """(decoded video array or None, reader or None) for entry `j`."""
+        if self.cache is not None and self.cache.covers(j):
+            video = self.cache.get(j)
+            if video is None:
+                video = self._decode_all(j)
+                self.cache.put(j, video)
+            return video, None
+        reader = self._reader(j)
+        if self.decode == "full":
+            return _read_all(reader, self.entries[j]["path"]), None
+        return None, reader
+
+    def _reader(self, j: int):
+        from vidlab.io import VideoReader
+
+        return VideoReader(self.entries[j]["path"], size=self.config.short_side)
+
+    def _decode_all(self, j: int) -> np.ndarray:
+        return _read_all(self._reader(j), self.entries[j]["path"])
+
+    @staticmethod
+    def _frames(video: np.ndarray | None, reader, idx: np.ndarray) -> np.ndarray:
+        if video is not None:
+            return np.asarray(video[np.asarray(idx)])
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        frames = reader.get_frames([int(k) for k in uniq])
+        return frames[inverse]
+
+
+def _read_all(reader, path: str) -> np.ndarray:
+    frames = [f for f in reader.iter_frames()]
+    if not frames:
+        raise DatasetError("no frames could be decoded", path)
+    return np.stack(frames)
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles with a generator seeded by `(seed, epoch)`; can skip the first samples of an
+    epoch so a run resumed mid-epoch continues with the very next batch."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int = 0):
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n)
+        return np.random.default_rng([self.seed, self.epoch, 7919]).permutation(self.n)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(int(k) for k in self.order()[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, self.n - self.skip)
+
+
+class ClipLoader(DataLoader):
+    """A `DataLoader` whose epoch can be set (`set_epoch(e, skip_batches=k)`) for resumable,
+    reproducible training."""
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        """Select epoch `epoch`'s shuffle and augmentation draws; skip its first batches."""
+        self.dataset.epoch = epoch
+        if isinstance(self.sampler, EpochSampler):
+            self.sampler.set_epoch(epoch, skip_batches * (self.batch_size or 1))
+        elif hasattr(self.sampler, "set_epoch"):
+            if skip_batches:
+                log.warning("skip_batches is ignored with a custom sampler")
+            self.sampler.set_epoch(epoch)
+
+
+def _worker_init(worker_id: int) -> None:
+    # One thread per worker: the workers already run in parallel with the training process.
+    torch.set_num_threads(1)
+    info = torch.utils.data.get_worker_info()
+    seed = int(info.seed % 2**32) if info is not None else worker_id
+    np.random.seed(seed)
+
+
+def resolve_config(config: DataConfig, entries: list[dict[str, Any]]) -> DataConfig:
+    """Fill `flip_map`/`direction_sensitive` from the dataset's `dataset.json` when unset."""
+    if config.flip_map is not None and config.direction_sensitive is not None:
+        return config
+    return config.with_dataset_info(find_dataset_info([e["path"] for e in entries]))
+
+
+def make_loader(entries: list[dict[str, Any]], labels: list[str], config: DataConfig,
+                train: bool, batch_size: int, seed: int = 0, sampler: Sampler | None = None,
+                views: tuple[int, int] = (1, 1), drop_last: bool | None = None,
+                decode: str = "seek") -> ClipLoader:
+    """A DataLoader of `(clips float B×C×T×H×W, targets int64 B)`; with eval `views` (clips,
+    crops) other than (1, 1), clips are `B×V×C×T×H×W` with V = clips × crops (clip-major).
+
+    Train loaders shuffle (seeded by `seed` and the epoch) and drop the last partial batch;
+    pass a `DistributedSampler` as `sampler` for DDP. Call `loader.set_epoch(e)` each epoch.
+    """
+    config = resolve_config(config, entries)
+    cache = None
+    if config.cache and train:
+        directory = default_cache_dir() if config.cache is True else Path(str(config.cache))
+        cache = ClipCache(directory, entries, config.short_side, config.cache_mb)
+    dataset = ClipDataset(entries, labels, config, train=train, seed=seed, views=views,
+                          decode=decode, cache=cache)
+    if sampler is None:
+        sampler = EpochSampler(len(dataset), shuffle=train, seed=seed)
+    workers = config.num_workers
+    return ClipLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        drop_last=train if drop_last is None else drop_last,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False, prefetch_factor=2 if workers > 0 else None,
+    )
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """Batches per epoch for `n` samples."""
+    return n // batch_size if drop_last else math.ceil(n / batch_size)

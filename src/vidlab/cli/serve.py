@@ -1,9 +1,176 @@
-"""CLI verbs of the `serve` stage (thin: parsing and printing only)."""
+"""CLI verbs of the `serve` stage: `predict`, `serve`, `monitor` (thin: parsing and printing)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to the root app."""
+    app.command("predict")(predict)
+    app.command("serve")(serve)
+    app.command("monitor")(monitor)
+
+
+def predict(
+    bundle: Path = typer.Argument(..., help="Model bundle directory (NAME.vidlab/)."),
+    videos: list[Path] = typer.Argument(..., help="Video files to classify."),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Labels to report per video/window."),
+    window: float = typer.Option(2.0, "--window", min=0.0,
+                                 help="Timeline window in seconds for videos longer than it "
+                                      "(0: one prediction per video only)."),
+    stride: float = typer.Option(1.0, "--stride", min=0.0, help="Timeline step in seconds."),
+    runtime: str = typer.Option("auto", "--runtime",
+                                help="auto (fastest in the bundle), torch, onnx or onnx-int8."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list on stdout."),
+) -> None:
+    """Top-k labels of each video (and a timeline of windows for long ones).
+
+    Bad files are reported one line each on stderr; the others are still predicted, and the
+    exit status is 1 if any file failed.
+    """
+    from vidlab.cli.common import print_json
+    from vidlab.errors import VidlabError
+    from vidlab.serve.predict import Predictor
+
+    predictor = Predictor(bundle, runtime)
+    results, failed = [], 0
+    for path in videos:
+        try:
+            result = predictor.predict_file(path, top_k, window, stride)
+        except VidlabError as exc:
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        results.append(result)
+        if not json_out:
+            _print_result(result)
+    if json_out:
+        print_json(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_result(result: dict) -> None:
+    from rich.console import Console
+
+    out = Console()
+    tops = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in result["top"])
+    out.print(f"[bold]{result['path']}[/bold]: {tops}", highlight=False)
+    for w in result["windows"]:
+        best = w["top"][0]
+        out.print(f"  {w['start']:7.1f}–{w['end']:7.1f} s  {best['label']} {best['prob']:.3f}",
+                  highlight=False)
+
+
+def serve(
+    bundle: Path = typer.Argument(..., help="Model bundle directory (NAME.vidlab/)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback only by "
+                             "default; 0.0.0.0 exposes the server to the network)."),
+    port: int = typer.Option(8000, "--port"),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Clips per forward pass."),
+    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0.0,
+                                      help="Longest wait for a batch to fill."),
+    max_upload_mb: float = typer.Option(100.0, "--max-upload-mb", min=0.0,
+                                        help="Largest upload accepted (413 beyond)."),
+    max_duration_s: float = typer.Option(600.0, "--max-duration-s", min=0.0,
+                                         help="Longest video accepted (413 beyond)."),
+    timeout_s: float = typer.Option(60.0, "--timeout-s", min=0.0,
+                                    help="Per-request time limit (504 beyond)."),
+    queue_size: int = typer.Option(64, "--queue-size", min=1,
+                                   help="Requests in flight at once (503 beyond)."),
+    db: Path = typer.Option(Path("vidlab-predictions.db"), "--db",
+                            help="SQLite prediction log (for `vidlab monitor`)."),
+    retention_days: float = typer.Option(30.0, "--retention-days",
+                                         help="Delete log rows older than this (0: keep all)."),
+    runtime: str = typer.Option("auto", "--runtime", help="auto, torch, onnx or onnx-int8."),
+    window: float = typer.Option(2.0, "--window", min=0.0, help="Default timeline window, s."),
+    stride: float = typer.Option(1.0, "--stride", min=0.0, help="Default timeline step, s."),
+    workers: int = typer.Option(0, "--decode-workers", min=0,
+                                help="Decode threads (0: one per CPU core)."),
+    temp_dir: Path = typer.Option(None, "--temp-dir",
+                                  help="Where uploads are staged (default: a private temp dir)."),
+) -> None:
+    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /metrics, / (web page)."""
+    import uvicorn
+
+    from vidlab.cli.common import console
+    from vidlab.serve.app import create_app
+
+    app = create_app(bundle, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                     max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
+                     timeout_s=timeout_s, queue_size=queue_size, db=db,
+                     retention_days=retention_days, temp_dir=temp_dir,
+                     decode_workers=workers or None, window=window, stride=stride)
+    predictor = app.state.service.predictor
+    console.print(f"serving {predictor.version} ({predictor.runtime}) on http://{host}:{port}/ "
+                  f"— log: {db}", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def monitor(
+    db: Path = typer.Argument(..., help="Prediction log written by `vidlab serve --db`."),
+    bundle: Path = typer.Option(..., "--bundle", help="The served bundle (training baseline)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    plot: Path = typer.Option(None, "--plot", help="Write a PNG summary here."),
+    since_hours: float = typer.Option(None, "--since-hours", help="Only the last N hours."),
+    all_versions: bool = typer.Option(False, "--all-versions",
+                                      help="Include rows of other model versions."),
+    psi_threshold: float = typer.Option(0.25, "--psi-threshold", help="Input-drift alert (PSI)."),
+    label_psi: float = typer.Option(0.25, "--label-psi", help="Label-drift alert (PSI)."),
+    confidence_drop: float = typer.Option(0.15, "--confidence-drop",
+                                          help="Alert when mean confidence falls this much."),
+    max_error_rate: float = typer.Option(0.05, "--max-error-rate"),
+    p99_ms: float = typer.Option(None, "--p99-ms", help="Alert when latency p99 exceeds this."),
+    min_samples: int = typer.Option(50, "--min-samples",
+                                    help="Judge drift only with at least this many predictions."),
+    fail_on_alert: bool = typer.Option(False, "--fail-on-alert",
+                                       help="Exit with status 2 when the status is alert."),
+) -> None:
+    """Health and drift report of a prediction log: status ok/alert with reasons."""
+    from vidlab.cli.common import print_json
+    from vidlab.serve.monitor import Thresholds, monitor_report
+
+    thresholds = Thresholds(psi=psi_threshold, label_psi=label_psi,
+                            confidence_drop=confidence_drop, error_rate=max_error_rate,
+                            p99_ms=p99_ms, min_samples=min_samples)
+    report = monitor_report(db, bundle, since_hours=since_hours, thresholds=thresholds,
+                            all_versions=all_versions, plot=plot)
+    if json_out:
+        print_json(report)
+    else:
+        _print_report(report)
+    if fail_on_alert and report["status"] == "alert":
+        raise typer.Exit(2)
+
+
+def _print_report(report: dict) -> None:
+    from rich.console import Console
+
+    out = Console()
+    colour = "red" if report["status"] == "alert" else "green"
+    out.print(f"[bold {colour}]{report['status'].upper()}[/] {report['model_version']}")
+    t, lat = report["traffic"], report["latency_ms"]
+    out.print(f"traffic: {t['requests']} requests, {t['predictions']} predictions, "
+              f"{t['errors']} errors ({t['error_rate']:.1%}), {t['first']} → {t['last']}",
+              highlight=False)
+    if lat:
+        out.print(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}",
+                  highlight=False)
+    conf = report["confidence"]
+    if conf:
+        out.print(f"confidence: mean {conf['mean']:.3f} (baseline {conf['baseline_mean']}, "
+                  f"{conf['baseline_source']})", highlight=False)
+    if "psi" in report["labels"]:
+        out.print(f"labels vs training prior: PSI {report['labels']['psi']}", highlight=False)
+    for name, d in report["input_drift"].items():
+        out.print(f"input {name}: PSI {d['psi']:.3f}  mean {d['mean']:.4g}", highlight=False)
+    for reason in report["reasons"]:
+        out.print(f"[red]alert:[/] {reason}", highlight=False)
+    for note in report["notes"]:
+        out.print(f"note: {note}", highlight=False)
+    if report.get("plot"):
+        out.print(f"plot: {report['plot']}", highlight=False)

@@ -1,0 +1,129 @@
+"""The HTTP app: `create_app(bundle)` returns a FastAPI app serving one bundle.
+
+Routes: `POST /v1/predict` (multipart field `file`), `GET /v1/model`, `GET /healthz`,
+`GET /readyz`, `GET /metrics` (Prometheus text), `GET /` (the web page, no external assets).
+Every error is JSON: `{"error": {"status", "type", "message"}}`.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vidlab.bundle import Bundle
+from vidlab.serve.predict import Predictor
+from vidlab.serve.problems import HTTPProblem
+from vidlab.serve.service import Limits, PredictionService
+
+STATIC = Path(__file__).with_name("static")
+
+
+def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto",
+               max_batch: int = 8, max_wait_ms: float = 10.0, max_upload_mb: float = 100.0,
+               max_duration_s: float = 600.0, timeout_s: float = 60.0, queue_size: int = 64,
+               db: str | Path | None = None, retention_days: float | None = 30.0,
+               temp_dir: str | Path | None = None, decode_workers: int | None = None,
+               window: float = 2.0, stride: float = 1.0) -> FastAPI:
+    """A FastAPI app predicting with `bundle` (a path, a `Bundle` or a ready `Predictor`).
+
+    `db` is the SQLite prediction log (none when `None`); `temp_dir` is where uploads are
+    staged (a private temporary directory by default); `window`/`stride` (seconds) are the
+    default timeline of long videos, overridable per request with query parameters.
+    """
+    predictor = bundle if isinstance(bundle, Predictor) else Predictor(bundle, runtime)
+    service = PredictionService(
+        predictor, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        limits=Limits(max_upload_mb, max_duration_s, timeout_s, queue_size), db=db,
+        retention_days=retention_days, temp_dir=temp_dir, decode_workers=decode_workers,
+        window=window, stride=stride)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(title="vidlab", version=predictor.version, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    app.state.service = service
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.post("/v1/predict")
+    async def predict(request: Request,
+                      top_k: int = Query(5, ge=1, le=1000, description="labels to return"),
+                      window: float | None = Query(None, ge=0, le=3600,
+                                                   description="timeline window, s (0: none)"),
+                      stride: float | None = Query(None, gt=0, le=3600,
+                                                   description="timeline step, s")) -> Response:
+        """Predict the labels of one uploaded video (multipart field `file`)."""
+        status, body, headers = await service.handle(
+            request, top_k, service.window if window is None else window,
+            service.stride if stride is None else stride)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.get("/v1/model")
+    async def model() -> dict[str, Any]:
+        """The served model: labels, preprocessing, version, runtime, metrics and limits."""
+        b = predictor.bundle
+        return {"name": b.path.name, "version": predictor.version, "runtime": predictor.runtime,
+                "task": b.task, "labels": predictor.labels, "model": b.model_spec,
+                "preprocess": predictor.preprocess.to_dict(), "metrics": b.metrics,
+                "versions": b.config.get("versions", {}),
+                "limits": vars(service.limits),
+                "batching": {"max_batch": service.max_batch, "max_wait_ms": service.max_wait_ms},
+                "timeline": {"window": service.window, "stride": service.stride}}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """Readiness: the model is warmed up and the batcher is running."""
+        ok = service.ready and service.batcher.running
+        return JSONResponse({"status": "ready" if ok else "not ready"},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics of this server."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(service.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error, including FastAPI's own (404, bad query), in the one JSON shape."""
+
+    @app.exception_handler(HTTPProblem)
+    async def _problem(_: Request, exc: HTTPProblem) -> Response:
+        return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return HTTPProblem(exc.status_code, kind, str(exc.detail)).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                 for e in exc.errors()]
+        return HTTPProblem(422, "invalid_request", "; ".join(parts)).response()

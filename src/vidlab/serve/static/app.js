@@ -1,0 +1,189 @@
+// vidlab web page: choose or drop a video, play it, show the top-5 and the timeline.
+// Plain JS, no external assets (the server may have no internet).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let model = null;
+let windows = [];
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("status").textContent = "";
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+function colour(label) {
+  // a stable colour per label index (or name hash when unknown)
+  let i = model ? model.labels.indexOf(label) : -1;
+  if (i < 0) i = [...label].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+  return `hsl(${(i * 137.508) % 360}, 62%, 52%)`;
+}
+
+function percent(p) {
+  return `${(100 * p).toFixed(1)}%`;
+}
+
+async function loadModel() {
+  try {
+    const resp = await fetch("/v1/model");
+    model = await resp.json();
+    $("model").textContent =
+      `${model.name} · ${model.labels.length} labels · ${model.runtime} · ${model.version}`;
+  } catch (e) {
+    $("model").textContent = "model information unavailable";
+  }
+}
+
+function renderTop(top) {
+  const list = $("top5");
+  list.replaceChildren();
+  for (const { label, prob } of top.slice(0, 5)) {
+    const li = document.createElement("li");
+    li.className = "pred";
+    li.dataset.label = label;
+    li.dataset.prob = String(prob);
+    const name = document.createElement("span");
+    name.className = "label";
+    name.textContent = label;
+    name.title = label;
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const fill = document.createElement("div");
+    fill.style.width = percent(prob);
+    bar.append(fill);
+    const value = document.createElement("span");
+    value.className = "prob";
+    value.textContent = percent(prob);
+    li.append(name, bar, value);
+    list.append(li);
+  }
+}
+
+function renderTimeline(result) {
+  windows = result.windows || [];
+  const box = $("timeline-box");
+  const line = $("timeline");
+  line.replaceChildren();
+  $("legend").replaceChildren();
+  if (!windows.length) {
+    box.hidden = true;
+    return;
+  }
+  const duration = (result.video && result.video.duration) || windows[windows.length - 1].end;
+  const seen = new Set();
+  windows.forEach((w, i) => {
+    // each window owns the time from its start to the next window's start
+    const until = i + 1 < windows.length ? windows[i + 1].start : duration;
+    const best = w.top[0];
+    const cell = document.createElement("div");
+    cell.className = "segment";
+    cell.dataset.label = best.label;
+    cell.style.flex = `${Math.max(until - w.start, 0.001)} 0 0`;
+    cell.style.background = colour(best.label);
+    cell.title = `${w.start.toFixed(1)}–${w.end.toFixed(1)} s: ${best.label} ${percent(best.prob)}`;
+    cell.addEventListener("click", () => { $("player").currentTime = w.start; });
+    line.append(cell);
+    seen.add(best.label);
+  });
+  for (const label of seen) {
+    const li = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.style.background = colour(label);
+    li.append(swatch, document.createTextNode(label));
+    $("legend").append(li);
+  }
+  box.hidden = false;
+}
+
+function followPlayback() {
+  const player = $("player");
+  if (!windows.length || !player.duration) {
+    $("now").textContent = "";
+    return;
+  }
+  const t = player.currentTime;
+  $("cursor").style.left = `${(100 * t) / player.duration}%`;
+  let best = windows[0];
+  for (const w of windows) {
+    if (Math.abs((w.start + w.end) / 2 - t) < Math.abs((best.start + best.end) / 2 - t)) best = w;
+  }
+  $("now").textContent = `· now: ${best.top[0].label}`;
+}
+
+async function predict(file) {
+  clearError();
+  const maxMb = model && model.limits ? model.limits.max_upload_mb : null;
+  if (maxMb && file.size > maxMb * 1048576) {
+    showError(`${file.name} is ${(file.size / 1048576).toFixed(1)} MB; this server accepts ` +
+              `at most ${maxMb} MB.`);
+    return;
+  }
+  $("status").textContent = `Predicting ${file.name}…`;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  let resp;
+  try {
+    resp = await fetch("/v1/predict?top_k=5", { method: "POST", body: form });
+  } catch (e) {
+    showError(`Could not reach the server (${e.message}).`);
+    return;
+  }
+  let data = null;
+  try {
+    data = await resp.json();
+  } catch (e) {
+    showError(`The server answered ${resp.status} ${resp.statusText} without a result.`);
+    return;
+  }
+  if (!resp.ok) {
+    showError(data && data.error ? data.error.message : `The server answered ${resp.status}.`);
+    return;
+  }
+  renderTop(data.top);
+  renderTimeline(data);
+  const t = data.timing_ms || {};
+  $("timing").textContent = `${t.total ?? "?"} ms (decode ${t.decode ?? "?"} ms, ` +
+                            `inference ${t.inference ?? "?"} ms)`;
+  $("status").textContent = `${data.path}: ${data.top[0].label}`;
+  $("result").hidden = false;
+  document.body.dataset.state = "done";
+}
+
+function choose(file) {
+  if (!file) return;
+  document.body.dataset.state = "busy";
+  const player = $("player");
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.src = URL.createObjectURL(file);
+  $("result").hidden = false;
+  predict(file).finally(() => {
+    if (document.body.dataset.state === "busy") document.body.dataset.state = "error";
+  });
+}
+
+function setup() {
+  const drop = $("drop");
+  $("file").addEventListener("change", (e) => choose(e.target.files[0]));
+  for (const kind of ["dragenter", "dragover"]) {
+    drop.addEventListener(kind, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const kind of ["dragleave", "drop"]) {
+    drop.addEventListener(kind, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    choose(e.dataTransfer.files[0]);
+  });
+  $("player").addEventListener("timeupdate", followPlayback);
+  $("player").addEventListener("error", () => {
+    $("status").textContent += " (this browser cannot play the file; the prediction still works)";
+  });
+  loadModel();
+}
+
+setup();

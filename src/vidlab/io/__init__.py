@@ -4,14 +4,23 @@ Frame `i` always means the `i`-th frame of a full sequential decode (presentatio
 """
 
 from vidlab.io.probe import VideoInfo, probe
+from vidlab.io.quality import QualityMismatchError, QualityResult, psnr, quality, ssim
 from vidlab.io.reader import VideoReader
+from vidlab.io.transcode import TranscodeResult, transcode
 from vidlab.io.writer import VideoWriter, make_test_video, write_video
 
 __all__ = [
+    "QualityMismatchError",
+    "QualityResult",
+    "TranscodeResult",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
     "make_test_video",
     "probe",
+    "psnr",
+    "quality",
+    "ssim",
+    "transcode",
     "write_video",
 ]

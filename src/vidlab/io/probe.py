@@ -228,6 +228,14 @@ def _scan_open(path: Path, container: av.container.InputContainer) -> tuple[Vide
     if duration <= 0 and stream.average_rate:
         duration = num / float(stream.average_rate)
     fps = num / duration if duration > 0 else float(stream.average_rate or 0)
+    if not truncated and not container.streams.audio and container.duration and fps > 0:
+        # MKV/WebM declare no frame count, but a header duration far beyond the packets
+        # found means the file was cut short.
+        declared_s = container.duration / av.time_base
+        if duration + 2.0 / fps < 0.98 * declared_s:
+            truncated = True
+            log.warning("%s: truncated: packets cover %.3f s of the %.3f s declared",
+                        path, duration, declared_s)
     rotation = (-state["rotation"]) % 360
     w, h = ctx.width, ctx.height
     if rotation in (90, 270):

@@ -58,12 +58,15 @@ class VideoReader:
         self.path = Path(path)
         self.size, self.threads, self.pixel_format = size, threads, pixel_format
         self.num_corrupt = 0
+        self.packets_decoded = 0
+        """Packets sent to the decoder so far (to check that access stays local)."""
         self._info: VideoInfo | None = None
         self._table: FrameTable | None = None
         self._reset_decoder_state()
         self._container: Any = None
         self._pid = -1
         self._want_pos = 0
+        self._robust = False
 
     # -- metadata ---------------------------------------------------------------------------
     def _load(self) -> None:
@@ -112,7 +115,9 @@ class VideoReader:
         self._container = open_container(self.path)
         self._pid = os.getpid()
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # Frame threading is faster but can swallow frames next to damaged data without an
+        # error; after the first missing frame the reader switches to slice threading.
+        stream.thread_type = "SLICE" if self._robust else "AUTO"
         stream.codec_context.thread_count = self.threads
         self._reset_decoder_state()
 
@@ -138,37 +143,46 @@ class VideoReader:
         return state
 
     # -- decoding ----------------------------------------------------------------------------
+    def _packets(self) -> Iterator[av.Packet | None]:
+        """Demuxed video packets from the current position, then `None` (flush) at the end —
+        also when the file ends in damaged or missing data."""
+        try:
+            for packet in self._container.demux(self._container.streams.video[0]):
+                if packet.size:
+                    yield packet
+        except av.error.FFmpegError as exc:
+            self._corrupt(f"reading packets stopped: {exc}")
+        yield None
+
     def _decode_from_here(self) -> Iterator[tuple[int, av.VideoFrame]]:
         """Frames `(index, frame)` from the current demux position to the end of the file."""
-        container = self._container
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
+        ctx = self._container.streams.video[0].codec_context
         table = self.table
         first = True
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                packets = [None]  # end of file: flush the decoder
-            else:
+        for packet in self._packets():
+            if packet is not None:
                 pos = table.pos_of_pts.get(packet.pts if packet.pts is not None else packet.dts)
                 if first and pos is not None and pos > self._want_pos:
                     raise _SeekOvershot
                 first = False
                 if pos is not None:
                     self._pos = pos
-                packets = [packet]
-            for pkt in packets:
-                try:
-                    frames = ctx.decode(pkt)
-                except av.error.FFmpegError as exc:
-                    self._corrupt(f"packet at pts {getattr(pkt, 'pts', None)} failed to decode: {exc}")
-                    continue
-                for frame in frames:
-                    if frame.is_corrupt:
-                        self._corrupt(f"frame at pts {frame.pts} decoded with errors")
-                    ts = frame.pts if frame.pts is not None else frame.dts
-                    idx = table.index_of_pts.get(ts)
-                    if idx is not None:
-                        yield idx, frame
+                self.packets_decoded += 1
+            try:
+                frames = ctx.decode(packet)
+            except av.error.FFmpegError as exc:
+                where = f"packet at pts {packet.pts}" if packet is not None else "decoder flush"
+                self._corrupt(f"{where} failed to decode: {exc}")
+                if packet is None:
+                    break
+                continue
+            for frame in frames:
+                if frame.is_corrupt:
+                    self._corrupt(f"frame at pts {frame.pts} decoded with errors")
+                ts = frame.pts if frame.pts is not None else frame.dts
+                idx = table.index_of_pts.get(ts)
+                if idx is not None:
+                    yield idx, frame
         self._pos = len(table.dec_pts) + 1  # past the end: only a seek can go on
 
     def _corrupt(self, what: str) -> None:
@@ -192,6 +206,12 @@ class VideoReader:
             self._reset_decoder_state()
         self._frames = self._decode_from_here()
         self._pos = -1
+
+    def _make_robust(self) -> None:
+        if not self._robust:
+            self._robust = True
+            self.close()
+        self._frames = None
 
     def _next_frame(self) -> tuple[int, av.VideoFrame] | None:
         assert self._frames is not None
@@ -217,15 +237,16 @@ class VideoReader:
                 try:
                     got = self._advance_to(target, wanted_set, done, consume)
                 except _SeekOvershot:  # the container seeked past the keyframe we asked for
-                    got = False
+                    got, self._robust = False, True
                 if got:
                     break
                 if from_start:
                     raise VideoDecodeError(
                         f"frame {target} of {len(table)} cannot be decoded (corrupt or missing "
                         f"data; {self.num_corrupt} corrupt packets/frames seen)", self.path)
-                from_start = True
-                self._frames = None
+                # Retry once robustly (slice threads), then from the start of the file.
+                from_start = self._robust
+                self._make_robust()
 
     def _advance_to(self, target: int, wanted_set: set[int], done: set[int], consume: Any) -> bool:
         while True:
@@ -309,25 +330,25 @@ class VideoReader:
         expected = 0
         while expected < len(wanted):
             try:
-                item = self._next_frame()
+                item = self._next_frame() if self._frames is not None else None
             except _SeekOvershot:
                 self._seek(wanted[expected], from_start=True)
                 continue
-            if item is None:
-                break
-            idx, frame = item
-            if idx <= self._last_out:
+            idx = item[0] if item is not None else n
+            if idx < wanted[expected] or (item is not None and idx not in wanted_set):
                 continue
-            self._last_out = idx
-            if idx not in wanted_set:
+            if idx > wanted[expected] and not self._robust:
+                # a wanted frame went missing: decode that stretch again robustly
+                self._make_robust()
+                self._seek(wanted[expected])
                 continue
             while expected < len(wanted) and wanted[expected] < idx:
                 self._corrupt(f"frame {wanted[expected]} missing from the decode")
                 expected += 1
+            if item is None:
+                break
             expected += 1
-            yield idx, float(seconds[idx]), self._convert(frame)
-        for missing in wanted[expected:]:
-            self._corrupt(f"frame {missing} missing from the decode")
+            yield idx, float(seconds[idx]), self._convert(item[1])
 
     def iter_frames(self, start: int = 0, stop: int | None = None,
                     step: int = 1) -> Iterator[np.ndarray]:

@@ -109,13 +109,15 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, fps: float | Fraction = 25, codec: str = "h264",
                  crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
                  options: dict[str, str] | None = None, overwrite: bool = False,
-                 audio_from: str | os.PathLike | None = None, bit_rate: int | None = None):
+                 audio_from: str | os.PathLike | None = None, bit_rate: int | None = None,
+                 container_options: dict[str, str] | None = None):
         self.path = check_output(path, overwrite)
         self.encoder = encoder_name(codec)
         self.rate = as_rate(fps)
         self.pix_fmt = pix_fmt or ("yuvj420p" if self.encoder == "mjpeg" else "yuv420p")
         self.options = {**encoder_options(self.encoder, crf, preset), **(options or {})}
         self.bit_rate = bit_rate
+        self.container_options = container_options or {}
         self.audio_from = Path(audio_from) if audio_from else None
         self.frames_written = 0
         self._tmp = temp_path_for(self.path)
@@ -129,7 +131,7 @@ class VideoWriter:
         if self.encoder == "libsvtav1":
             os.environ.setdefault("SVT_LOG", "1")  # errors only; SVT prints banners otherwise
         try:
-            self._out = av.open(str(self._tmp), "w")
+            self._out = av.open(str(self._tmp), "w", options=self.container_options)
             stream = self._out.add_stream(self.encoder, rate=self.rate)
             stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
             stream.codec_context.time_base = Fraction(1, self.rate.numerator * 1000) \
@@ -233,14 +235,17 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
                 preset: str | None = None, pix_fmt: str | None = None,
                 timestamps: Sequence[float] | None = None, overwrite: bool = False,
                 audio_from: str | os.PathLike | None = None,
-                options: dict[str, str] | None = None) -> Path:
+                options: dict[str, str] | None = None,
+                container_options: dict[str, str] | None = None) -> Path:
     """Encode `uint8 T×H×W×3` RGB frames (array or iterable) to `path`, atomically.
 
-    `timestamps` (seconds, one per frame) keep a variable frame rate. Odd sizes are padded to
+    `timestamps` (seconds, one per frame) keep a variable frame rate; `options` go to the
+    encoder, `container_options` to the muxer (e.g. `{"movflags": "faststart"}`). Odd sizes are padded to
     even for 4:2:0 (see `VideoWriter`). Raises `OutputExistsError` unless `overwrite=True`.
     """
     writer = VideoWriter(path, fps=fps, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                         options=options, overwrite=overwrite, audio_from=audio_from)
+                         options=options, overwrite=overwrite, audio_from=audio_from,
+                         container_options=container_options)
     with writer:
         for i, frame in enumerate(frames):
             writer.write(frame, None if timestamps is None else timestamps[i])

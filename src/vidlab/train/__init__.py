@@ -1,1 +1,29 @@
-"""Training and model optimization: the Trainer, evaluation, bundles, resume, tuning, DDP."""
+"""Training and model optimization: the Trainer, evaluation, bundles, resume, tuning, DDP.
+
+Public API: `fit(config) -> FitResult`, `finetune(model, ...)`, `evaluate(bundle_or_model,
+entries, views) -> EvalResult`, `tune(config_path, trials, ...)`, `TrainConfig`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vidlab.train.config import TrainConfig
+    from vidlab.train.evaluation import EvalResult, evaluate
+    from vidlab.train.run import FitResult, finetune, fit
+    from vidlab.train.search import tune
+
+__all__ = ["EvalResult", "FitResult", "TrainConfig", "evaluate", "finetune", "fit", "tune"]
+
+_WHERE = {"fit": "run", "finetune": "run", "FitResult": "run", "evaluate": "evaluation",
+          "EvalResult": "evaluation", "tune": "search", "TrainConfig": "config"}
+
+
+def __getattr__(name: str) -> Any:
+    # lazy, so `import vidlab.train` (and `vidlab --help`) does not import torch
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"vidlab.train.{_WHERE[name]}"), name)
+    raise AttributeError(name)

@@ -1,0 +1,140 @@
+"""The typed training config: every knob of `vidlab train`, with defaults that train well.
+
+Loaded with `vidlab.config.load_config(TrainConfig, path, overrides)`; the resolved config is
+saved in the run directory and in the bundle, so a run can be repeated from its own output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vidlab.data.config import DataConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelSection(_Section):
+    """What `vidlab.models.create` builds: `name`, optional local `weights`, builder `kwargs`."""
+
+    name: str = "r2plus1d_tiny"
+    weights: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(_Section):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)
+    l1: float = 0.0
+    """L1 penalty on weights (not norms/biases), added to the loss."""
+    grad_clip: float | None = 1.0
+    """Clip the global gradient norm to this value (None: no clipping)."""
+
+
+class ScheduleConfig(_Section):
+    name: Literal["cosine", "step", "plateau", "constant"] = "cosine"
+    warmup_epochs: float = 1.0
+    warmup_start_factor: float = 0.01
+    min_lr_factor: float = 0.01
+    step_size: float = 10.0
+    """Epochs between decays for `step`."""
+    gamma: float = 0.1
+    patience: int = 2
+    """Epochs without improvement before `plateau` decays the learning rate."""
+
+
+class RegularizationConfig(_Section):
+    label_smoothing: float = 0.1
+    drop_rate: float | None = None
+    """Dropout before the classifier (None: the model's default)."""
+    drop_path_rate: float | None = None
+    freeze_bn: bool = False
+    """Keep BatchNorm in eval mode (fine-tuning with small batches; BN-free DDP checks)."""
+
+
+class EmaConfig(_Section):
+    enabled: bool = True
+    decay: float = 0.998
+    warmup_steps: int = 100
+    """The decay ramps up over these steps so early averages are not stuck at the init."""
+
+
+class LoopConfig(_Section):
+    epochs: int = 60
+    max_minutes: float | None = 9.0
+    """Time budget: the schedule is fitted to it (epochs are cut to what fits, measured after the
+    first epoch), so `vidlab train` ends in about this many minutes."""
+    batch_size: int = 16
+    accumulation: int = 1
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    """auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU unless it has native bf16 units."""
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    log_every: int = 10
+    eval_every: int = 1
+    checkpoint_every: int = 50
+    """Steps between mid-epoch checkpoints (a checkpoint is also written after every epoch)."""
+    early_stopping: int | None = 15
+    """Stop after this many evaluations without improving the monitored metric."""
+    monitor: Literal["val_top1", "val_loss", "val_mean_class_acc"] = "val_top1"
+    memory_format: Literal["auto", "channels_last_3d", "contiguous"] = "auto"
+    sync_bn: bool = True
+    """Under DDP on CUDA, convert BatchNorm to SyncBatchNorm (gloo/CPU: not supported)."""
+    compile: bool = False
+    plots: bool = True
+    tensorboard: bool = True
+
+
+class SearchConfig(_Section):
+    """The `vidlab tune` search space: dotted key → distribution.
+
+    Each value is `{"low": a, "high": b, "log": bool}` (float), `{"low": a, "high": b, "int": true}`
+    or `{"choices": [...]}`; keys are config paths such as `optim.lr` or `model.kwargs.width`.
+    """
+
+    space: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
+        "optim.lr": {"low": 3e-4, "high": 5e-3, "log": True},
+        "optim.weight_decay": {"low": 1e-3, "high": 0.1, "log": True},
+        "regularization.drop_rate": {"low": 0.0, "high": 0.5},
+    })
+    epochs: int | None = None
+    """Epochs per trial (None: `train.epochs`)."""
+    max_minutes: float | None = None
+    """Time budget per trial (None: no budget)."""
+    metric: Literal["val_top1", "val_mean_class_acc"] = "val_top1"
+    seed: int = 0
+
+
+class DatasetSection(_Section):
+    """Where the clips come from (`--data`): a folder-per-class tree or a manifest."""
+
+    path: str | None = None
+    val: float = Field(0.15, ge=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    split_seed: int = 0
+    clean: bool = True
+    """Folders only: drop duplicates/unreadable/too-short clips before splitting."""
+
+
+class TrainConfig(_Section):
+    """The whole training config (`vidlab train CONFIG.yaml --set key.path=value`)."""
+
+    out: str | None = None
+    """The run directory."""
+    dataset: DatasetSection = Field(default_factory=DatasetSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    ema: EmaConfig = Field(default_factory=EmaConfig)
+    train: LoopConfig = Field(default_factory=LoopConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)

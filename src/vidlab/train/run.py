@@ -1,0 +1,312 @@
+"""`fit(config)`: one training run from a dataset to `RUN_DIR/best.vidlab`.
+
+Sets up devices/precision/DDP, resolves the data (scan, clean, split), builds the model, runs
+the `Trainer`, then tests the best weights and writes the bundle, plots and final metrics.
+Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidlab.config import load_config, save_config
+from vidlab.errors import ConfigError, DatasetError, OutputExistsError
+from vidlab.train.checkpoint import seed_everything
+from vidlab.train.config import TrainConfig
+from vidlab.train.dataset import PreparedData, prepare_data
+from vidlab.train.distributed import barrier, broadcast_object, init_distributed
+from vidlab.train.hardware import pick_device, pick_precision, prepare_cpu
+from vidlab.train.runlog import RunLogger
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "manifest.jsonl"
+DATA_STATS_FILE = "data_stats.json"
+BUNDLE_DIR = "best.vidlab"
+_RUN_OUTPUTS = (CONFIG_FILE, MANIFEST_FILE, DATA_STATS_FILE, BUNDLE_DIR, "metrics.jsonl",
+                "tensorboard", "checkpoints", "curves.png", "confusion_matrix.png")
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    bundle: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model: nn.Module | None = None
+    """The trained module (best weights), for callers that keep going in Python."""
+
+
+def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+        model: nn.Module | None = None, data: PreparedData | None = None,
+        say: Callable[[str], None] | None = None,
+        on_epoch: Callable[[int, dict], None] | None = None,
+        write_bundles: bool = True) -> FitResult:
+    """Train per `config` into `config.out`; returns the run dir, best bundle and metrics.
+
+    `model` starts from a given module (fine-tuning, e.g. a pruned model) instead of
+    `config.model`; `data` skips dataset preparation; `write_bundles=False` keeps the best
+    weights in memory only (a custom module `create` cannot rebuild). Raises `OutputExistsError` for a non-empty
+    run dir unless `resume` or `overwrite`.
+    """
+    say = say or log.info
+    if not config.out:
+        raise ConfigError("no run directory: set `out` (vidlab train --out RUN_DIR)")
+    run_dir = Path(config.out)
+    device_pref = config.train.device
+    info = init_distributed("cuda" if device_pref.startswith("cuda") or
+                            (device_pref == "auto" and torch.cuda.is_available()) else "cpu")
+    started_pg = info.enabled
+    try:
+        device = pick_device(device_pref, info.local_rank)
+        if device.type == "cpu":
+            prepare_cpu()
+        precision = pick_precision(config.train.amp, device)
+        if info.is_main:
+            _claim_run_dir(run_dir, resume, overwrite)
+        barrier(info)
+        if config.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        seed_everything(config.train.seed)
+
+        if data is None:
+            data = _load_data(config, run_dir, resume, info, say)
+        if model is None:
+            config = resolve_config(config)
+        if info.is_main:
+            save_config(config, run_dir / CONFIG_FILE)
+            _write_manifest(data, run_dir)
+        if model is None:
+            model = build_model(config, len(data.labels))
+        say(f"model {config.model.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
+            f"params; device {device}, precision {precision.name}, {info.world_size} process(es)")
+        stats = _data_stats(data, config, run_dir) if info.is_main and write_bundles else {}
+
+        from vidlab.train.trainer import Trainer
+
+        bundle_path = run_dir / BUNDLE_DIR
+        logger = RunLogger(run_dir, enabled=info.is_main, tensorboard=config.train.tensorboard)
+
+        best_state: dict[str, Any] = {}
+
+        def on_best(module: nn.Module, record: dict, epoch: int) -> None:
+            if not write_bundles:
+                best_state.update({k: v.detach().clone() for k, v in module.state_dict().items()})
+                return
+            write_bundle(bundle_path, module, config, data.labels,
+                         {"val": {k: v for k, v in record.items() if k != "confusion_matrix"},
+                          "best_epoch": epoch}, stats)
+
+        trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
+                          device, precision, logger, on_best=on_best, on_epoch=on_epoch)
+        if resume and (run_dir / "checkpoints" / "last.pt").is_file():
+            trainer.resume()
+        last = trainer.run()
+        barrier(info)
+        final = trainer.ema.module if trainer.ema else trainer.model
+        if best_state:
+            final.load_state_dict(best_state)
+        if write_bundles and info.is_main and not bundle_path.exists():  # no val split: last weights
+            write_bundle(bundle_path, final, config, data.labels, {"val": {}}, stats)
+        barrier(info)
+        metrics = _test_and_report(config, data, trainer, bundle_path, run_dir, info, logger, last)
+        logger.close()
+        return FitResult(run_dir, bundle_path if bundle_path.exists() else None, metrics, final)
+    finally:
+        if started_pg and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill what depends on the model: clip frames and size from its default input (unless set).
+    (Flip safety comes from the dataset's `dataset.json`, resolved by the loader.)"""
+    from vidlab.models import model_entry
+
+    entry = model_entry(config.model.name)
+    d = config.data
+    update: dict[str, Any] = {}
+    if "num_frames" not in d.model_fields_set:
+        update["num_frames"] = entry.num_frames
+    if "crop_size" not in d.model_fields_set:
+        update["crop_size"] = entry.size
+        if "short_side" not in d.model_fields_set:
+            update["short_side"] = max(entry.size, round(entry.size * 8 / 7))
+    d = d.model_copy(update=update)
+    return config.model_copy(update={"data": d})
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    """`vidlab.models.create` with the config's name, weights, frames and regularization."""
+    from vidlab.models import create
+
+    return create(config.model.name, num_classes=num_classes, weights=config.model.weights,
+                  **model_kwargs(config))
+
+
+def model_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """Everything `create` needs besides name/classes (stored in the bundle)."""
+    kw = dict(config.model.kwargs)
+    kw["num_frames"] = config.data.num_frames
+    reg = config.regularization
+    if reg.drop_rate is not None:
+        kw["drop_rate"] = reg.drop_rate
+    if reg.drop_path_rate is not None:
+        kw["drop_path_rate"] = reg.drop_path_rate
+    return kw
+
+
+def write_bundle(path: Path, module: nn.Module, config: TrainConfig, labels: list[str],
+                 metrics: dict[str, Any], data_stats: dict[str, Any]) -> None:
+    from vidlab.bundle import save_bundle
+
+    bundle_config = {
+        "task": "classify",
+        "model": {"name": config.model.name, "num_classes": len(labels),
+                  "kwargs": model_kwargs(config)},
+        "labels": list(labels),
+        "preprocess": config.data.preprocess().to_dict(),
+        "train": config.model_dump(mode="json"),
+    }
+    metrics = {**metrics, "params": sum(p.numel() for p in module.parameters())}
+    save_bundle(path, config=bundle_config, state_dict=module.state_dict(), metrics=metrics,
+                data_stats=data_stats, overwrite=True)
+
+
+def _claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputExistsError("exists and is not a directory", run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if resume:
+            return
+        if not overwrite:
+            raise OutputExistsError("run directory is not empty (pass --resume to continue it or "
+                                    "--overwrite to start over)", run_dir)
+        for name in _RUN_OUTPUTS:  # remove only what a run writes, nothing else
+            p = run_dir / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _load_data(config: TrainConfig, run_dir: Path, resume: bool, info, say) -> PreparedData:
+    saved = run_dir / MANIFEST_FILE
+    if resume and saved.is_file():  # the very same split as the interrupted run
+        source: str | Path = saved
+    elif config.dataset.path:
+        source = config.dataset.path
+    else:
+        raise DatasetError("no dataset: pass --data ROOT_OR_MANIFEST (or set dataset.path)")
+    data = None
+    if info.is_main:
+        ds = config.dataset
+        data = prepare_data(source, ds.val, ds.test, ds.split_seed, ds.clean, say=say)
+    return broadcast_object(data, info)
+
+
+def _write_manifest(data: PreparedData, run_dir: Path) -> None:
+    from vidlab.data.manifest import write_manifest
+
+    write_manifest(data.all_entries(), run_dir / MANIFEST_FILE, overwrite=True)
+
+
+def _data_stats(data: PreparedData, config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Training-data statistics (computed once per run; drift monitoring's baseline)."""
+    path = run_dir / DATA_STATS_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    try:
+        from vidlab.data.stats import compute_data_stats
+    except ImportError:  # older vidlab.data without statistics
+        log.warning("vidlab.data.stats is not available: the bundle gets no data statistics")
+        return {}
+    stats = compute_data_stats(data.train, data.labels, config.data.preprocess())
+    path.write_text(json.dumps(stats, indent=2, default=str))
+    return stats
+
+
+def _test_and_report(config: TrainConfig, data: PreparedData, trainer, bundle_path: Path,
+                     run_dir: Path, info, logger: RunLogger, last: dict) -> dict[str, Any]:
+    """Test the best weights with the test views; write metrics, plots and the bundle's metrics."""
+    from vidlab.bundle import load_bundle
+    from vidlab.train.evaluation import evaluate_module
+    from vidlab.train.plots import plot_confusion, plot_curves
+
+    model = trainer.ema.module if trainer.ema else trainer.model
+    if bundle_path.exists():
+        model.load_state_dict(load_bundle(bundle_path).state_dict())
+    metrics: dict[str, Any] = {"val_best": trainer.best, "best_epoch": trainer.best_epoch,
+                               "epochs": trainer.epoch, "steps": trainer.step,
+                               "train_minutes": trainer.elapsed / 60}
+    split = data.test or data.val
+    if split:
+        name = "test" if data.test else "val"
+        m = evaluate_module(model, split, data.labels, config.data,
+                            views=tuple(config.data.test_views), info=info, device=trainer.device,
+                            batch_size=config.train.batch_size, memory_format=trainer.memory_format)
+        metrics[name] = {k: m[k] for k in ("top1", "top5", "mean_class_acc", "num_clips", "loss")}
+        metrics[name]["views"] = list(config.data.test_views)
+        metrics[name]["per_class"] = m["per_class"]
+        if info.is_main:
+            logger.log({"phase": name, "step": trainer.step, **{k: metrics[name][k] for k in
+                        ("top1", "top5", "mean_class_acc", "num_clips")}}, step=trainer.step)
+            if config.train.plots:
+                plot_confusion(m["confusion_matrix"], data.labels, run_dir / "confusion_matrix.png",
+                               title=f"{name} top-1 {m['top1']:.3f}")
+    if info.is_main:
+        if config.train.plots:
+            plot_curves(logger.records(), run_dir / "curves.png")
+        if bundle_path.exists():
+            load_bundle(bundle_path).update_metrics({k: v for k, v in metrics.items()
+                                                     if k in ("test", "val")} | {"train": metrics})
+    return metrics
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The resolved config a run saved (what `--resume` continues with)."""
+    return load_config(TrainConfig, Path(run_dir) / CONFIG_FILE, overrides)
+
+
+def finetune(model: nn.Module, train_entries: list[dict[str, Any]],
+             val_entries: list[dict[str, Any]], labels: list[str], data_config: Any,
+             epochs: int = 3, lr: float = 5e-4, *, out: str | Path | None = None,
+             config: TrainConfig | None = None, overrides: list[str] | None = None,
+             say: Callable[[str], None] | None = None) -> FitResult:
+    """Fine-tune an existing module (e.g. a pruned one) with the same loop as `fit`.
+
+    Short warm-up, cosine over `epochs`, no time budget; the best weights (on `val_entries`) end
+    up in the returned `FitResult.model`. No bundle is written (the caller owns the model's
+    format); the run dir (`out`, else a temporary one) holds the log and checkpoints.
+    """
+    import tempfile
+
+    from vidlab.config import apply_overrides
+
+    base = (config or TrainConfig()).model_dump(mode="json")
+    base["data"] = data_config.model_dump(mode="json")
+    base["optim"]["lr"] = lr
+    base["train"].update({"epochs": epochs, "max_minutes": None, "plots": False})
+    base["schedule"]["warmup_epochs"] = min(base["schedule"]["warmup_epochs"], 0.3)
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="vidlab-finetune-")
+        out = tmp.name
+    base["out"] = str(out)
+    cfg = TrainConfig.model_validate(apply_overrides(base, overrides))
+    data = PreparedData(list(train_entries), list(val_entries), [], list(labels))
+    try:
+        return fit(cfg, overwrite=True, model=model, data=data, say=say, write_bundles=False)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()

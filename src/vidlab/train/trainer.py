@@ -1,0 +1,339 @@
+"""The training loop, visible top to bottom (nanoGPT's directness).
+
+AMP, accumulation, EMA, clipping, DDP, checkpoints and the time budget are a few lines each
+inside `Trainer.run`, switched by the config. Exact resume: a checkpoint after an optimizer step
+holds the model, optimizer, schedule, EMA, scaler, every rank's RNG state and the position in
+the epoch's sample order; the loader restarts from that position with the same per-epoch order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidlab.progress import progress
+from vidlab.train.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from vidlab.train.config import TrainConfig
+from vidlab.train.distributed import (
+    DistInfo,
+    ResumableShardSampler,
+    all_gather_objects,
+    all_reduce_mean,
+)
+from vidlab.train.ema import ModelEma
+from vidlab.train.hardware import Precision
+from vidlab.train.optim import Schedule, build_optimizer, l1_penalty
+from vidlab.train.runlog import RunLogger
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoints/last.pt"
+
+
+class Trainer:
+    """Trains `model` on `train_entries`, evaluating on `val_entries` after each epoch.
+
+    `on_best(model, metrics, epoch)` is called (rank 0) whenever the monitored validation metric
+    improves; `on_epoch(epoch, record)` after every epoch (tuning reports to Optuna there and
+    may raise to prune).
+    """
+
+    def __init__(self, config: TrainConfig, model: nn.Module, train_entries: list[dict],
+                 val_entries: list[dict], labels: list[str], run_dir: Path, info: DistInfo,
+                 device: torch.device, precision: Precision, logger: RunLogger,
+                 on_best: Callable[[nn.Module, dict, int], None] | None = None,
+                 on_epoch: Callable[[int, dict], None] | None = None):
+        from vidlab.data.loader import make_loader, num_batches
+
+        self.cfg, self.labels, self.info = config, labels, info
+        self.run_dir, self.device, self.precision, self.logger = run_dir, device, precision, logger
+        self.on_best, self.on_epoch = on_best, on_epoch
+        self.val_entries = val_entries
+        t = config.train
+        self.sampler = ResumableShardSampler(len(train_entries), info, shuffle=True, seed=t.seed)
+        drop_last = self.sampler.per_rank >= t.batch_size  # never an empty epoch
+        self.loader = make_loader(train_entries, labels, config.data, train=True,
+                                  batch_size=t.batch_size, seed=t.seed, sampler=self.sampler,
+                                  drop_last=drop_last)
+        self.batches_per_epoch = num_batches(self.sampler.per_rank, t.batch_size, drop_last)
+        self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / t.accumulation))
+        self.epochs = t.epochs
+
+        self.model = model.to(device)
+        self.memory_format = _memory_format(self.model, config, device)
+        self.model = self.model.to(memory_format=self.memory_format)
+        if info.enabled and device.type == "cuda" and t.sync_bn:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.optimizer = build_optimizer(self.model, config.optim)
+        self.schedule = Schedule(self.optimizer, config.schedule, self.steps_per_epoch,
+                                 self.steps_per_epoch * self.epochs)
+        self.ema = (ModelEma(self.model, config.ema.decay, config.ema.warmup_steps)
+                    if config.ema.enabled else None)
+        self.scaler = torch.amp.GradScaler(device.type) if precision.use_scaler else None
+        self.ddp = (nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            if info.enabled else None)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.regularization.label_smoothing)
+        self.mix = _mixer(config, len(labels))
+
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.best, self.best_epoch, self.bad_evals = -math.inf, -1, 0
+        self.elapsed, self.epoch_times = 0.0, []
+        self.acc = _fresh_sums()
+
+    # ---- state ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng": all_gather_objects(capture_rng_state(), self.info),
+            "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+            "epochs": self.epochs, "best": self.best, "best_epoch": self.best_epoch,
+            "bad_evals": self.bad_evals, "elapsed": self.elapsed,
+            "epoch_times": list(self.epoch_times), "acc": dict(self.acc),
+            "world_size": self.info.world_size,
+        }
+
+    def save(self) -> None:
+        state = self.state()  # every rank takes part in the RNG gather
+        if self.info.is_main:
+            save_checkpoint(self.run_dir / CHECKPOINT, state)
+
+    def resume(self) -> None:
+        s = load_checkpoint(self.run_dir / CHECKPOINT)
+        if s["world_size"] != self.info.world_size:
+            log.warning("resuming a %d-process run with %d processes: the sample order changes",
+                        s["world_size"], self.info.world_size)
+        self.model.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.schedule.load_state_dict(s["schedule"])
+        if self.ema and s["ema"]:
+            self.ema.load_state_dict(s["ema"])
+        if self.scaler and s["scaler"]:
+            self.scaler.load_state_dict(s["scaler"])
+        rngs = s["rng"]
+        restore_rng_state(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0])
+        self.epoch, self.batch_in_epoch, self.step = s["epoch"], s["batch_in_epoch"], s["step"]
+        self.epochs, self.best, self.best_epoch = s["epochs"], s["best"], s["best_epoch"]
+        self.bad_evals, self.elapsed = s["bad_evals"], s["elapsed"]
+        self.epoch_times, self.acc = list(s["epoch_times"]), dict(s["acc"])
+        self.logger.truncate_after(self.step)
+        log.info("resumed at epoch %d, batch %d (step %d)", self.epoch + 1, self.batch_in_epoch,
+                 self.step)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train to the end (epochs, time budget or early stop); returns the last epoch record."""
+        t = self.cfg.train
+        net = self.ddp or self.model
+        last: dict[str, Any] = {}
+        while self.epoch < self.epochs:
+            t0 = time.perf_counter()
+            self.loader.set_epoch(self.epoch)  # the dataset's augmentation draws
+            self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * t.batch_size)
+            self._train_mode()
+            bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch,
+                           desc=f"epoch {self.epoch + 1}/{self.epochs}", enabled=None
+                           if self.info.is_main else False)
+            batches = self.batches_per_epoch
+            for clips, targets in _batches(self.loader):
+                x = clips.to(self.device, non_blocking=True).to(memory_format=self.memory_format)
+                y = targets.to(self.device, non_blocking=True)
+                soft = self.mix(x, y, self.epoch, self.batch_in_epoch) if self.mix else None
+                if soft is not None:
+                    x, y_loss = soft[0], soft[1].to(self.device)
+                else:
+                    y_loss = y
+                self.batch_in_epoch += 1
+                boundary = self.batch_in_epoch % t.accumulation == 0 or self.batch_in_epoch == batches
+                sync = nullcontext() if boundary or self.ddp is None else self.ddp.no_sync()
+                with sync:
+                    with self._autocast():
+                        logits = net(x)
+                        loss = self.criterion(logits.float(), y_loss)
+                    total = loss / t.accumulation
+                    if self.cfg.optim.l1 > 0:
+                        total = total + self.cfg.optim.l1 * l1_penalty(self.model)
+                    (self.scaler.scale(total) if self.scaler else total).backward()
+                n = int(y.shape[0])
+                hard = y if y.ndim == 1 else y.argmax(dim=1)
+                self.acc["loss"] += float(loss.detach()) * n
+                self.acc["correct"] += int((logits.detach().argmax(1) == hard).sum())
+                self.acc["n"] += n
+                if boundary:
+                    self._optimizer_step()
+                    if self.step % t.log_every == 0 and self.info.is_main:
+                        self.logger.log({"phase": "train", "epoch": self.epoch + 1,
+                                         "step": self.step, "loss": float(loss.detach()),
+                                         "lr": self.schedule.lr()}, step=self.step)
+                    if t.checkpoint_every and self.step % t.checkpoint_every == 0 \
+                            and self.batch_in_epoch < batches:
+                        self.elapsed_add(t0)
+                        t0 = time.perf_counter()
+                        self.save()
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.acc['loss'] / max(1, self.acc['n']):.3f}",
+                                acc=f"{self.acc['correct'] / max(1, self.acc['n']):.3f}",
+                                lr=f"{self.schedule.lr():.2e}")
+            bar.close()
+            self.elapsed_add(t0)
+            last = self._end_epoch()
+            if last.get("stop"):
+                break
+        return last
+
+    def elapsed_add(self, t0: float) -> None:
+        self.elapsed += time.perf_counter() - t0
+
+    def _optimizer_step(self) -> None:
+        clip = self.cfg.optim.grad_clip
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step()
+        if self.ema:
+            self.ema.update(self.model)
+        self.step += 1
+
+    def _end_epoch(self) -> dict[str, Any]:
+        """Evaluate, log, keep the best, fit the time budget, checkpoint; may ask to stop."""
+        t, e = self.cfg.train, self.epoch
+        epoch_time = sum(self.epoch_times) + 0.0  # before this epoch
+        train_time = self.elapsed - epoch_time
+        n = all_reduce_mean(self.acc["n"], self.info) * self.info.world_size
+        record: dict[str, Any] = {
+            "phase": "epoch", "epoch": e + 1, "step": self.step, "lr": self.schedule.lr(),
+            "train_loss": all_reduce_mean(self.acc["loss"] / max(1, self.acc["n"]), self.info),
+            "train_top1": all_reduce_mean(self.acc["correct"] / max(1, self.acc["n"]), self.info),
+            "train_clips_per_s": n / max(train_time, 1e-9), "epoch_time_s": train_time,
+        }
+        evaluate_now = self.val_entries and ((e + 1) % t.eval_every == 0 or e + 1 == self.epochs)
+        if evaluate_now:
+            from vidlab.train.evaluation import evaluate_module
+
+            t_eval = time.perf_counter()
+            shown = self.ema.module if self.ema else self.model
+            val = evaluate_module(shown, self.val_entries, self.labels, self.cfg.data,
+                                  views=tuple(self.cfg.data.val_views), info=self.info,
+                                  device=self.device, batch_size=t.batch_size,
+                                  memory_format=self.memory_format, autocast=self._autocast)
+            record.update({"val_loss": val["loss"], "val_top1": val["top1"],
+                           "val_top5": val["top5"], "val_mean_class_acc": val["mean_class_acc"]})
+            self.elapsed += time.perf_counter() - t_eval
+            metric = -val["loss"] if t.monitor == "val_loss" else record[t.monitor]
+            self.schedule.observe(metric)
+            if metric > self.best + 1e-9:
+                self.best, self.best_epoch, self.bad_evals = metric, e + 1, 0
+                if self.on_best and self.info.is_main:
+                    self.on_best(shown, {**record, "confusion_matrix": val["confusion_matrix"]}, e + 1)
+            else:
+                self.bad_evals += 1
+        self.epoch_times.append(self.elapsed - epoch_time)
+        self._fit_budget()
+        record["epochs_planned"] = self.epochs
+        if self.info.is_main:
+            self.logger.log(record, step=self.step)
+        stop = bool(t.early_stopping and self.bad_evals >= t.early_stopping)
+        if stop:
+            log.info("early stop: no improvement of %s in %d evaluations", t.monitor, self.bad_evals)
+        self.epoch, self.batch_in_epoch, self.acc = e + 1, 0, _fresh_sums()
+        self.save()
+        if self.on_epoch:
+            self.on_epoch(e + 1, record)
+        return {**record, "stop": stop}
+
+    def _fit_budget(self) -> None:
+        """Cut the planned epochs to what fits `train.max_minutes` and re-fit the cosine to it."""
+        budget = self.cfg.train.max_minutes
+        if not budget or not self.epoch_times:
+            return
+        per_epoch = sum(self.epoch_times) / len(self.epoch_times)
+        fits = int((budget * 60.0) // max(per_epoch, 1e-9))
+        # ranks must agree on the plan (their clocks differ slightly)
+        fits = int(all_gather_objects(fits, self.info)[0])
+        planned = max(self.epoch + 1, min(self.cfg.train.epochs, fits))
+        if planned != self.epochs:
+            log.info("time budget %.1f min: %d epochs of %.1f s fit", budget, planned, per_epoch)
+            self.epochs = planned
+            self.schedule.total_steps = self.steps_per_epoch * planned
+            self.schedule._apply()
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.cfg.regularization.freeze_bn:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _autocast(self):
+        if self.precision.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.dtype)
+
+
+def _fresh_sums() -> dict[str, float]:
+    return {"loss": 0.0, "correct": 0, "n": 0}
+
+
+def _batches(loader):
+    """`(clips, targets)` from whatever the loader yields (tuple or dict)."""
+    for batch in loader:
+        if isinstance(batch, dict):
+            yield batch["clips"] if "clips" in batch else batch["video"], batch["label"]
+        else:
+            yield batch[0], batch[1]
+
+
+def _memory_format(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.memory_format:
+    choice = config.train.memory_format
+    if choice == "channels_last_3d":
+        return torch.channels_last_3d
+    if choice == "contiguous":
+        return torch.contiguous_format
+    try:
+        from vidlab.models.tuning import pick_memory_format
+    except ImportError:
+        return torch.contiguous_format
+    d = config.data
+    example = torch.randn(min(4, config.train.batch_size), 3, d.num_frames, d.crop_size,
+                          d.crop_size, device=device)
+    return pick_memory_format(model, example, train=True)
+
+
+def _mixer(config: TrainConfig, num_classes: int):
+    """Mixup/CutMix on the batch (data.mixup_alpha / data.cutmix_alpha), or None."""
+    d = config.data
+    if not (d.mixup_alpha > 0 or d.cutmix_alpha > 0):
+        return None
+    from vidlab.data.mix import mix_batch
+
+    def mix(x: torch.Tensor, y: torch.Tensor, epoch: int, batch: int):
+        # seeded by the position, so a resumed run mixes exactly as an uninterrupted one would
+        rng = np.random.default_rng([config.train.seed, epoch, batch])
+        return mix_batch(x, y, num_classes=num_classes, mixup_alpha=d.mixup_alpha,
+                         cutmix_alpha=d.cutmix_alpha, generator=rng)
+
+    return mix

@@ -269,8 +269,11 @@ class VideoReader:
         turn = info.rotation // 90
         if turn % 2:
             h, w = w, h
-        array = frame.to_ndarray(width=w, height=h, format=self.pixel_format,
-                                 interpolation="AREA")
+        if (frame.width, frame.height) == (w, h):  # plain conversion, as a sequential decode
+            array = frame.to_ndarray(format=self.pixel_format)
+        else:
+            array = frame.to_ndarray(width=w, height=h, format=self.pixel_format,
+                                     interpolation="AREA")
         if turn:
             array = np.ascontiguousarray(np.rot90(array, k=-turn))
         return array

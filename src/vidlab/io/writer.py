@@ -252,7 +252,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
     return writer.path
 
 
-def test_pattern(num_frames: int = 48, size: tuple[int, int] = (96, 128),
+def moving_pattern(num_frames: int = 48, size: tuple[int, int] = (96, 128),
                  seed: int = 0) -> np.ndarray:
     """`uint8 T×H×W×3` frames of a textured background with a moving square (every frame
     different, smooth enough for lossy codecs)."""
@@ -276,5 +276,5 @@ def make_test_video(path: str | os.PathLike, num_frames: int = 48,
                     overwrite: bool = True) -> Path:
     """Write a small real H.264 MP4 of moving content (for demos and smoke tests); unlike
     `write_video` it replaces an existing file by default, as it is meant for temp paths."""
-    return write_video(path, test_pattern(num_frames, size), fps=fps, codec="h264",
+    return write_video(path, moving_pattern(num_frames, size), fps=fps, codec="h264",
                        overwrite=overwrite)

@@ -1,0 +1,101 @@
+"""VideoReader: random access returns exactly the frames of a full sequential decode."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import pickle
+
+import numpy as np
+import pytest
+from io_clips import BUILDERS, sequential_decode
+
+from vidlab.io import VideoReader, probe
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_random_indices_equal_sequential_decode(clip, name):
+    path = clip(name)
+    reference = sequential_decode(path)
+    rng = np.random.default_rng(len(name))
+    with VideoReader(path) as reader:
+        assert len(reader) == probe(path).num_frames == len(reference)
+        indices = np.concatenate([rng.integers(0, len(reference), 25), [len(reference) - 1, 0, 3, 3]])
+        got = reader.get_frames(indices)
+        assert got.dtype == np.uint8 and got.shape == (len(indices), *reference.shape[1:])
+        for i, idx in enumerate(indices):
+            assert np.array_equal(got[i], reference[idx]), f"{name}: frame {idx} differs"
+        assert reader.num_corrupt == 0
+
+
+@pytest.mark.parametrize("name", ["h264_bframes_open_gop.mp4", "hevc_10bit.mkv", "vp9.webm",
+                                  "rotated_90.mp4"])
+def test_iter_frames_streams_the_sequential_decode(clip, name):
+    path = clip(name)
+    reference = sequential_decode(path)
+    with VideoReader(path) as reader:
+        assert np.array_equal(np.stack(list(reader.iter_frames())), reference)
+        indexed = list(reader.iter_frames_with_time(start=5, stop=len(reference) - 2, step=3))
+    assert [i for i, _, _ in indexed] == list(range(5, len(reference) - 2, 3))
+    for i, _, frame in indexed:
+        assert np.array_equal(frame, reference[i])
+
+
+def test_resize_happens_in_the_scaler_with_the_same_conversion(clip):
+    path = clip("h264_bframes_open_gop.mp4")
+    reference = sequential_decode(path, width=40, height=32, interpolation="AREA")
+    with VideoReader(path, size=(32, 40)) as reader:
+        assert np.array_equal(reader.get_frames([7, 2, 50]), reference[[7, 2, 50]])
+    with VideoReader(path, size=32) as reader:  # short side, aspect kept
+        assert reader.get_frames([0]).shape == (1, 32, 40, 3)
+
+
+def test_rotation_metadata_gives_upright_frames(clip):
+    path = clip("rotated_90.mp4")
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (64, 80, 270)
+    with VideoReader(path, size=(40, 32)) as reader:
+        assert reader.get_frames([1]).shape == (1, 40, 32, 3)
+
+
+def test_vfr_timestamps_and_frames_are_exact(clip):
+    path = clip("h264_vfr.mkv")
+    gaps = np.tile([0.02, 0.05, 0.1, 0.033], 10)
+    times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+    with VideoReader(path) as reader:
+        assert len(reader) == len(times)
+        np.testing.assert_allclose(reader.timestamps, times, atol=0.0015)
+        assert reader.fps == pytest.approx(len(times) / reader.info.duration)
+
+
+def test_clip_decodes_locally_not_the_whole_file(clip):
+    path = clip("h264_bframes_open_gop.mp4")  # keyframe every 12 frames, 60 frames
+    with VideoReader(path) as reader:
+        reader.get_frames([40, 42, 44, 46])
+        assert reader.packets_decoded <= 12 + 12 + 4  # at most the GOP before, for open GOP
+        before = reader.packets_decoded
+        reader.get_frames([47, 48])  # just ahead: the running decoder is reused
+        assert reader.packets_decoded - before <= 6
+    with VideoReader(clip("h264_single_keyframe.mp4")) as reader:
+        reader.get_frames([59])
+        assert reader.packets_decoded == 60  # one keyframe: decoding from it is the only way
+
+
+def test_out_of_range_index_raises_index_error(clip):
+    with VideoReader(clip("mjpeg.avi")) as reader, pytest.raises(IndexError, match="out of range"):
+        reader.get_frames([0, len(reader)])
+
+
+def _child_frames(reader: VideoReader) -> np.ndarray:
+    return reader.get_frames([3, 17, 9])
+
+
+def test_reader_pickles_by_path_and_works_after_fork(clip):
+    path = clip("h264_bframes.mkv")
+    reader = VideoReader(path)
+    expected = reader.get_frames([3, 17, 9])  # opened in the parent before forking
+    clone = pickle.loads(pickle.dumps(reader))
+    assert np.array_equal(clone.get_frames([3, 17, 9]), expected)
+    with mp.get_context("fork").Pool(1) as pool:
+        assert np.array_equal(pool.apply(_child_frames, (reader,)), expected)
+    assert np.array_equal(reader.get_frames([3, 17, 9]), expected)
+    reader.close()

@@ -55,7 +55,7 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
     app = FastAPI(title="vidlab", version=predictor.version, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.state.service = service
-    _add_error_handlers(app)
+    _add_error_handlers(app, service)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.post("/v1/predict")
@@ -110,7 +110,7 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
     return app
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, service: PredictionService) -> None:
     """Every error, including FastAPI's own (404, bad query), in the one JSON shape."""
 
     @app.exception_handler(HTTPProblem)
@@ -123,7 +123,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         return HTTPProblem(exc.status_code, kind, str(exc.detail)).response()
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
                  for e in exc.errors()]
-        return HTTPProblem(422, "invalid_request", "; ".join(parts)).response()
+        problem = HTTPProblem(422, "invalid_request", "; ".join(parts))
+        if request.url.path == "/v1/predict":
+            await service.reject(problem)
+        return problem.response()

@@ -22,7 +22,6 @@ from vidlab.bundle import Bundle, load_bundle
 from vidlab.serve.log import read_log
 
 INPUT_FEATURES = ("width", "height", "fps", "duration", "brightness", "contrast", "motion")
-_EPS = 1e-4
 
 
 @dataclass
@@ -37,23 +36,13 @@ class Thresholds:
     min_samples: int = 50  # fewer predictions than this: report, but raise no drift alert
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index of two histograms over the same bins (counts or shares)."""
-    e = np.asarray(expected, np.float64)
-    a = np.asarray(actual, np.float64)
-    if e.sum() <= 0 or a.sum() <= 0:
-        return float("nan")
-    e = np.clip(e / e.sum(), _EPS, None)
-    a = np.clip(a / a.sum(), _EPS, None)
-    return float(np.sum((a - e) * np.log(a / e)))
+def label_psi(prior_counts: np.ndarray, observed_counts: np.ndarray) -> float:
+    """PSI of the predicted-label counts against the training label counts."""
+    from vidlab.data.stats import psi
 
-
-def bin_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Counts of `values` in the bins of `edges` (values outside go to the end bins)."""
-    edges_arr = np.asarray(edges, np.float64)
-    nbins = len(edges_arr) - 1
-    idx = np.searchsorted(edges_arr[1:-1], np.asarray(values, np.float64), side="right")
-    return np.bincount(np.clip(idx, 0, nbins - 1), minlength=nbins)
+    k = len(prior_counts)
+    baseline = {"edges": list(range(k + 1)), "counts": list(prior_counts)}
+    return psi(baseline, np.repeat(np.arange(k), np.asarray(observed_counts, np.int64)))
 
 
 def monitor_report(db: str | Path, bundle: Bundle | str | Path, *, since_hours: float | None = None,
@@ -123,7 +112,7 @@ def _labels(ok: list[dict], b: Bundle) -> dict[str, Any]:
     out: dict[str, Any] = {"observed": _shares(labels, observed)}
     if prior.sum() > 0:
         out["prior"] = _shares(labels, prior)
-        out["psi"] = psi(prior, observed) if observed.sum() else None
+        out["psi"] = label_psi(prior, observed) if observed.sum() else None
     return out
 
 
@@ -146,6 +135,8 @@ def _confidence(ok: list[dict], b: Bundle) -> dict[str, Any]:
 
 
 def _input_drift(ok: list[dict], b: Bundle) -> dict[str, Any]:
+    from vidlab.data.stats import psi
+
     train = b.data_stats.get("features") or {}
     out = {}
     for name in INPUT_FEATURES:
@@ -153,7 +144,7 @@ def _input_drift(ok: list[dict], b: Bundle) -> dict[str, Any]:
         values = np.array([r[name] for r in ok if r.get(name) is not None], np.float64)
         if not isinstance(ref, dict) or len(ref.get("edges", [])) < 2 or not len(values):
             continue
-        out[name] = {"psi": psi(np.asarray(ref["counts"]), bin_counts(values, ref["edges"])),
+        out[name] = {"psi": psi(ref, values),
                      "mean": float(values.mean()), "train_mean": ref.get("mean"),
                      "train_std": ref.get("std"), "samples": int(len(values))}
     return out
@@ -170,12 +161,12 @@ def _judge(report: dict[str, Any], th: Thresholds, n: int) -> tuple[list[str], l
     if n < th.min_samples:
         notes.append(f"only {n} predictions (< {th.min_samples}): drift checks not judged")
         return reasons, notes
-    label_psi = report["labels"].get("psi")
-    if label_psi is None and "prior" not in report["labels"]:
+    drift_psi = report["labels"].get("psi")
+    if drift_psi is None and "prior" not in report["labels"]:
         notes.append("data_stats.json has no class_counts: label drift not checked")
-    elif label_psi is not None and label_psi > th.label_psi:
+    elif drift_psi is not None and drift_psi > th.label_psi:
         reasons.append(f"predicted-label distribution drifted from the training prior "
-                       f"(PSI {label_psi:.2f} > {th.label_psi:g})")
+                       f"(PSI {drift_psi:.2f} > {th.label_psi:g})")
     drop = report["confidence"].get("drop")
     if drop is not None and drop > th.confidence_drop:
         reasons.append(f"mean confidence fell by {drop:.2f} (> {th.confidence_drop:g}) vs "

@@ -217,10 +217,8 @@ def model_version(bundle: Bundle) -> str:
 
 def _clip_features(clip: np.ndarray) -> dict[str, float]:
     """`clip_features` of the data stage, so serving statistics compare with training's."""
-    try:
-        from vidlab.data.stats import clip_features
-    except ImportError:  # the data stage's statistics are not installed: log no features
-        return {}
+    from vidlab.data.stats import clip_features
+
     return {k: float(v) for k, v in clip_features(clip).items() if k in FEATURES}
 
 

@@ -123,6 +123,11 @@ class PredictionService:
             self.in_flight -= 1
             self.metrics.queue_depth.dec()
 
+    async def reject(self, problem: HTTPProblem) -> None:
+        """Count and log a predict request refused before it reached `handle` (bad query)."""
+        row = {"model_version": self.predictor.version, "runtime": self.predictor.runtime}
+        await self._finish(time.perf_counter(), row, problem)
+
     async def _predict(self, request: Request, top_k: int, window: float | None,
                        stride: float | None, row: dict[str, Any]) -> dict[str, Any]:
         max_bytes = int(self.limits.max_upload_mb * 2**20)

@@ -1,0 +1,36 @@
+"""Fixtures of the serve tests: bundles and predictors built once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.serve.helpers import make_colour_bundle, make_tiny_bundle
+
+
+@pytest.fixture(scope="session")
+def serve_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="session")
+def colour_bundle(serve_root):
+    return make_colour_bundle(serve_root / "colour.vidlab")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(serve_root):
+    return make_tiny_bundle(serve_root / "tiny.vidlab")
+
+
+@pytest.fixture(scope="session")
+def colour_predictor(colour_bundle):
+    from vidlab.serve.predict import Predictor
+
+    return Predictor(colour_bundle)
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_bundle):
+    from vidlab.serve.predict import Predictor
+
+    return Predictor(tiny_bundle, runtime="torch")

@@ -1,0 +1,180 @@
+"""Test helpers for the serve stage: bundles whose answers are checkable, a live server, uploads.
+
+The colour bundle holds an ONNX graph that classifies a clip by its brightest colour channel
+(mean of each normalized channel × 8 as logits), so a red video must come out "red": the right
+answer is known without training. The tiny bundle is a real R(2+1)D with random weights, for
+comparing answers between paths (batched vs single, HTTP vs in-process).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnx
+import torch
+import uvicorn
+from onnx import TensorProto, helper
+
+from vidlab.bundle import save_bundle
+from vidlab.data.stats import histogram
+from vidlab.data.transforms import Preprocess
+from vidlab.io import write_video
+from vidlab.io import writer as io_writer
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def colour_frames(colours: list[str], seconds_each: float = 1.0, fps: int = 10,
+                  size: tuple[int, int] = (48, 64), seed: int = 0) -> np.ndarray:
+    """`uint8 T×H×W×3` frames: `seconds_each` of each colour in turn, with a moving grey square."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    per = int(round(seconds_each * fps))
+    frames = []
+    for name in colours:
+        base = np.array(COLOURS[name], np.int16)
+        for t in range(per):
+            f = np.empty((h, w, 3), np.int16)
+            f[:] = base + rng.integers(-12, 13, size=3)
+            x0 = (len(frames) * 2) % (w - 8)
+            f[h // 2 - 4:h // 2 + 4, x0:x0 + 8] = 128
+            frames.append(np.clip(f, 0, 255).astype(np.uint8))
+            del t
+    return np.stack(frames)
+
+
+def colour_video(path: Path, colours: list[str], seconds_each: float = 1.0, fps: int = 10,
+                 size: tuple[int, int] = (48, 64), seed: int = 0, codec: str = "h264") -> Path:
+    return write_video(path, colour_frames(colours, seconds_each, fps, size, seed), fps=fps,
+                       codec=codec, overwrite=True)
+
+
+def pattern_video(path: Path, num_frames: int = 24, size: tuple[int, int] = (72, 96),
+                  fps: int = 12, seed: int = 0) -> Path:
+    """A textured moving-square video (different per `seed`)."""
+    return write_video(path, io_writer.test_pattern(num_frames, size, seed), fps=fps,
+                       overwrite=True)
+
+
+def _colour_onnx(path: Path) -> Path:
+    x = helper.make_tensor_value_info("clip", TensorProto.FLOAT, ["B", 3, "T", "H", "W"])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", 3])
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [8.0])
+    nodes = [helper.make_node("ReduceMean", ["clip"], ["means"], axes=[2, 3, 4], keepdims=0),
+             helper.make_node("Mul", ["means", "scale"], ["logits"])]
+    graph = helper.make_graph(nodes, "colour", [x], [y], initializer=[scale])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def colour_data_stats(num: int = 2000, seed: int = 1) -> dict:
+    """A training baseline in `data_stats.json` form: balanced classes, features ~ `feature_sample`."""
+    values = feature_sample(num, seed)
+    return {"num_clips": num, "class_counts": {k: num // 3 for k in COLOURS},
+            "features": {k: histogram(v) for k, v in values.items()},
+            "pixel_mean": [0.4, 0.4, 0.4], "pixel_std": [0.2, 0.2, 0.2]}
+
+
+def feature_sample(num: int, seed: int, shift: float = 0.0) -> dict[str, np.ndarray]:
+    """Input statistics of `num` videos; `shift` moves brightness (a drifted camera)."""
+    rng = np.random.default_rng(seed)
+    return {"width": rng.choice([64, 320, 640], num).astype(float),
+            "height": rng.choice([48, 240, 480], num).astype(float),
+            "fps": rng.choice([10.0, 25.0, 30.0], num),
+            "duration": rng.uniform(1, 10, num),
+            "brightness": rng.normal(90 + shift, 12, num),
+            "contrast": rng.normal(20, 4, num),
+            "motion": rng.gamma(2.0, 2.0, num)}
+
+
+def make_colour_bundle(path: Path) -> Path:
+    tmp = _colour_onnx(path.parent / f"{path.name}.onnx")
+    pre = Preprocess(num_frames=4, stride=2, short_side=32, crop_size=32)
+    save_bundle(path, config={"task": "classify", "model": {"name": "colour-onnx",
+                                                           "num_classes": 3, "kwargs": {}},
+                              "labels": list(COLOURS), "preprocess": pre.to_dict()},
+                metrics={"val": {"top1": 1.0}}, data_stats=colour_data_stats(),
+                extra_files={"model.onnx": tmp})
+    tmp.unlink()
+    return path
+
+
+def make_tiny_bundle(path: Path, labels: tuple[str, ...] = ("a", "b", "c", "d", "e", "f")) -> Path:
+    from vidlab.models import create
+
+    torch.manual_seed(0)
+    model = create("r2plus1d_tiny", num_classes=len(labels), num_frames=8)
+    pre = Preprocess(num_frames=8, stride=2, short_side=40, crop_size=32)
+    save_bundle(path, config={"task": "classify",
+                              "model": {"name": "r2plus1d_tiny", "num_classes": len(labels),
+                                        "kwargs": {"num_frames": 8}},
+                              "labels": list(labels), "preprocess": pre.to_dict()},
+                state_dict=model.state_dict())
+    return path
+
+
+class LiveServer:
+    """A real uvicorn server on a free loopback port, in a thread (`with LiveServer(app) as s`)."""
+
+    def __init__(self, app):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become ready")
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+def upload(url: str, path: Path, params: dict | None = None, timeout: float = 60,
+           **kw) -> httpx.Response:
+    with open(path, "rb") as f:
+        return httpx.post(f"{url}/v1/predict", files={"file": (path.name, f, "video/mp4")},
+                          params=params, timeout=timeout, **kw)
+
+
+def multipart_chunks(data: bytes, filename: str = "big.mp4", boundary: str = "vidlabtest",
+                     chunk: int = 64 * 1024, delay: float = 0.0):
+    """A multipart body as a generator (httpx then sends it chunked, with no Content-Length)."""
+    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+           f"filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    for i in range(0, len(data), chunk):
+        if delay:
+            time.sleep(delay)
+        yield data[i:i + chunk]
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """One sample's value from Prometheus text (`labels` like `status="200"`), 0 when absent."""
+    key = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(key + " "):
+            return float(line.split()[-1])
+    return 0.0

@@ -16,6 +16,8 @@ from typing import Any
 from vidlab.errors import ModelError
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_HELPERS = {"base", "registry", "weights", "layers", "export", "flops", "tuning"}
+"""Modules of `vidlab.models` that register no model (not imported by `list_models`)."""
 
 
 @dataclass(frozen=True)
@@ -85,5 +87,5 @@ def _import_families() -> None:
     import vidlab.models as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name not in {"base", "registry", "weights"}:
+        if info.name not in _HELPERS:
             importlib.import_module(f"vidlab.models.{info.name}")

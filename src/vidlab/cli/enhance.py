@@ -1,9 +1,103 @@
-"""CLI verbs of the `enhance` stage (thin: parsing and printing only)."""
+"""CLI verbs of the `enhance` stage (thin: parsing and printing only).
+
+`vidlab enhance` is both a group (`vidlab enhance train ...`) and a command
+(`vidlab enhance BUNDLE IN OUT`): anything that is not a sub-command name goes to the hidden
+`run` sub-command.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from typer.core import TyperGroup
+
+
+class _EnhanceGroup(TyperGroup):
+    """Dispatch `enhance BUNDLE IN OUT ...` to `run`, `enhance train ...` to `train`."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+enhance_app = typer.Typer(
+    cls=_EnhanceGroup, no_args_is_help=True,
+    help="Restore compressed video or upscale it 2x with a small trained network.\n\n"
+         "vidlab enhance BUNDLE IN OUT [--json] [--codec h264] [--crf 18] [--overwrite]\n\n"
+         "vidlab enhance train --data ROOT_OR_MANIFEST --task restore|sr2x --out RUN")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to the root app."""
+    app.add_typer(enhance_app, name="enhance")
+
+
+@enhance_app.command("run", hidden=True)
+def run_cmd(
+    bundle: Path = typer.Argument(..., help="Enhancement bundle (RUN/enhancer.vidlab)."),
+    src: Path = typer.Argument(..., metavar="IN", help="Video to enhance."),
+    dst: Path = typer.Argument(..., metavar="OUT", help="Video to write."),
+    codec: str = typer.Option("h264", "--codec", help="h264, h265, vp9, av1 or an encoder name."),
+    crf: int = typer.Option(18, "--crf", help="Output quality (lower is better)."),
+    preset: str = typer.Option(None, "--preset", help="Encoder speed preset (x264 names)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Enhance every frame of IN into OUT (frame count, timestamps and audio kept)."""
+    from vidlab.cli.common import print_json, print_table
+    from vidlab.enhance import enhance_video
+
+    result = enhance_video(bundle, src, dst, codec=codec, crf=crf, overwrite=overwrite,
+                           preset=preset, threads=threads)
+    if as_json:
+        print_json(result)
+    else:
+        print_table([result], columns=["task", "frames", "width", "height", "seconds",
+                                       "frames_per_s", "dst"], title="enhanced")
+
+
+@enhance_app.command("train")
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="Clean clips: folder tree or manifest."),
+    task: str = typer.Option("restore", "--task", help="restore (compression) or sr2x."),
+    out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, log, bundle)."),
+    steps: int = typer.Option(2000, "--steps", help="Optimizer steps in total."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from RUN/checkpoints/last.pt."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    patch: int = typer.Option(64, "--patch", help="Training patch side (output pixels)."),
+    frames: int = typer.Option(5, "--frames", help="Input frames (odd)."),
+    channels: int = typer.Option(48, "--channels"),
+    blocks: int = typer.Option(8, "--blocks", help="Residual blocks."),
+    lr: float = typer.Option(1e-3, "--lr"),
+    windows: int = typer.Option(192, "--windows", help="Degraded/clean windows in the pool."),
+    quality: str = typer.Option("30:51", "--quality",
+                                help="Compression strength range MIN:MAX (crf or qp)."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train an enhancer on degraded/clean pairs made from clean clips; writes RUN/enhancer.vidlab."""
+    from vidlab.cli.common import print_json, print_table
+    from vidlab.enhance import EnhanceTrainConfig, train_enhancer
+    from vidlab.errors import ConfigError
+
+    try:
+        qmin, qmax = (int(v) for v in quality.split(":"))
+    except ValueError:
+        raise ConfigError(f"--quality must be MIN:MAX, got {quality!r}") from None
+    cfg = EnhanceTrainConfig(
+        task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
+        channels=channels, num_blocks=blocks, lr=lr, seed=seed, threads=threads,
+        eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
+        pool={"windows": windows, "quality_range": (qmin, qmax)})
+    summary = train_enhancer(data, out, cfg, resume=resume)
+    if as_json:
+        print_json(summary)
+    else:
+        row = {k: summary.get(k) for k in ("task", "step", "seconds", "bundle")}
+        row.update({k: summary.get("val", {}).get(k) for k in ("psnr_input", "psnr",
+                                                                "psnr_gain_db")})
+        print_table([row], title="enhance train")

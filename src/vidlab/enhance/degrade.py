@@ -1,0 +1,107 @@
+"""Degradations that turn clean frames into training inputs: lossy re-encoding, 2x downscaling,
+noise. Encoding runs through a real encoder in memory (PyAV into a BytesIO), so the artifacts
+are exactly those a user's compressed video has: blocking, ringing, smeared motion.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ENCODERS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9",
+            "av1": "libsvtav1"}
+
+
+@dataclass(frozen=True)
+class CompressionSpec:
+    """How one training window is compressed: codec, rate control (crf or qp), strength."""
+
+    codec: str = "h264"
+    mode: str = "crf"
+    quality: int = 40
+    preset: str = "medium"
+
+
+def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> np.ndarray:
+    """Encode `uint8 T×H×W×3` RGB frames with `spec` in memory and decode them back.
+
+    H and W must be even (4:2:0). Returns the decoded frames, same shape, presentation order.
+    """
+    t, h, w, _ = frames.shape
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream(ENCODERS.get(spec.codec, spec.codec), rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = _encoder_options(spec)
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f),
+                                                             format="rgb24")))
+        out.mux(stream.encode())
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        decoded = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+    if len(decoded) != t:
+        raise RuntimeError(f"round trip through {spec} returned {len(decoded)} of {t} frames")
+    return np.stack(decoded)
+
+
+def _encoder_options(spec: CompressionSpec) -> dict[str, str]:
+    q = str(int(spec.quality))
+    if spec.codec in ("h265", "hevc"):
+        rc = f"crf={q}" if spec.mode == "crf" else f"qp={q}"
+        return {"preset": spec.preset, "x265-params": f"{rc}:log-level=none"}
+    if spec.codec == "h264":
+        return {"preset": spec.preset, spec.mode: q}
+    return {"crf": q, "b": "0"}
+
+
+def random_compression(rng: np.random.Generator, quality_range: tuple[int, int] = (30, 51),
+                       h265_prob: float = 0.2) -> CompressionSpec:
+    """Draw a compression setting: H.264 (mostly) or H.265, crf or constant qp, a preset."""
+    codec = "h265" if rng.random() < h265_prob else "h264"
+    mode = "qp" if rng.random() < 0.5 else "crf"
+    quality = int(rng.integers(quality_range[0], quality_range[1] + 1))
+    preset = str(rng.choice(["veryfast", "medium"]))
+    return CompressionSpec(codec=codec, mode=mode, quality=quality, preset=preset)
+
+
+def add_noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of `sigma` grey levels, clipped back to uint8."""
+    noisy = frames.astype(np.float32) + rng.normal(0.0, sigma, frames.shape).astype(np.float32)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def downscale2x(frames: np.ndarray) -> np.ndarray:
+    """Anti-aliased bicubic 2x downscaling of `uint8 T×H×W×3` (H, W even)."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    y = F.interpolate(x, scale_factor=0.5, mode="bicubic", antialias=True, align_corners=False)
+    return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def upscale2x_bicubic(frames: np.ndarray) -> np.ndarray:
+    """Plain bicubic 2x upscaling of `uint8 T×H×W×3`: the baseline sr2x must beat."""
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    y = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+    return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
+            quality_range: tuple[int, int] = (30, 51), noise_prob: float = 0.2,
+            max_noise: float = 6.0) -> tuple[np.ndarray, dict]:
+    """The training input for `frames` under `task` ("restore" or "sr2x") and what was done."""
+    info: dict = {}
+    x = frames
+    if task == "sr2x":
+        return downscale2x(x), {"downscale": 2}
+    if rng.random() < noise_prob:
+        sigma = float(rng.uniform(1.0, max_noise))
+        x = add_noise(x, sigma, rng)
+        info["noise_sigma"] = round(sigma, 2)
+    spec = random_compression(rng, quality_range)
+    info.update(codec=spec.codec, mode=spec.mode, quality=spec.quality, preset=spec.preset)
+    return encode_decode(x, spec), info

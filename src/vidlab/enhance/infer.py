@@ -1,0 +1,84 @@
+"""Running a trained enhancer: loading it from a bundle, one window of frames (tiled when the
+frames are large, so memory stays bounded), and a whole stream of frames (a sliding window)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidlab.enhance.model import EnhanceNet, build_enhancer
+from vidlab.errors import BundleError
+
+TILE = 256
+"""Frames with a side above this are processed in overlapping tiles of this size."""
+OVERLAP = 32
+
+
+def load_enhancer(bundle: str | Path) -> tuple[EnhanceNet, Any]:
+    """The model (eval mode, weights loaded) and the loaded bundle; `BundleError` if the bundle
+    is not an enhancement bundle."""
+    from vidlab.bundle import load_bundle
+
+    b = load_bundle(bundle)
+    if b.task != "enhance":
+        raise BundleError(f"not an enhancement bundle (task is {b.task!r})", b.path)
+    kwargs = b.model_spec.get("kwargs", {})
+    try:
+        model = build_enhancer(**kwargs)
+        model.load_state_dict(b.state_dict())
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"weights do not fit the enhancer {kwargs} ({exc})", b.path) from exc
+    return model.eval(), b
+
+
+@torch.no_grad()
+def enhance_window(model: EnhanceNet, window: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """`uint8 T×H×W×3` (T = model.num_frames) → the enhanced centre frame `uint8 sH×sW×3`."""
+    x = torch.from_numpy(np.ascontiguousarray(window)).permute(3, 0, 1, 2)[None].float() / 255
+    out = _tiled(model, x, tile) if max(x.shape[-2:]) > tile else model(x)
+    return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
+    """Overlapping tiles, each output keeping only its interior (no seams)."""
+    s = model.scale
+    h, w = x.shape[-2:]
+    out = torch.empty(1, 3, h * s, w * s)
+    step = tile - 2 * OVERLAP
+    for y0 in range(0, h, step):
+        for x0 in range(0, w, step):
+            ya, xa = max(0, y0 - OVERLAP), max(0, x0 - OVERLAP)
+            yb, xb = min(h, y0 + step + OVERLAP), min(w, x0 + step + OVERLAP)
+            piece = model(x[..., ya:yb, xa:xb])
+            y1, x1 = min(h, y0 + step), min(w, x0 + step)
+            out[..., y0 * s:y1 * s, x0 * s:x1 * s] = piece[
+                ..., (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s]
+    return out
+
+
+def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray],
+                   tile: int = TILE) -> Iterator[np.ndarray]:
+    """Enhance every frame of a stream, in order; memory holds `num_frames` input frames.
+
+    The window around frame p is frames p-r..p+r, clamped to the first and last frame.
+    """
+    r = model.num_frames // 2
+    recent: dict[int, np.ndarray] = {}
+
+    def window(p: int, last: int) -> np.ndarray:
+        return np.stack([recent[min(max(i, 0), last)] for i in range(p - r, p + r + 1)])
+
+    n = 0
+    for i, frame in enumerate(frames):
+        recent[i] = frame
+        n = i + 1
+        p = i - r
+        if p >= 0:
+            yield enhance_window(model, window(p, i), tile)
+            recent.pop(p - r, None)
+    for p in range(max(0, n - r), n):
+        yield enhance_window(model, window(p, n - 1), tile)

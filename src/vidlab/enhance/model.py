@@ -1,0 +1,83 @@
+"""EnhanceNet: a small spatio-temporal restoration / 2x super-resolution network for CPUs.
+
+Ideas from EDVR/BasicVSR, sized for a laptop: every input frame goes through the same shallow
+feature extractor at half resolution (pixel-unshuffle, so the residual trunk costs a quarter of
+full resolution and sees twice as far — compression blocks are 8–16 px), the frames' features
+are fused early by one 1x1 convolution, a handful of residual blocks refine them, and the output
+is a residual added onto the centre input frame (restore) or onto its bicubic upscaling (sr2x).
+
+Input: float `B×C×T×H×W` in [0, 1] (the DESIGN clip layout), T odd. Output: `B×C×sH×sW`.
+Any H, W work: the input is reflect-padded to even size and the output cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """conv-act-conv with an identity shortcut (no normalization: it hurts restoration)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class EnhanceNet(nn.Module):
+    """Few frames in, centre frame out; `scale` 1 (restore) or 2 (sr2x)."""
+
+    def __init__(self, num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
+                 scale: int = 1):
+        super().__init__()
+        if num_frames < 1 or num_frames % 2 == 0:
+            raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
+        if scale not in (1, 2):
+            raise ValueError(f"scale must be 1 or 2, got {scale}")
+        self.num_frames, self.scale = num_frames, scale
+        self.extract = nn.Sequential(  # per frame, shared weights, at half resolution
+            nn.Conv2d(3 * 4, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
+        self.fuse = nn.Sequential(  # early temporal fusion of all frames' features
+            nn.Conv2d(channels * num_frames, channels, 1), nn.LeakyReLU(0.1, inplace=True))
+        self.trunk = nn.Sequential(*[ResidualBlock(channels) for _ in range(num_blocks)])
+        self.trunk_out = nn.Conv2d(channels, channels, 3, padding=1)
+        up = 2 * scale  # back from half resolution, then the SR factor
+        self.head = nn.Sequential(nn.Conv2d(channels, 3 * up * up, 3, padding=1),
+                                  nn.PixelShuffle(up))
+        nn.init.zeros_(self.head[0].weight)  # start as the identity / bicubic baseline
+        nn.init.zeros_(self.head[0].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = x.shape
+        if t != self.num_frames or c != 3:
+            raise ValueError(f"expected B×3×{self.num_frames}×H×W, got {tuple(x.shape)}")
+        centre = x[:, :, t // 2]
+        ph, pw = h % 2, w % 2
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        if ph or pw:
+            frames = F.pad(frames, (0, pw, 0, ph), mode="replicate")
+        feats = self.extract(F.pixel_unshuffle(frames, 2))
+        feats = feats.reshape(b, t * feats.shape[1], *feats.shape[2:])
+        fused = self.fuse(feats)
+        fused = fused + self.trunk_out(self.trunk(fused))
+        residual = self.head(fused)[..., : h * self.scale, : w * self.scale]
+        return base_frame(centre, self.scale) + residual
+
+
+def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
+    """What the network refines: the centre frame itself, or its bicubic 2x upscaling."""
+    if scale == 1:
+        return centre
+    return F.interpolate(centre, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+def build_enhancer(num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
+                   scale: int = 1) -> EnhanceNet:
+    """Builder with plain keyword arguments (the bundle's `model.kwargs`)."""
+    return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale)

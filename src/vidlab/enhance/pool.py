@@ -1,0 +1,187 @@
+"""The training pool: degraded/clean clip windows made once from clean videos, cached as uint8.
+
+Encoding a window with a real codec costs ~0.1 s, far more than a training step's share, so the
+pairs are made up front and stored in the run directory (`RUN/pool/`, one `.npy` pair per
+window, memory-mapped while training). Each window is a random crop of consecutive frames from
+one clean clip; training samples random patches, frame offsets and flips/rotations from it, so a
+few hundred windows give many distinct samples. Validation windows come from clips held out
+of training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidlab.enhance.degrade import degrade
+from vidlab.errors import DatasetError
+from vidlab.progress import progress
+
+log = logging.getLogger(__name__)
+
+POOL_DIR = "pool"
+POOL_INDEX = "pool.json"
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What a pool holds; a pool on disk is reused only when its spec matches."""
+
+    task: str
+    windows: int = 192
+    window_frames: int = 10
+    max_height: int = 144
+    max_width: int = 176
+    quality_range: tuple[int, int] = (30, 51)
+    noise_prob: float = 0.2
+    val_windows: int = 16
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["quality_range"] = list(self.quality_range)
+        return d
+
+
+def clip_paths(data: str | Path) -> list[Path]:
+    """Clean clip paths from a folder tree or a manifest (via the data stage's loader)."""
+    from vidlab.data.manifest import load_entries
+
+    entries = load_entries(data)
+    paths = sorted({Path(e["path"]) for e in entries})
+    if not paths:
+        raise DatasetError("no readable videos to train on", data)
+    return paths
+
+
+def build_pool(run_dir: str | Path, data: str | Path, spec: PoolSpec) -> list[dict[str, Any]]:
+    """Make (or reuse) the pool under `run_dir/pool` and return its index records."""
+    root = Path(run_dir) / POOL_DIR
+    index_path = root / POOL_INDEX
+    if index_path.is_file():
+        index = json.loads(index_path.read_text())
+        if index.get("spec") == spec.to_dict():
+            return index["windows"]
+        log.warning("%s: pool made with other settings, rebuilding it", root)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = clip_paths(data)
+    rng = np.random.default_rng(spec.seed)
+    order = rng.permutation(len(paths))
+    n_val_clips = max(1, len(paths) // 10) if len(paths) > 1 else 0
+    val_clips = {int(i) for i in order[:n_val_clips]}
+    train_ids = [i for i in range(len(paths)) if i not in val_clips] or list(range(len(paths)))
+    val_ids = sorted(val_clips) or train_ids
+    records = []
+    total = spec.windows + spec.val_windows
+    for w in progress(range(total), total=total, desc="making training pairs"):
+        split = "val" if w >= spec.windows else "train"
+        ids = val_ids if split == "val" else train_ids
+        clip = paths[ids[w % len(ids)]]
+        clean = _read_window(clip, spec, rng)
+        if clean is None:
+            continue
+        degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
+        name = f"w{w:05d}"
+        np.save(root / f"{name}_clean.npy", clean)
+        np.save(root / f"{name}_degraded.npy", degraded)
+        records.append({"name": name, "split": split, "clip": str(clip), **info})
+    if not any(r["split"] == "train" for r in records):
+        raise DatasetError("no clip had enough frames to make training pairs", data)
+    index = {"spec": spec.to_dict(), "windows": records}
+    index_path.write_text(json.dumps(index, indent=1))
+    return records
+
+
+def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator) -> np.ndarray | None:
+    """A random crop of up to `window_frames` consecutive frames (H, W multiples of 4)."""
+    from vidlab.io import VideoReader
+
+    try:
+        reader = VideoReader(path)
+        n = len(reader)
+        t = min(spec.window_frames, n)
+        start = int(rng.integers(0, n - t + 1))
+        frames = reader.get_frames(range(start, start + t))
+        reader.close()
+    except Exception as exc:  # a bad clip is reported and skipped, never fatal
+        log.warning("%s: skipped while making training pairs (%s)", path, exc)
+        return None
+    h, w = frames.shape[1:3]
+    ch, cw = min(h, spec.max_height) // 4 * 4, min(w, spec.max_width) // 4 * 4
+    if ch < 16 or cw < 16:
+        log.warning("%s: skipped, frames %dx%d are too small", path, w, h)
+        return None
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    return np.ascontiguousarray(frames[:, y0:y0 + ch, x0:x0 + cw])
+
+
+class PairPool:
+    """Memory-mapped windows of one split; draws training batches with torch's global RNG
+    (so a resumed run, whose RNG state is restored, draws exactly the same batches)."""
+
+    def __init__(self, run_dir: str | Path, records: list[dict[str, Any]], split: str,
+                 num_frames: int, scale: int):
+        root = Path(run_dir) / POOL_DIR
+        self.num_frames, self.scale = num_frames, scale
+        self.clean, self.degraded = [], []
+        for r in records:
+            if r["split"] != split:
+                continue
+            clean = np.load(root / f"{r['name']}_clean.npy", mmap_mode="r")
+            if clean.shape[0] < num_frames:
+                continue
+            self.clean.append(clean)
+            self.degraded.append(np.load(root / f"{r['name']}_degraded.npy", mmap_mode="r"))
+        if not self.clean:
+            raise DatasetError(f"no {split} windows with at least {num_frames} frames", root)
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def batch(self, batch_size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(inputs B×3×T×h×w, targets B×3×sh×sw)` float in [0, 1], random patches."""
+        xs, ys = [], []
+        s = self.scale
+        lr_patch = patch // s
+        for _ in range(batch_size):
+            i = int(torch.randint(len(self), ()).item())
+            deg, clean = self.degraded[i], self.clean[i]
+            t0 = int(torch.randint(deg.shape[0] - self.num_frames + 1, ()).item())
+            ph, pw = min(lr_patch, deg.shape[1]), min(lr_patch, deg.shape[2])
+            y0 = int(torch.randint(deg.shape[1] - ph + 1, ()).item())
+            x0 = int(torch.randint(deg.shape[2] - pw + 1, ()).item())
+            x = torch.from_numpy(np.array(deg[t0:t0 + self.num_frames, y0:y0 + ph, x0:x0 + pw]))
+            c = t0 + self.num_frames // 2
+            y = torch.from_numpy(np.array(clean[c, y0 * s:(y0 + ph) * s, x0 * s:(x0 + pw) * s]))
+            x, y = x.permute(3, 0, 1, 2), y.permute(2, 0, 1)  # 3×T×h×w, 3×H×W
+            x, y = _augment(x, y)
+            xs.append(x)
+            ys.append(y)
+        return torch.stack(xs).float() / 255, torch.stack(ys).float() / 255
+
+    def window(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `num_frames` degraded frames around window `i`'s middle, and its clean centre."""
+        deg, clean = self.degraded[i], self.clean[i]
+        c = deg.shape[0] // 2
+        r = self.num_frames // 2
+        c = min(max(c, r), deg.shape[0] - 1 - r)
+        return np.array(deg[c - r:c + r + 1]), np.array(clean[c])
+
+
+def _augment(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flips, transposition and time reversal: the degradations do not care about them."""
+    if torch.rand(()) < 0.5:
+        x, y = x.flip(-1), y.flip(-1)
+    if torch.rand(()) < 0.5:
+        x, y = x.flip(-2), y.flip(-2)
+    if torch.rand(()) < 0.5 and x.shape[-1] == x.shape[-2]:
+        x, y = x.transpose(-1, -2), y.transpose(-1, -2)
+    if torch.rand(()) < 0.5:
+        x = x.flip(1)
+    return x.contiguous(), y.contiguous()

@@ -1,0 +1,53 @@
+"""The GAN run's typed config (YAML-loadable, `--set`-overridable like every vidlab config)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GanConfig(BaseModel):
+    """Everything a `vidlab gan train` run depends on; saved as `RUN/config.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = ""
+    out: str = ""
+    labels: list[str] | None = None
+    # clips
+    num_frames: int = Field(16, ge=2)
+    size: int = Field(32, ge=8)
+    stride: int = Field(2, ge=1)
+    target_fps: float | None = 12.0
+    clips_per_video: int = Field(4, ge=1)
+    max_memory_gb: float = 4.0
+    # networks
+    content_dim: int = 64
+    motion_dim: int = 16
+    hidden_dim: int = 64
+    embed_dim: int = 32
+    g_width: int = 64
+    d_width: int = 32
+    image_frames: int = Field(4, ge=1)
+    # optimisation
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(16, ge=2)
+    lr_g: float = 2e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    aux_weight: float = Field(1.0, ge=0.0)
+    r1_gamma: float = Field(0.0, ge=0.0)
+    r1_every: int = Field(4, ge=1)
+    diffaug: str = "color,translation"
+    ema_decay: float = 0.999
+    ema_warmup: int = 200
+    seed: int = 0
+    max_minutes: float | None = None
+    # bookkeeping
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    sample_every: int = Field(250, ge=1)
+    samples_per_class: int = Field(4, ge=1)
+    classifier: str | None = None
+    eval_every: int = Field(250, ge=1)
+    eval_samples: int = Field(128, ge=8)

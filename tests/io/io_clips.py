@@ -17,7 +17,7 @@ X264_OPEN_GOP = "keyint=12:min-keyint=12:scenecut=0:bframes=3:open-gop=1:log-lev
 X264_ONE_KEY = "keyint=infinite:scenecut=0:bframes=2:log-level=error"
 
 
-def _frames(n: int = 60, h: int = 64, w: int = 80) -> np.ndarray:
+def clip_frames(n: int = 60, h: int = 64, w: int = 80) -> np.ndarray:
     frames = moving_pattern(n, (h, w), seed=3)
     frames[:, :4, :4] = (np.arange(n) * 37 % 256)[:, None, None, None]  # frame-unique marker
     return frames
@@ -48,35 +48,35 @@ def _vfr(path: Path) -> Path:
 
     gaps = np.tile([0.02, 0.05, 0.1, 0.033], 10)
     times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
-    return write_video(path, _frames(len(times)), fps=25, timestamps=times.tolist(),
+    return write_video(path, clip_frames(len(times)), fps=25, timestamps=times.tolist(),
                        options={"x264-params": "keyint=8:bframes=2:log-level=error"})
 
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "h264_bframes_open_gop.mp4": lambda p: encode_video(
-        p, _frames(), options={"x264-params": X264_OPEN_GOP}),
+        p, clip_frames(), options={"x264-params": X264_OPEN_GOP}),
     "h264_single_keyframe.mp4": lambda p: encode_video(
-        p, _frames(), options={"x264-params": X264_ONE_KEY}),
+        p, clip_frames(), options={"x264-params": X264_ONE_KEY}),
     "h264_bframes.mkv": lambda p: encode_video(
-        p, _frames(), options={"x264-params": X264_OPEN_GOP}),
+        p, clip_frames(), options={"x264-params": X264_OPEN_GOP}),
     "h264_vfr.mkv": _vfr,
     "hevc_10bit.mkv": lambda p: encode_video(
-        p, _frames(40), codec="libx265", pix_fmt="yuv420p10le",
+        p, clip_frames(40), codec="libx265", pix_fmt="yuv420p10le",
         options={"x265-params": "log-level=error:keyint=10:bframes=3"}),
     "hevc_10bit.mp4": lambda p: encode_video(
-        p, _frames(30), codec="libx265", pix_fmt="yuv420p10le",
+        p, clip_frames(30), codec="libx265", pix_fmt="yuv420p10le",
         options={"x265-params": "log-level=error:keyint=10:bframes=3"}),
-    "vp9.webm": lambda p: encode_video(p, _frames(40), codec="libvpx-vp9",
+    "vp9.webm": lambda p: encode_video(p, clip_frames(40), codec="libvpx-vp9",
                                        options={"g": "10", "cpu-used": "8"}),
-    "av1.mkv": lambda p: encode_video(p, _frames(40), codec="libsvtav1",
+    "av1.mkv": lambda p: encode_video(p, clip_frames(40), codec="libsvtav1",
                                       options={"g": "16", "preset": "12"}),
-    "mjpeg.avi": lambda p: encode_video(p, _frames(30), codec="mjpeg", pix_fmt="yuvj420p"),
+    "mjpeg.avi": lambda p: encode_video(p, clip_frames(30), codec="mjpeg", pix_fmt="yuvj420p"),
     "odd_67x45_h264_444.mp4": lambda p: encode_video(
-        p, _frames(30, 45, 67), pix_fmt="yuv444p",
+        p, clip_frames(30, 45, 67), pix_fmt="yuv444p",
         options={"x264-params": "keyint=10:bframes=2:log-level=error"}),
     "odd_67x45_vp9.webm": lambda p: encode_video(
-        p, _frames(30, 45, 67), codec="libvpx-vp9", options={"g": "10", "cpu-used": "8"}),
-    "rotated_90.mp4": lambda p: encode_video(p, _frames(20), rotation=90),
+        p, clip_frames(30, 45, 67), codec="libvpx-vp9", options={"g": "10", "cpu-used": "8"}),
+    "rotated_90.mp4": lambda p: encode_video(p, clip_frames(20), rotation=90),
 }
 
 
@@ -89,3 +89,42 @@ def sequential_decode(path: Path, **convert) -> np.ndarray:
             turn = int(round(frame.rotation or 0)) // 90
             out.append(np.rot90(array, k=turn) if turn else array)
     return np.stack(out)
+
+
+def add_tone(out: av.container.OutputContainer, seconds: float, rate: int = 16000) -> list:
+    """Add an AAC stream to `out`; returns its packets (mux them after the video's)."""
+    stream = out.add_stream("aac", rate=rate)
+    stream.layout = "mono"
+    packets, n = [], 0
+    while n < seconds * rate:
+        t = (n + np.arange(1024)) / rate
+        frame = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t))[None].astype(
+            np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, n
+        packets += stream.encode(frame)
+        n += 1024
+    return packets + list(stream.encode(None))
+
+
+def video_with_audio(path: Path, num_frames: int = 30) -> Path:
+    """H.264 + AAC in one file, as a camera would record."""
+    frames = clip_frames(num_frames)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 80, 64, "yuv420p"
+        audio_packets = add_tone(out, num_frames / 25)
+        for f in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+        for packet in audio_packets:
+            out.mux(packet)
+    return path
+
+
+def audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as out:
+        for packet in add_tone(out, 1.0):
+            out.mux(packet)
+    return path

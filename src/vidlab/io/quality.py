@@ -47,7 +47,7 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     mse = float(np.mean((luma(a) - luma(b)) ** 2))
     if mse == 0:
         return PSNR_CAP_DB
-    return min(PSNR_CAP_DB, 10.0 * np.log10(peak * peak / mse))
+    return float(min(PSNR_CAP_DB, 10.0 * np.log10(peak * peak / mse)))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:

@@ -49,7 +49,7 @@ class VideoReader:
 
     Opens lazily and reopens after a fork, and pickles by path, so it can be built in the main
     process and used in torch `DataLoader` workers. `threads=0` lets FFmpeg choose.
-    `pixel_format="gray"` returns luma `T×H×W` arrays instead of RGB (used by `quality`).
+    `pixel_format="gray"` returns the coded luma plane `T×H×W` instead of RGB (for `quality`).
     `num_corrupt` counts packets that failed to decode and frames the decoder flagged corrupt.
     """
 
@@ -269,7 +269,9 @@ class VideoReader:
         turn = info.rotation // 90
         if turn % 2:
             h, w = w, h
-        if (frame.width, frame.height) == (w, h):  # plain conversion, as a sequential decode
+        if self.pixel_format == "gray":
+            array = _luma_plane(frame, w, h)
+        elif (frame.width, frame.height) == (w, h):  # plain conversion, as a sequential decode
             array = frame.to_ndarray(format=self.pixel_format)
         else:
             array = frame.to_ndarray(width=w, height=h, format=self.pixel_format,
@@ -362,6 +364,19 @@ class VideoReader:
 
     def __repr__(self) -> str:
         return f"VideoReader({str(self.path)!r}, size={self.size!r})"
+
+
+def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """The coded 8-bit Y plane (no range expansion, as video PSNR is measured), resized by the
+    scaler if needed; other pixel formats go through 8-bit 4:2:0 of the same range first."""
+    name = frame.format.name
+    if name not in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p") or \
+            (frame.width, frame.height) != (width, height):
+        target = "yuvj420p" if name.startswith("yuvj") else "yuv420p"
+        frame = frame.reformat(width=width, height=height, format=target, interpolation="AREA")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, :plane.width].copy()
 
 
 class _SeekOvershot(Exception):

@@ -80,7 +80,8 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, codec: str = "h264
     samples: dict[int, np.ndarray] = {}
     out_rate = fps or info.fps
     writer = VideoWriter(dst, fps=out_rate, codec=codec, crf=crf, preset=preset,
-                         overwrite=overwrite, audio_from=src if info.has_audio else None)
+                         overwrite=overwrite, audio_from=src if info.has_audio else None,
+                         time_base=reader.table.time_base if fps is None else None)
     with reader, writer:
         k = 0
         for i, t, frame in reader.iter_frames_with_time():

@@ -103,14 +103,16 @@ class VideoWriter:
     seconds keeps variable frame rates (default: frame number / fps). Odd sizes are padded by
     one edge-replicated row/column for 4:2:0 pixel formats, which need even dimensions.
     `audio_from` copies (or, when the container cannot hold it, re-encodes) the audio of
-    another file alongside. Use as a context manager: an exception discards the temporary file.
+    another file alongside. `time_base` (default `1/fps`) sets the timestamp resolution: give
+    a finer one to keep variable frame rates. Use as a context manager: an exception discards the temporary file.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | Fraction = 25, codec: str = "h264",
                  crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
                  options: dict[str, str] | None = None, overwrite: bool = False,
                  audio_from: str | os.PathLike | None = None, bit_rate: int | None = None,
-                 container_options: dict[str, str] | None = None):
+                 container_options: dict[str, str] | None = None,
+                 time_base: Fraction | None = None):
         self.path = check_output(path, overwrite)
         self.encoder = encoder_name(codec)
         self.rate = as_rate(fps)
@@ -118,6 +120,7 @@ class VideoWriter:
         self.options = {**encoder_options(self.encoder, crf, preset), **(options or {})}
         self.bit_rate = bit_rate
         self.container_options = container_options or {}
+        self.time_base = Fraction(time_base) if time_base else None
         self.audio_from = Path(audio_from) if audio_from else None
         self.frames_written = 0
         self._tmp = temp_path_for(self.path)
@@ -134,8 +137,9 @@ class VideoWriter:
             self._out = av.open(str(self._tmp), "w", options=self.container_options)
             stream = self._out.add_stream(self.encoder, rate=self.rate)
             stream.width, stream.height, stream.pix_fmt = width, height, self.pix_fmt
-            stream.codec_context.time_base = Fraction(1, self.rate.numerator * 1000) \
-                if self.rate.denominator == 1 else 1 / self.rate / 1000
+            fixed_rate = self._out.format.name == "avi"  # AVI has one tick per frame
+            stream.codec_context.time_base = (1 / self.rate if fixed_rate or not self.time_base
+                                              else self.time_base)
             if self.bit_rate:
                 stream.bit_rate = self.bit_rate
             stream.options = self.options
@@ -245,7 +249,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
     """
     writer = VideoWriter(path, fps=fps, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                          options=options, overwrite=overwrite, audio_from=audio_from,
-                         container_options=container_options)
+                         container_options=container_options,
+                         time_base=Fraction(1, 90000) if timestamps is not None else None)
     with writer:
         for i, frame in enumerate(frames):
             writer.write(frame, None if timestamps is None else timestamps[i])

@@ -85,6 +85,8 @@ class Bundle:
             raise BundleError("config.json has no model.name", self.path)
         model = create(spec["name"], num_classes=spec.get("num_classes", len(self.labels)),
                        **spec.get("kwargs", {}))
+        if spec.get("pruned_channels"):  # structurally pruned by `vidlab optimize --prune`
+            _fit_shapes(model, self.state_dict())
         if load_weights:
             missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
             if missing or unexpected:
@@ -213,3 +215,25 @@ def _unshare(tensors: dict[str, Any]) -> dict[str, Any]:
         if ptr != -1:
             seen.add(ptr)
     return out
+
+
+def _fit_shapes(model, state: dict[str, Any]) -> None:
+    """Resize conv/BN/linear layers to the weight shapes saved (a pruned model has fewer channels)."""
+    import torch
+    from torch import nn
+
+    for name, m in model.named_modules():
+        w = state.get(f"{name}.weight")
+        if w is None or not isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._BatchNorm
+                                       | nn.Linear) or m.weight.shape == w.shape:
+            continue
+        for key in ("weight", "bias"):
+            if getattr(m, key, None) is not None and f"{name}.{key}" in state:
+                setattr(m, key, nn.Parameter(torch.empty_like(state[f"{name}.{key}"])))
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.num_features = w.shape[0]
+            m.running_mean, m.running_var = torch.zeros(w.shape[0]), torch.ones(w.shape[0])
+        elif isinstance(m, nn.Linear):
+            m.out_features, m.in_features = w.shape
+        else:
+            m.out_channels, m.in_channels = w.shape[0], w.shape[1] * m.groups

@@ -59,7 +59,8 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
                               if data is not None else _random_clip(b))
         inputs[i] = clip_sets[key]
         runners[i] = load_runner(b, rt, device="cpu")
-    timing = time_runners(runners, {i: c.clips[:1] for i, c in inputs.items()}, rounds=rounds)
+    timing = time_runners(runners, {i: c.clips[:1] for i, c in inputs.items()}, rounds=rounds,
+                          throughput_iters=min(2, rounds))
     rows = []
     for i, (b, rt) in enumerate(plan):
         rows.append({

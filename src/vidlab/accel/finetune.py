@@ -53,7 +53,7 @@ def finetune(model: nn.Module, clips: ClipSet, epochs: int, lr: float = 1e-3,
             sched.step()
             if after_step is not None:
                 after_step(model)
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         losses.append(total / len(order))
         log.info("fine-tune epoch %d/%d: loss %.4f", epoch + 1, epochs, losses[-1])
     return losses

@@ -126,7 +126,8 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
         runners = {"source": torch_runner(source_model), "torch": torch_runner(model)}
         runners.update({rt: OnnxRunner(str(p), name=rt) for rt, p in
                         (("onnx", extra.get(ONNX_FILE)), ("onnx-int8", extra.get(ONNX_INT8_FILE))) if p})
-        timing = time_runners(runners, val.clips[:1], rounds=timing_rounds)
+        timing = time_runners(runners, val.clips[:1], rounds=timing_rounds,
+                              throughput_iters=min(2, timing_rounds))
         files = {"source": src.file(WEIGHTS_FILE), "torch": weights, "onnx": extra.get(ONNX_FILE),
                  "onnx-int8": extra.get(ONNX_INT8_FILE)}
         variants = {}

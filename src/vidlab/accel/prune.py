@@ -3,7 +3,7 @@
 Structured: a *prunable group* is a convolution whose output channels feed only the next
 convolution of the same chain (through its BatchNorm and channel-wise layers: activations,
 pooling, dropout), never a residual sum or the head. In torchvision-style residual blocks
-(`conv1`, `conv2`[, `conv3`]) that is each block's inner channels (conv1 out / conv2 in) and,
+(`conv1`[, `bn1`], `conv2`[, `bn2`][, `conv3`, `bn3`]) that is each block's inner channels (conv1 out / conv2 in) and,
 for R(2+1)D, the midplanes of every factorised convolution and of the stem; block outputs stay
 as they are, so residual groups remain consistent. The filters with the smallest L1 norm go,
 together with their BN entries and the matching input channels of the next convolution.
@@ -29,7 +29,9 @@ _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.LeakyReLU, nn.ELU,
                 nn.Identity, nn.Dropout, nn.Dropout2d, nn.Dropout3d, nn.MaxPool1d, nn.MaxPool2d,
                 nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
-_BLOCK_PARTS = ("conv1", "conv2", "conv3")
+_BLOCK_PARTS = ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3")
+"""Call order inside a residual block: torchvision's 3D (`convN` Sequentials) and 2D (`convN`,
+`bnN`) layouts; activations between them are functional or shared modules, channel-wise."""
 _BARRIER = ("<barrier>", None)
 
 

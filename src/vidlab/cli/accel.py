@@ -6,8 +6,17 @@ from pathlib import Path
 
 import typer
 
-_COLUMNS = ["variant", "latency_ms_p50", "latency_ms_p95", "throughput_clips_s", "speedup",
-            "size_mb", "top1", "peak_rss_mb"]
+_HEADERS = {"variant": "variant", "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms",
+            "throughput_clips_s": "clips/s @8", "speedup": "speed-up", "size_mb": "MB",
+            "top1": "top-1", "peak_rss_mb": "peak RSS MB"}
+
+
+def _table(rows: list[dict], title: str) -> None:
+    """Rows with short column headers (the JSON keys are long for a terminal)."""
+    from vidlab.cli.common import print_table
+
+    short = [{_HEADERS[k]: r.get(k) for k in _HEADERS if any(k in x for x in rows)} for r in rows]
+    print_table(short, title=title)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +42,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Prune, fine-tune, export to ONNX and quantize a bundle; measure every variant."""
         from vidlab.accel import optimize
-        from vidlab.cli.common import print_json, print_table
+        from vidlab.cli.common import print_json
 
         out = optimize(bundle, output, onnx=onnx, int8=int8, prune=prune,
                        finetune_epochs=finetune_epochs, data=data, prune_mode=prune_mode,
@@ -48,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 for rt, v in variants.items()]
         source = out.metrics["optimize"]["source_torch"]
         rows.insert(0, {"variant": "source torch", **source, "speedup": 1.0})
-        print_table(rows, title=f"{out.path}", columns=_COLUMNS[:-1])
+        _table(rows, title=f"{out.path} (speed-up vs the source bundle's PyTorch eager)")
 
     @app.command("bench")
     def bench_cmd(
@@ -62,7 +71,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Batch-1 latency, batch-8 throughput, peak RSS, size and top-1 of every variant."""
         from vidlab.accel import bench, plot_bench
-        from vidlab.cli.common import console, print_json, print_table
+        from vidlab.cli.common import console, print_json
 
         rows = bench(bundles, data=data, eval_clips=eval_clips, rounds=rounds, rss=rss)
         if plot is not None:
@@ -72,4 +81,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(rows)
         else:
-            print_table(rows, title="vidlab bench (speedup vs the first row)", columns=_COLUMNS)
+            _table(rows, title="vidlab bench (speed-up vs the first row)")

@@ -1,0 +1,129 @@
+"""`optimize`: ONNX parity, INT8, structured/unstructured pruning, metrics, overwrite safety."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tests.accel.conftest import make_bundle
+
+from vidlab.accel import optimize
+from vidlab.accel.clips import dataset_splits, load_clips
+from vidlab.bundle import load_bundle
+from vidlab.errors import ModelError, OutputExistsError
+from vidlab.runtime import choose_runtime, load_runner
+
+VARIANT_KEYS = {"latency_ms_p50", "latency_ms_p95", "throughput_clips_s", "size_mb", "top1"}
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(trained_bundle, dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8") / "r3d.int8.vidlab"
+    return optimize(trained_bundle, out, int8=True, data=dataset, timing_rounds=1)
+
+
+def test_onnx_export_matches_pytorch_on_real_clips(int8_bundle, dataset):
+    report = int8_bundle.metrics["optimize"]["onnx"]
+    assert report["max_abs_diff"] < 1e-4 and report["argmax_agreement"] == 1.0
+    clips = load_clips(int8_bundle, dataset_splits(int8_bundle, dataset).val)
+    torch_out = load_runner(int8_bundle, "torch")(clips.clips)
+    onnx_out = load_runner(int8_bundle, "onnx")(clips.clips)  # a batch > 1: dynamic axis
+    np.testing.assert_allclose(onnx_out, torch_out, atol=1e-4, rtol=1e-4)
+
+
+def test_int8_runs_in_ort_close_to_fp32_and_is_3x_smaller(int8_bundle, dataset):
+    clips = load_clips(int8_bundle, dataset_splits(int8_bundle, dataset).val)
+    fp32 = load_runner(int8_bundle, "onnx")(clips.clips)
+    int8 = load_runner(int8_bundle, "onnx-int8")(clips.clips)
+    assert (fp32.argmax(1) == int8.argmax(1)).mean() >= 0.8
+    assert np.abs(fp32 - int8).max() < 0.25 * np.abs(fp32).max() + 0.1
+    ratio = int8_bundle.file("model.onnx").stat().st_size / int8_bundle.file("model.int8.onnx").stat().st_size
+    assert ratio >= 3.0
+    report = int8_bundle.metrics["optimize"]["int8"]
+    assert report["chosen"] in report["candidates"] and report["reason"]
+    assert set(report["candidates"]) == {"qdq-per-tensor", "qdq-per-channel", "qoperator"}  # conv net
+
+
+def test_every_variant_is_measured_in_metrics(int8_bundle):
+    variants = json.loads(int8_bundle.file("metrics.json").read_text())["variants"]
+    assert set(variants) == {"torch", "onnx", "onnx-int8"}
+    for v in variants.values():
+        assert set(v) >= VARIANT_KEYS and v["latency_ms_p50"] > 0 and 0 <= v["top1"] <= 1
+    assert choose_runtime(load_bundle(int8_bundle.path)) == min(
+        variants, key=lambda r: variants[r]["latency_ms_p50"])
+
+
+def test_trained_model_learned_the_task(int8_bundle):
+    assert int8_bundle.metrics["variants"]["torch"]["top1"] >= 0.8  # else the INT8 checks are void
+
+
+def test_structured_pruning_removes_channels_and_reloads(dataset, tmp_path):
+    src = make_bundle(tmp_path / "r21d.vidlab", "r2plus1d_tiny")
+    out = optimize(src.path, tmp_path / "pruned.vidlab", prune=0.5, finetune_epochs=1, data=dataset,
+                   timing_rounds=1)
+    before, after = src.build_model(), load_bundle(out.path).build_model()
+    n_before = sum(p.numel() for p in before.parameters())
+    n_after = sum(p.numel() for p in after.parameters())
+    assert n_after < 0.6 * n_before
+    block = after.layer2[0]
+    assert block.conv1[0][0].out_channels == before.layer2[0].conv1[0][0].out_channels // 2  # midplanes
+    assert block.conv1[0][3].out_channels == 16 and block.conv2[0][0].in_channels == 16
+    assert block.conv2[0][3].out_channels == 32  # block output (residual) untouched
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(load_runner(out, "torch")(x), load_runner(out, "onnx")(x), atol=1e-4)
+    report = out.metrics["optimize"]["prune"]
+    assert report["params_after"] == n_after and out.metrics["optimize"]["finetune"]["epochs"] == 1
+    assert out.metrics["variants"]["torch"]["size_mb"] < 0.6 * src.file("weights.safetensors").stat().st_size / 1e6
+
+
+def test_pruning_a_2d_resnet_per_frame_model(tmp_path):
+    from vidlab.accel.prune import prune_structured
+    from vidlab.models import create
+
+    model = create("tsn_tiny", num_classes=2, num_frames=8).eval()
+    report = prune_structured(model, 0.5)
+    assert report["params_after"] < report["params_before"]
+    assert model(torch.randn(2, 3, 8, 32, 32)).shape == (2, 2)
+
+
+def test_pruning_an_unsupported_model_fails_clearly():
+    from vidlab.accel.prune import prune_structured
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    with pytest.raises(ModelError, match="structured pruning does not support"):
+        prune_structured(model, 0.5)
+
+
+def test_unstructured_pruning_reports_sparsity_and_size():
+    from vidlab.accel.prune import prune_unstructured
+    from vidlab.models import create
+
+    model = create("r3d_tiny", num_classes=2, num_frames=8)
+    report = prune_unstructured(model, 0.5)
+    assert report["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert report["compressed_mb_after"] < 0.8 * report["compressed_mb_before"]
+    zeros = sum(int((m.weight == 0).sum()) for m in model.modules() if isinstance(m, torch.nn.Conv3d))
+    assert zeros > 0 and set(report["layers"]) >= {"stem.0", "fc"}
+
+
+def test_optimize_refuses_to_overwrite(trained_bundle, dataset, tmp_path):
+    out = tmp_path / "exists.vidlab"
+    out.mkdir()
+    (out / "keep.txt").write_text("user file")
+    with pytest.raises(OutputExistsError, match="exists.vidlab"):
+        optimize(trained_bundle, out, data=dataset)
+    assert (out / "keep.txt").read_text() == "user file"
+
+
+def test_cli_optimize_error_is_one_line(trained_bundle, tmp_path, capsys):
+    from vidlab.cli import main
+
+    out = tmp_path / "o.vidlab"
+    out.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["optimize", str(trained_bundle), "-o", str(out)])
+    assert exc.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: OutputExistsError") and len(err.splitlines()) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.serve.helpers import make_colour_bundle, make_tiny_bundle
 
 
@@ -34,3 +33,15 @@ def tiny_predictor(tiny_bundle):
     from vidlab.serve.predict import Predictor
 
     return Predictor(tiny_bundle, runtime="torch")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, spinning OpenMP threads of the batcher
+    and of preprocessing slow each other down many-fold (answers are the same either way)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

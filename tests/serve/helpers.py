@@ -24,7 +24,6 @@ from vidlab.bundle import save_bundle
 from vidlab.data.stats import histogram
 from vidlab.data.transforms import Preprocess
 from vidlab.io import write_video
-from vidlab.io import writer as io_writer
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
@@ -56,9 +55,19 @@ def colour_video(path: Path, colours: list[str], seconds_each: float = 1.0, fps:
 
 def pattern_video(path: Path, num_frames: int = 24, size: tuple[int, int] = (72, 96),
                   fps: int = 12, seed: int = 0) -> Path:
-    """A textured moving-square video (different per `seed`)."""
-    return write_video(path, io_writer.test_pattern(num_frames, size, seed), fps=fps,
-                       overwrite=True)
+    """A textured video with a moving square; texture, colour and speed depend on `seed`."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    fx, fy = rng.uniform(0.05, 0.3, 2)
+    tint = rng.uniform(0.3, 1.0, 3)
+    background = (127 + 100 * np.sin(fx * xx + fy * yy))[..., None] * tint
+    colour, speed = rng.integers(0, 255, 3), int(rng.integers(1, 4))
+    frames = np.repeat(background[None], num_frames, axis=0).astype(np.uint8)
+    for t in range(num_frames):
+        x0 = (t * speed) % (w - 12)
+        frames[t, h // 3:h // 3 + 12, x0:x0 + 12] = colour
+    return write_video(path, frames, fps=fps, overwrite=True)
 
 
 def _colour_onnx(path: Path) -> Path:

@@ -6,8 +6,8 @@ import weakref
 
 import numpy as np
 import pytest
-
 from tests.serve.helpers import colour_video, pattern_video
+
 from vidlab.data.transforms import Preprocess
 from vidlab.errors import VideoDecodeError
 from vidlab.serve.clips import frame_range, plan_clips, stream_clips, window_starts
@@ -101,3 +101,11 @@ def test_batched_inference_equals_one_clip_at_a_time(tiny_predictor, tmp_path):
         assert [t["label"] for t in a["top"]] == [t["label"] for t in b["top"]]
         np.testing.assert_allclose([t["prob"] for t in a["top"]],
                                    [t["prob"] for t in b["top"]], atol=1e-5)
+
+
+def test_max_clips_widens_the_stride_of_a_long_timeline_to_fit():
+    pre = Preprocess(num_frames=8, stride=2)
+    plans, windowed = plan_clips(pre, 15000, 25.0, window=2.0, stride=1.0, max_clips=32)
+    assert windowed and len(plans) == 32
+    assert plans[0].start == 0.0 and plans[-1].end == 600.0
+    assert len(plan_clips(pre, 250, 25.0, 2.0, 1.0, max_clips=32)[0]) == 9  # fits: unchanged

@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-
 from tests.serve.helpers import LiveServer, colour_video, metric, multipart_chunks, upload
+
 from vidlab.serve.app import create_app
 from vidlab.serve.log import read_log
 

@@ -80,8 +80,10 @@ def serve(
                                          help="Longest video accepted (413 beyond)."),
     timeout_s: float = typer.Option(60.0, "--timeout-s", min=0.0,
                                     help="Per-request time limit (504 beyond)."),
-    queue_size: int = typer.Option(64, "--queue-size", min=1,
+    queue_size: int = typer.Option(16, "--queue-size", min=1,
                                    help="Requests in flight at once (503 beyond)."),
+    max_clips: int = typer.Option(32, "--max-clips", min=1,
+                                  help="Timeline windows per video (the stride widens to fit)."),
     db: Path = typer.Option(Path("vidlab-predictions.db"), "--db",
                             help="SQLite prediction log (for `vidlab monitor`)."),
     retention_days: float = typer.Option(30.0, "--retention-days",
@@ -102,7 +104,7 @@ def serve(
 
     app = create_app(bundle, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
                      max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
-                     timeout_s=timeout_s, queue_size=queue_size, db=db,
+                     timeout_s=timeout_s, queue_size=queue_size, max_clips=max_clips, db=db,
                      retention_days=retention_days, temp_dir=temp_dir,
                      decode_workers=workers or None, window=window, stride=stride)
     predictor = app.state.service.predictor

@@ -27,7 +27,8 @@ STATIC = Path(__file__).with_name("static")
 
 def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto",
                max_batch: int = 8, max_wait_ms: float = 10.0, max_upload_mb: float = 100.0,
-               max_duration_s: float = 600.0, timeout_s: float = 60.0, queue_size: int = 64,
+               max_duration_s: float = 600.0, timeout_s: float = 60.0, queue_size: int = 16,
+               max_clips: int = 32,
                db: str | Path | None = None, retention_days: float | None = 30.0,
                temp_dir: str | Path | None = None, decode_workers: int | None = None,
                window: float = 2.0, stride: float = 1.0) -> FastAPI:
@@ -35,12 +36,13 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
 
     `db` is the SQLite prediction log (none when `None`); `temp_dir` is where uploads are
     staged (a private temporary directory by default); `window`/`stride` (seconds) are the
-    default timeline of long videos, overridable per request with query parameters.
+    default timeline of long videos, overridable per request with query parameters. Memory is
+    bounded by about `queue_size × max_clips` preprocessed clips.
     """
     predictor = bundle if isinstance(bundle, Predictor) else Predictor(bundle, runtime)
     service = PredictionService(
         predictor, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        limits=Limits(max_upload_mb, max_duration_s, timeout_s, queue_size), db=db,
+        limits=Limits(max_upload_mb, max_duration_s, timeout_s, queue_size, max_clips), db=db,
         retention_days=retention_days, temp_dir=temp_dir, decode_workers=decode_workers,
         window=window, stride=stride)
 

@@ -43,30 +43,35 @@ def window_starts(duration: float, window: float, stride: float) -> list[float]:
 
 
 def plan_clips(pre: Preprocess, num_frames: int, fps: float, window: float | None = None,
-               stride: float | None = None) -> tuple[list[ClipPlan], bool]:
+               stride: float | None = None, max_clips: int | None = None
+               ) -> tuple[list[ClipPlan], bool]:
     """The clips to run for a video, and whether they form a timeline of windows.
 
     Videos no longer than `window` seconds (or any video when `window` is 0/None) get one clip
-    centred in the video, sampled as `Preprocess.clip_indices` does at evaluation time.
+    centred in the video, sampled as `Preprocess.clip_indices` does at evaluation time. With
+    `max_clips`, the stride widens as needed so the timeline holds at most that many windows.
     """
     if num_frames <= 0 or fps <= 0:
         raise ValueError(f"cannot plan clips for {num_frames} frames at {fps} fps")
     duration = num_frames / fps
     if not window or window <= 0 or duration <= window + 1e-6:
         (indices,) = pre.clip_indices(num_frames, 1, fps)
-        return [ClipPlan(0.0, round(duration, 6), np.asarray(indices, np.int64))], False
+        return [ClipPlan(0.0, round(duration, 3), np.asarray(indices, np.int64))], False
+    stride = stride or window
+    if max_clips and max_clips > 1 and (duration - window) / stride + 2 > max_clips:
+        stride = (duration - window) / (max_clips - 1) + 1e-6  # n-1 steps reach the end exactly
     step = pre.stride_for(fps)
     span = (pre.num_frames - 1) * step + 1
     last_start = max(0, (num_frames - span) // step * step)
     offsets = np.arange(pre.num_frames) * step
     plans = []
-    for start in window_starts(duration, window, stride or window):
+    for start in window_starts(duration, window, stride):
         end = min(duration, start + window)
         centre = (start + end) / 2 * fps
         first = int(round((centre - (span - 1) / 2) / step)) * step  # on the frame-step grid
         first = min(max(0, first), last_start)
         indices = fit_indices(first + offsets, num_frames, pre.short_video)
-        plans.append(ClipPlan(round(start, 6), round(end, 6), indices.astype(np.int64)))
+        plans.append(ClipPlan(round(start, 3), round(end, 3), indices.astype(np.int64)))
     return plans, True
 
 

@@ -103,12 +103,12 @@ class Predictor:
             reader.close()
 
     def decode(self, path: str | Path, window: float | None = None, stride: float | None = None,
-               max_duration: float | None = None) -> DecodedVideo:
-        """Probe and decode a whole (bounded-length) video into its clips, in memory."""
+               max_duration: float | None = None, max_clips: int | None = None) -> DecodedVideo:
+        """Probe and decode a whole video into its clips, in memory (at most `max_clips`)."""
         t0 = time.perf_counter()
         reader, info = self.open(path, max_duration)
         plans, windowed = plan_clips(self.preprocess, info["num_frames"], info["fps"],
-                                     window, stride)
+                                     window, stride, max_clips)
         out = DecodedVideo(info=info, plans=plans, windowed=windowed)
         out.clips = [np.empty(0)] * len(plans)
         feats = []

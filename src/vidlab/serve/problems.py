@@ -6,6 +6,8 @@ says what was wrong and, where it helps, which limit or flag applies.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.responses import JSONResponse
 
 from vidlab.errors import VideoDecodeError, VideoOpenError, VidlabError
@@ -32,8 +34,8 @@ def problem_for(exc: VidlabError, name: str) -> HTTPProblem:
     from vidlab.serve.predict import VideoTooLongError
 
     text = str(exc)
-    if exc.path:
-        text = text.replace(exc.path, name)
+    if exc.path:  # the temp file's path (or name, in FFmpeg's words) is no business of clients
+        text = text.replace(exc.path, name).replace(Path(exc.path).name, name)
     if isinstance(exc, VideoTooLongError):
         return HTTPProblem(413, "video_too_long", text)
     if isinstance(exc, VideoOpenError):

@@ -41,7 +41,8 @@ class Limits:
     max_upload_mb: float = 100.0
     max_duration_s: float = 600.0
     timeout_s: float = 60.0
-    queue_size: int = 64
+    queue_size: int = 16
+    max_clips: int = 32  # timeline windows per video (the stride widens to fit)
 
 
 class PredictionService:
@@ -154,7 +155,7 @@ class PredictionService:
                       stride: float | None) -> DecodedVideo:
         """Decode in the pool; the temp file is removed when the job ends or is cancelled."""
         job: Future = self.pool.submit(self.predictor.decode, path, window, stride,
-                                       self.limits.max_duration_s)
+                                       self.limits.max_duration_s, self.limits.max_clips)
         job.add_done_callback(lambda _: path.unlink(missing_ok=True))
         decoded = await asyncio.wrap_future(job)
         self.metrics.decode_time.observe(decoded.decode_s)

@@ -38,7 +38,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def make_bundle(path: Path, model_name: str, dataset: Path | None = None, epochs: int = 0):
     """Save a bundle of `model_name` (8 frames, 32²), trained `epochs` on the dataset's train split."""
-    from vidlab.accel.clips import dataset_splits, load_clips
+    from vidlab.accel.clips import dataset_splits
     from vidlab.accel.finetune import finetune
     from vidlab.bundle import save_bundle
     from vidlab.data.transforms import Preprocess
@@ -50,8 +50,7 @@ def make_bundle(path: Path, model_name: str, dataset: Path | None = None, epochs
               "labels": LABELS, "preprocess": Preprocess(**PREPROCESS).to_dict()}
     bundle = save_bundle(path, config=config, state_dict=model.state_dict())
     if epochs:
-        clips = load_clips(bundle, dataset_splits(bundle, dataset).train)
-        finetune(model, clips, epochs, lr=3e-3, batch_size=4)
+        finetune(bundle, model, dataset_splits(bundle, dataset), epochs, lr=3e-3, batch_size=4)
         bundle = save_bundle(path, config=config, state_dict=model.eval().state_dict(),
                              overwrite=True)
     return bundle

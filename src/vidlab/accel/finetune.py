@@ -1,59 +1,75 @@
-"""A short recovery fine-tune after pruning, on preloaded training clips.
+"""Recovery fine-tuning after pruning, with the project's trainer (`vidlab.train.fit`).
 
-Deliberately small: pruning removes a fraction of filters from a model that was already
-trained, so a few epochs at a low learning rate bring the accuracy back; the full training
-features (EMA, schedules, DDP, resumable runs) live in `vidlab.train`.
+The bundle's own training config is reused (data augmentation, label smoothing, EMA, the split),
+with a shorter, lower learning-rate schedule and no time budget or early stopping: the pruned
+model already knows the task and only needs to re-balance the filters it kept.
 """
 
 from __future__ import annotations
 
-import logging
-import math
+import tempfile
 from collections.abc import Callable
+from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 
-from vidlab.accel.clips import ClipSet
-
-log = logging.getLogger(__name__)
+from vidlab.bundle import Bundle
 
 
-def finetune(model: nn.Module, clips: ClipSet, epochs: int, lr: float = 1e-3,
-             batch_size: int = 8, weight_decay: float = 0.01, label_smoothing: float = 0.1,
-             seed: int = 0, after_step: Callable[[nn.Module], None] | None = None) -> list[float]:
-    """Train `model` in place for `epochs` over `clips` (AdamW, cosine decay); returns epoch losses.
+def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: float | None = None,
+             batch_size: int | None = None,
+             on_epoch: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+    """Train `model` (in place) for `epochs` on `splits` (a `PreparedData`); returns fit's metrics.
 
-    `after_step` runs after every optimizer step (unstructured pruning re-applies its mask there).
-    Clips without a label (target -1) are skipped.
+    `lr` defaults to a tenth of the bundle's training learning rate. `on_epoch(model)` runs after
+    every epoch (unstructured pruning re-applies its mask there).
     """
-    known = clips.targets >= 0
-    x_all, y_all = clips.clips[known], clips.targets[known]
-    if epochs <= 0 or not len(x_all):
-        return []
-    torch.set_flush_denormal(True)  # small decayed weights make denormals; they are slow on CPU
-    gen = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(x_all) / batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    losses = []
-    model.train()
-    for epoch in range(epochs):
-        order, total = gen.permutation(len(x_all)), 0.0
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            if len(idx) < 2:  # BatchNorm needs more than one sample
-                continue
-            loss = loss_fn(model(torch.from_numpy(x_all[idx])), torch.from_numpy(y_all[idx]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if after_step is not None:
-                after_step(model)
-            total += loss.item() * len(idx)
-        losses.append(total / len(order))
-        log.info("fine-tune epoch %d/%d: loss %.4f", epoch + 1, epochs, losses[-1])
-    return losses
+    from vidlab.train.config import TrainConfig
+    from vidlab.train.evaluation import data_config_of
+    from vidlab.train.run import fit
+
+    cfg = dict(bundle.config.get("train") or {})
+    spec = bundle.model_spec
+    cfg["model"] = {"name": spec["name"], "kwargs": spec.get("kwargs", {})}
+    cfg["data"] = _data_config(bundle, data_config_of).model_dump(mode="json")
+    optim = dict(cfg.get("optim") or {})
+    optim["lr"] = lr if lr is not None else 0.1 * float(optim.get("lr", 2e-3))
+    loop = dict(cfg.get("train") or {})
+    loop.update(epochs=epochs, max_minutes=None, early_stopping=None, plots=False,
+                tensorboard=False, checkpoint_every=0, compile=False)
+    if batch_size:
+        loop["batch_size"] = batch_size
+    cfg.update(optim=optim, train=loop,
+               schedule={**(cfg.get("schedule") or {}), "warmup_epochs": 0.0},
+               ema={**(cfg.get("ema") or {}), "warmup_steps": 10})
+    with tempfile.TemporaryDirectory(prefix="vidlab-finetune-") as run_dir:
+        cfg["out"] = run_dir
+        config = TrainConfig.model_validate(cfg)
+        hook = (lambda epoch, record: on_epoch(model)) if on_epoch else None
+        result = fit(config, model=model, data=splits, write_bundles=False, overwrite=True,
+                     on_epoch=hook)
+    trained = result.model if result.model is not None else model
+    if trained is not model:
+        model.load_state_dict(trained.state_dict())
+    if on_epoch:
+        on_epoch(model)
+    return {"epochs": epochs, "lr": optim["lr"], "val": {k: v for k, v in result.metrics.items()
+                                                         if isinstance(v, int | float)}}
+
+
+def _data_config(bundle: Bundle, data_config_of: Callable[[Bundle], Any]) -> Any:
+    """`data_config_of(bundle)`, working around Preprocess.sampling ("clips"/"segments") not
+    matching DataConfig.sampling ("random"/"segments") in the version this was written against."""
+    from pydantic import ValidationError
+
+    try:
+        return data_config_of(bundle)
+    except ValidationError:
+        from vidlab.data.config import DataConfig
+
+        data = dict((bundle.config.get("train") or {}).get("data") or {})
+        data.update({k: v for k, v in bundle.preprocess_spec.items()
+                     if k in DataConfig.model_fields and k != "sampling"})
+        if bundle.preprocess_spec.get("sampling") == "segments":
+            data["sampling"] = "segments"
+        return DataConfig.model_validate(data)

@@ -38,8 +38,8 @@ def torch_runner(model):
 def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, int8: bool = False,
              prune: float | None = None, finetune_epochs: int = 0, data: str | Path | None = None,
              prune_mode: str = "structured", int8_method: str = "auto", calib_clips: int = 32,
-             eval_clips: int | None = 256, train_clips: int | None = 512,
-             finetune_lr: float = 1e-3, max_top1_loss: float = 0.01, timing_rounds: int = 5,
+             eval_clips: int | None = 256, finetune_lr: float | None = None,
+             max_top1_loss: float = 0.01, timing_rounds: int = 5,
              overwrite: bool = False) -> Bundle:
     """Write `out_path`: the bundle's model pruned/fine-tuned/exported/quantized as asked.
 
@@ -73,10 +73,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
         raise DatasetError("has no validation clips to measure accuracy on", data or src.path)
     pre = src.preprocess()
     val = clipsets.load_clips(src, splits.val, eval_clips)
-    need_train = int8 or (prune and finetune_epochs > 0)
-    train = clipsets.load_clips(src, splits.train,
-                                max(calib_clips, train_clips or 0) if finetune_epochs else calib_clips,
-                                seed=1) if need_train else None
+    train = clipsets.load_clips(src, splits.train, calib_clips, seed=1) if int8 else None
     source_model = src.build_model()
     model = src.build_model()
     info: dict[str, Any] = {"source": str(src.path), "data": str(data), "val_clips": len(val),
@@ -87,22 +84,20 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
         if prune_mode == "structured":
             info["prune"] = {"mode": "structured", **pruning.prune_structured(model, prune)}
             model_spec["pruned_channels"] = pruning.channel_spec(model)
-            after_step = None
+            reapply = None
         else:
             report = pruning.prune_unstructured(model, prune)
             masks = {n: (p != 0) for n, p in model.named_parameters() if n in _masked(model)}
             info["prune"] = {"mode": "unstructured", **report}
 
-            def after_step(m, masks=masks):
+            def reapply(m, masks=masks):
                 with torch.no_grad():
                     for n, p in m.named_parameters():
                         if n in masks:
                             p.mul_(masks[n])
         if finetune_epochs > 0:
-            assert train is not None
-            info["finetune"] = {"epochs": finetune_epochs, "clips": len(train), "lr": finetune_lr,
-                                "losses": finetune(model, train, finetune_epochs, lr=finetune_lr,
-                                                   after_step=after_step)}
+            info["finetune"] = finetune(src, model, splits, finetune_epochs, lr=finetune_lr,
+                                        on_epoch=reapply)
             if prune_mode == "unstructured":
                 info["prune"]["compressed_mb_after"] = pruning.compressed_mb(model)
         model.eval()
@@ -116,7 +111,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
             extra[ONNX_INT8_FILE] = tmp / ONNX_INT8_FILE
             assert train is not None
             methods = None if int8_method == "auto" else [int8_method]
-            info["int8"] = quantize_best(extra[ONNX_FILE], extra[ONNX_INT8_FILE], train.head(calib_clips), val,
+            info["int8"] = quantize_best(extra[ONNX_FILE], extra[ONNX_INT8_FILE], train, val,
                                          methods=methods, max_top1_loss=max_top1_loss)
         state = model.state_dict()
         weights = tmp / WEIGHTS_FILE

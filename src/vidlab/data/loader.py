@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlab.data.cache import ClipCache, default_cache_dir
 from vidlab.data.config import DataConfig, find_dataset_info
+from vidlab.data.parallel import fork_safe
 from vidlab.data.samplers import make_train_sampler
 from vidlab.data.transforms import TrainTransform, eval_views
 from vidlab.errors import DatasetError
@@ -160,6 +161,12 @@ class EpochSampler(Sampler[int]):
 class ClipLoader(DataLoader):
     """A `DataLoader` whose epoch can be set (`set_epoch(e, skip_batches=k)`) for resumable,
     reproducible training."""
+
+    def __iter__(self):
+        if self.num_workers == 0:
+            return super().__iter__()
+        with fork_safe():
+            return super().__iter__()  # forks the workers
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Select epoch `epoch`'s shuffle and augmentation draws; skip its first batches."""

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 ENCODERS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9",
             "av1": "libsvtav1"}
+X265_MIN_SIDE = 64
+"""libx265 corrupts its heap on frames smaller than one 64-px CTU (seen with PyAV 18)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
     H and W must be even (4:2:0). Returns the decoded frames, same shape, presentation order.
     """
     t, h, w, _ = frames.shape
+    if spec.codec in ("h265", "hevc") and min(h, w) < X265_MIN_SIDE:
+        raise ValueError(f"x265 needs frames of at least {X265_MIN_SIDE} px, got {w}x{h}")
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream(ENCODERS.get(spec.codec, spec.codec), rate=fps)
@@ -102,6 +106,7 @@ def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
         sigma = float(rng.uniform(1.0, max_noise))
         x = add_noise(x, sigma, rng)
         info["noise_sigma"] = round(sigma, 2)
-    spec = random_compression(rng, quality_range)
+    spec = random_compression(rng, quality_range,
+                              h265_prob=0.2 if min(x.shape[1:3]) >= X265_MIN_SIDE else 0.0)
     info.update(codec=spec.codec, mode=spec.mode, quality=spec.quality, preset=spec.preset)
     return encode_decode(x, spec), info

@@ -48,11 +48,12 @@ def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
     s = model.scale
     h, w = x.shape[-2:]
     out = torch.empty(1, 3, h * s, w * s)
-    step = tile - 2 * OVERLAP
+    pad = min(OVERLAP, tile // 4)
+    step = tile - 2 * pad
     for y0 in range(0, h, step):
         for x0 in range(0, w, step):
-            ya, xa = max(0, y0 - OVERLAP), max(0, x0 - OVERLAP)
-            yb, xb = min(h, y0 + step + OVERLAP), min(w, x0 + step + OVERLAP)
+            ya, xa = max(0, y0 - pad), max(0, x0 - pad)
+            yb, xb = min(h, y0 + step + pad), min(w, x0 + step + pad)
             piece = model(x[..., ya:yb, xa:xb])
             y1, x1 = min(h, y0 + step), min(w, x0 + step)
             out[..., y0 * s:y1 * s, x0 * s:x1 * s] = piece[

@@ -1,0 +1,44 @@
+"""The network: restore keeps the size, sr2x doubles it, any size works, it starts as identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidlab.enhance import build_enhancer, enhance_window
+from vidlab.enhance.model import base_frame
+
+
+@pytest.mark.parametrize("h,w", [(32, 48), (31, 45), (17, 16)])
+def test_restore_keeps_size_and_sr2x_doubles_it(h, w):
+    x = torch.rand(2, 3, 3, h, w)
+    assert build_enhancer(num_frames=3, channels=8, num_blocks=1)(x).shape == (2, 3, h, w)
+    assert build_enhancer(num_frames=3, channels=8, num_blocks=1, scale=2)(x).shape == \
+        (2, 3, 2 * h, 2 * w)
+
+
+def test_untrained_model_returns_its_residual_base():
+    """The head starts at zero, so training starts from the input (or bicubic) baseline."""
+    x = torch.rand(1, 3, 5, 20, 24)
+    assert torch.equal(build_enhancer()(x), x[:, :, 2])
+    sr = build_enhancer(scale=2)(x)
+    assert torch.allclose(sr, base_frame(x[:, :, 2], 2))
+
+
+def test_wrong_frame_count_is_refused():
+    with pytest.raises(ValueError, match="expected"):
+        build_enhancer(num_frames=5)(torch.rand(1, 3, 3, 16, 16))
+    with pytest.raises(ValueError, match="odd"):
+        build_enhancer(num_frames=4)
+
+
+def test_tiled_inference_matches_whole_frame():
+    torch.manual_seed(0)
+    model = build_enhancer(num_frames=3, channels=8, num_blocks=1, scale=2)
+    torch.nn.init.normal_(model.head[0].weight, 0, 0.05)
+    window = np.random.default_rng(0).integers(0, 255, (3, 70, 90, 3), dtype=np.uint8)
+    whole = enhance_window(model.eval(), window, tile=10_000)
+    tiled = enhance_window(model, window, tile=48)
+    assert tiled.shape == whole.shape == (140, 180, 3)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1

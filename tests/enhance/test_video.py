@@ -1,0 +1,82 @@
+"""enhance_video and the CLI: frames, timestamps, sizes and audio kept; no silent overwrite."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+from tests.conftest import encode_video, moving_square_frames
+from tests.enhance.conftest import write_clip_with_audio
+
+from vidlab.cli import main
+from vidlab.enhance import enhance_video
+from vidlab.errors import BundleError, OutputExistsError
+
+
+def _frames_and_times(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        times = [float(f.pts * f.time_base) for f in c.decode(s)]
+        kinds = sorted(st.type for st in c.streams)
+        return len(times), times, (s.height, s.width), kinds
+
+
+@pytest.mark.parametrize("task,scale", [("restore", 1), ("sr2x", 2)])
+def test_enhance_keeps_frames_timestamps_audio_and_scales_size(bundles, tmp_path, task, scale):
+    src = write_clip_with_audio(tmp_path / "in.mp4")
+    dst = tmp_path / f"out_{task}.mp4"
+    result = enhance_video(bundles[task], src, dst)
+    n_in, t_in, (h, w), kinds_in = _frames_and_times(src)
+    n_out, t_out, size_out, kinds_out = _frames_and_times(dst)
+    assert n_out == n_in == result["frames"] == 14
+    np.testing.assert_allclose(t_out, t_in, atol=1e-3)
+    assert size_out == (h * scale, w * scale) == (result["height"], result["width"])
+    assert kinds_in == kinds_out == ["audio", "video"]
+
+
+def test_refuses_to_overwrite_and_keeps_the_file(bundles, make_video, tmp_path):
+    src = make_video("in.mp4", num_frames=6)
+    dst = tmp_path / "taken.mp4"
+    dst.write_bytes(b"user data")
+    with pytest.raises(OutputExistsError, match="taken.mp4"):
+        enhance_video(bundles["restore"], src, dst)
+    assert dst.read_bytes() == b"user data"
+    enhance_video(bundles["restore"], src, dst, overwrite=True)
+    assert _frames_and_times(dst)[0] == 6
+
+
+def test_odd_sized_video_through_a_trained_model(bundles, tmp_path):
+    src = encode_video(tmp_path / "odd.mp4", moving_square_frames(5, 37, 53), pix_fmt="yuv444p")
+    for task, scale in (("restore", 1), ("sr2x", 2)):
+        out = enhance_video(bundles[task], src, tmp_path / f"odd_{task}.mp4", codec="h265")
+        assert _frames_and_times(tmp_path / f"odd_{task}.mp4")[2] == (37 * scale, 53 * scale)
+        assert out["frames"] == 5
+
+
+def test_a_classification_bundle_is_refused(tmp_path, make_video):
+    from vidlab.bundle import save_bundle
+
+    b = save_bundle(tmp_path / "cls.vidlab", config={"task": "classify"})
+    with pytest.raises(BundleError, match="not an enhancement bundle"):
+        enhance_video(b.path, make_video("x.mp4", num_frames=4), tmp_path / "y.mp4")
+
+
+def test_cli_train_then_enhance_json(clean_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    main(["enhance", "train", "--data", str(clean_root), "--task", "restore", "--out", str(run),
+          "--steps", "2", "--batch-size", "2", "--patch", "16", "--frames", "3",
+          "--channels", "4", "--blocks", "1", "--windows", "2", "--threads", "1", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["step"] == 2 and (run / "enhancer.vidlab" / "weights.safetensors").is_file()
+    src = write_clip_with_audio(tmp_path / "in.mp4", num_frames=6)
+    main(["enhance", str(run / "enhancer.vidlab"), str(src), str(tmp_path / "out.mp4"),
+          "--json", "--crf", "20"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 6 and result["fps"] == 15.0 and result["crf"] == 20
+    assert {"frames", "fps", "seconds", "frames_per_s"} <= set(result)
+    with pytest.raises(SystemExit) as exc:  # exists: one line, non-zero exit
+        main(["enhance", str(run / "enhancer.vidlab"), str(src), str(tmp_path / "out.mp4")])
+    assert exc.value.code == 1
+    assert "OutputExistsError" in capsys.readouterr().err

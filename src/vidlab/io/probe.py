@@ -61,13 +61,15 @@ class FrameTable:
 
     `pts[i]` is the timestamp of frame `i`; `seek_pos[i]` the decode-order position of the
     keyframe packet to start decoding from to get frame `i` (-1: from the start of the file);
-    `key_pts`/`key_dts` the timestamps of each decode-order position (for seeking).
+    `dec_pts`/`dec_dts` the timestamps of each decode-order position and `key_pos` the
+    positions of keyframes (for seeking).
     """
 
     pts: np.ndarray
     seek_pos: np.ndarray
     dec_pts: np.ndarray
     dec_dts: np.ndarray
+    key_pos: np.ndarray
     time_base: Fraction
     index_of_pts: dict[int, int] = field(default_factory=dict)
     pos_of_pts: dict[int, int] = field(default_factory=dict)
@@ -213,6 +215,7 @@ def _scan_open(path: Path, container: av.container.InputContainer) -> tuple[Vide
         seek_pos=np.asarray([seek_of[int(p)] for p in unique_pts], np.int64),
         dec_pts=dec_pts,
         dec_dts=np.asarray(dts_list, np.int64),
+        key_pos=np.flatnonzero(dec_key),
         time_base=Fraction(stream.time_base),
     )
     declared = stream.frames or 0

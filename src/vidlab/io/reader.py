@@ -10,6 +10,7 @@ resize happens in FFmpeg's scaler during that conversion.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -65,8 +66,8 @@ class VideoReader:
         self._reset_decoder_state()
         self._container: Any = None
         self._pid = -1
-        self._want_pos = 0
         self._robust = False
+        self._wanted: set[int] | None = None  # frames the current request needs (None: all)
 
     # -- metadata ---------------------------------------------------------------------------
     def _load(self) -> None:
@@ -106,6 +107,7 @@ class VideoReader:
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._pos = -2  # decode position of the last packet sent (-2: decoder not started)
         self._last_out = -1  # index of the last frame the decoder gave
+        self._skipped: set[int] = set()  # unwanted frames the decoder may skip (if non-ref)
 
     def _ensure_open(self) -> None:
         if self._container is not None and self._pid == os.getpid():
@@ -139,7 +141,8 @@ class VideoReader:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_container=None, _pid=-1, _frames=None, _pos=-2, _last_out=-1)
+        state.update(_container=None, _pid=-1, _frames=None, _pos=-2, _last_out=-1,
+                     _skipped=set())
         return state
 
     # -- decoding ----------------------------------------------------------------------------
@@ -154,20 +157,27 @@ class VideoReader:
             self._corrupt(f"reading packets stopped: {exc}")
         yield None
 
-    def _decode_from_here(self) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Frames `(index, frame)` from the current demux position to the end of the file."""
+    def _decode_from_here(self, packets: Iterable[av.Packet | None]
+                          ) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Frames `(index, frame)` decoded from `packets` (demuxed from the current position)."""
         ctx = self._container.streams.video[0].codec_context
         table = self.table
-        first = True
-        for packet in self._packets():
+        skip_mode = ctx.skip_frame
+        for packet in packets:
             if packet is not None:
-                pos = table.pos_of_pts.get(packet.pts if packet.pts is not None else packet.dts)
-                if first and pos is not None and pos > self._want_pos:
-                    raise _SeekOvershot
-                first = False
+                ts = packet.pts if packet.pts is not None else packet.dts
+                pos = table.pos_of_pts.get(ts)
                 if pos is not None:
                     self._pos = pos
                 self.packets_decoded += 1
+                # Frames nobody wants and no frame references need not be decoded at all.
+                idx = table.index_of_pts.get(ts)
+                skip = self._wanted is not None and idx is not None and idx not in self._wanted
+                if skip:
+                    self._skipped.add(idx)
+                mode = "NONREF" if skip else "DEFAULT"
+                if mode != skip_mode:
+                    ctx.skip_frame = skip_mode = mode
             try:
                 frames = ctx.decode(packet)
             except av.error.FFmpegError as exc:
@@ -190,22 +200,40 @@ class VideoReader:
         log.warning("%s: %s (corrupt data skipped)", self.path, what)
 
     def _seek(self, index: int, from_start: bool = False) -> None:
-        """Position the demuxer at the keyframe that frame `index` needs (or the file start)."""
+        """Position the demuxer at the keyframe that frame `index` needs (or the file start).
+
+        Containers index seeks by pts or by dts, so the keyframe's pts is tried first, then its
+        dts, then earlier keyframes; the first packet read back tells where the seek landed.
+        """
         self._ensure_open()
         table = self.table
+        stream = self._container.streams.video[0]
+        self._reset_decoder_state()
         pos = -1 if from_start else int(table.seek_pos[index])
-        if pos < 0:  # reopening is the one seek to the start that works for every container
-            self.close()
-            self._ensure_open()
-            self._want_pos = 0
-        else:
-            ts = int(min(table.dec_pts[pos], table.dec_dts[pos]))
-            self._container.seek(ts, backward=True, any_frame=False,
-                                 stream=self._container.streams.video[0])
-            self._want_pos = pos
-            self._reset_decoder_state()
-        self._frames = self._decode_from_here()
+        for ts in self._seek_targets(pos):
+            self._container.seek(ts, backward=True, any_frame=False, stream=stream)
+            packets = self._packets()
+            first = next(packets)
+            if first is None:
+                continue
+            landed = table.pos_of_pts.get(first.pts if first.pts is not None else first.dts)
+            if landed is not None and landed <= pos:
+                self._frames = self._decode_from_here(itertools.chain([first], packets))
+                self._pos = -1
+                return
+        self.close()  # reopening is the one seek to the start that works for every container
+        self._ensure_open()
+        self._frames = self._decode_from_here(self._packets())
         self._pos = -1
+
+    def _seek_targets(self, pos: int) -> list[int]:
+        if pos < 0:
+            return []
+        table = self.table
+        targets = [int(table.dec_pts[pos]), int(table.dec_dts[pos])]
+        before = table.key_pos[table.key_pos < pos][-2:][::-1]  # then up to two GOPs back
+        targets += [int(min(table.dec_pts[k], table.dec_dts[k])) for k in before]
+        return list(dict.fromkeys(targets))
 
     def _make_robust(self) -> None:
         if not self._robust:
@@ -225,21 +253,23 @@ class VideoReader:
         """Decode the sorted unique `wanted` indices, calling `consume(index, frame)` for each."""
         table = self.table
         wanted_set = set(wanted)
+        self._wanted = wanted_set
         done: set[int] = set()
         for target in wanted:
             if target in done:
                 continue
             from_start = False
             while True:
-                if (self._frames is None or target <= self._last_out
-                        or table.seek_pos[target] > self._pos):
+                must_seek = (self._frames is None or target <= self._last_out
+                             or table.seek_pos[target] > self._pos)
+                if must_seek:
                     self._seek(target, from_start)
-                try:
-                    got = self._advance_to(target, wanted_set, done, consume)
-                except _SeekOvershot:  # the container seeked past the keyframe we asked for
-                    got, self._robust = False, True
-                if got:
+                maybe_skipped = not must_seek and target in self._skipped
+                if self._advance_to(target, wanted_set, done, consume):
                     break
+                if maybe_skipped:  # an earlier request let the decoder skip it: seek back
+                    self._frames = None
+                    continue
                 if from_start:
                     raise VideoDecodeError(
                         f"frame {target} of {len(table)} cannot be decoded (corrupt or missing "
@@ -331,14 +361,11 @@ class VideoReader:
             return
         self._ensure_open()
         wanted_set = set(wanted)
+        self._wanted = wanted_set if step > 1 else None
         self._seek(wanted[0])
         expected = 0
         while expected < len(wanted):
-            try:
-                item = self._next_frame() if self._frames is not None else None
-            except _SeekOvershot:
-                self._seek(wanted[expected], from_start=True)
-                continue
+            item = self._next_frame() if self._frames is not None else None
             idx = item[0] if item is not None else n
             if idx < wanted[expected] or (item is not None and idx not in wanted_set):
                 continue
@@ -377,7 +404,3 @@ def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, :plane.width].copy()
-
-
-class _SeekOvershot(Exception):
-    """The demuxer landed after the keyframe we asked for; decode from the start instead."""

@@ -51,13 +51,13 @@ def predict(
     if json_out:
         print_json(results)
     if failed:
-        raise typer.Exit(1)
+        sys.exit(1)
 
 
 def _print_result(result: dict) -> None:
     from rich.console import Console
 
-    out = Console()
+    out = Console(soft_wrap=True)
     tops = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in result["top"])
     out.print(f"[bold]{result['path']}[/bold]: {tops}", highlight=False)
     for w in result["windows"]:
@@ -146,13 +146,13 @@ def monitor(
     else:
         _print_report(report)
     if fail_on_alert and report["status"] == "alert":
-        raise typer.Exit(2)
+        sys.exit(2)  # (typer.Exit codes are dropped by the root main in non-standalone mode)
 
 
 def _print_report(report: dict) -> None:
     from rich.console import Console
 
-    out = Console()
+    out = Console(soft_wrap=True)
     colour = "red" if report["status"] == "alert" else "green"
     out.print(f"[bold {colour}]{report['status'].upper()}[/] {report['model_version']}")
     t, lat = report["traffic"], report["latency_ms"]

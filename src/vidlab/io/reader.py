@@ -26,6 +26,7 @@ from vidlab.io.probe import FrameTable, VideoInfo, open_container, scan
 log = logging.getLogger(__name__)
 
 Size = int | tuple[int, int] | None
+_SKIP_NONREF_DECODERS = {"h264", "hevc", "vp9"}
 
 
 def output_size(width: int, height: int, size: Size) -> tuple[int, int]:
@@ -163,6 +164,9 @@ class VideoReader:
         ctx = self._container.streams.video[0].codec_context
         table = self.table
         skip_mode = ctx.skip_frame
+        # Only FFmpeg's own decoders honour a per-packet skip_frame (libdav1d, for one, does
+        # not); after a missing frame (robust mode) nothing is skipped.
+        can_skip = ctx.codec.name in _SKIP_NONREF_DECODERS and not self._robust
         for packet in packets:
             if packet is not None:
                 ts = packet.pts if packet.pts is not None else packet.dts
@@ -172,7 +176,8 @@ class VideoReader:
                 self.packets_decoded += 1
                 # Frames nobody wants and no frame references need not be decoded at all.
                 idx = table.index_of_pts.get(ts)
-                skip = self._wanted is not None and idx is not None and idx not in self._wanted
+                skip = (self._wanted is not None and idx is not None and idx not in self._wanted
+                        and can_skip)
                 if skip:
                     self._skipped.add(idx)
                 mode = "NONREF" if skip else "DEFAULT"

@@ -30,9 +30,9 @@ def probe_cmd(
     if as_json:
         print_json(infos[0] if len(infos) == 1 else infos)
         return
-    cols = ["path", "codec", "width", "height", "fps", "num_frames", "duration", "rotation",
-            "pix_fmt", "has_audio", "keyframes"]
-    print_table(infos, columns=cols)
+    for info in infos:
+        print_table([{"field": k, "value": v} for k, v in info.items() if k != "path"],
+                    title=info["path"])
 
 
 def transcode_cmd(
@@ -54,7 +54,8 @@ def transcode_cmd(
     if as_json:
         print_json(result.to_dict())
     else:
-        print_table([result.to_dict()], title="transcode")
+        print_table([{"field": k, "value": v} for k, v in result.to_dict().items()],
+                    title="transcode")
 
 
 def quality_cmd(
@@ -69,8 +70,8 @@ def quality_cmd(
     if as_json:
         print_json(result.to_dict())
         return
-    summary = {k: v for k, v in result.to_dict().items() if not k.endswith("_per_frame")}
-    print_table([summary], title="quality")
+    print_table([{"field": k, "value": v} for k, v in result.to_dict().items()
+                 if not k.endswith("_per_frame")], title="quality")
     console.print("PSNR: luma (Y), identical frames count as 100 dB; SSIM: luma, 11x11 Gaussian σ=1.5")
 
 

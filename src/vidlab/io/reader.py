@@ -334,16 +334,18 @@ class VideoReader:
         out = np.empty((len(idx), *self._out_shape()), np.uint8)
         if not idx.size:
             return out
-        unique = np.unique(idx).tolist()
-        slot = {v: i for i, v in enumerate(unique)}
-        decoded = np.empty((len(unique), *self._out_shape()), np.uint8)
+        positions: dict[int, list[int]] = {}
+        for pos, v in enumerate(idx.tolist()):
+            positions.setdefault(v, []).append(pos)
         self._ensure_open()
 
-        def keep(i: int, frame: av.VideoFrame) -> None:
-            decoded[slot[i]] = self._convert(frame)
+        def keep(i: int, frame: av.VideoFrame) -> None:  # straight into the output, no copy
+            first, *repeats = positions[i]
+            out[first] = self._convert(frame)
+            for pos in repeats:
+                out[pos] = out[first]
 
-        self._decode_wanted(unique, keep)
-        out[:] = decoded[[slot[v] for v in idx.tolist()]]
+        self._decode_wanted(sorted(positions), keep)
         return out
 
     def __getitem__(self, index: int) -> np.ndarray:

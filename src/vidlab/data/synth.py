@@ -72,8 +72,10 @@ def _make_clip(job: tuple[Path, str, int, int]) -> dict[str, Any]:
     return {"path": str(path), "label": label, "num_frames": len(frames), "fps": fps}
 
 
-def render_clip(label: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """`uint8 T×H×W×3` frames of one clip of class `label`, and its frame rate."""
+def render_clip(label: str, rng: np.random.Generator,
+                num_frames: int | None = None) -> tuple[np.ndarray, int]:
+    """`uint8 T×H×W×3` frames of one clip of class `label`, and its frame rate (`num_frames`
+    overrides the drawn length, e.g. for short test clips)."""
     if label not in LABELS:
         raise ValueError(f"unknown synth label {label!r}")
     short = int(rng.integers(48, 65)) * 2  # 96–128 px, even for yuv420p
@@ -82,6 +84,7 @@ def render_clip(label: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     h, w = (short, long) if rng.random() < 0.8 else (long, short)
     fps = int(FPS_CHOICES[rng.integers(len(FPS_CHOICES))])
     n = max(34, int(round(rng.uniform(2.2, 4.0) * fps)))
+    n = n if num_frames is None else num_frames
     background = _background(h, w, rng)
     shape = SHAPES[rng.integers(len(SHAPES))]
     colour = _contrasting_colour(background, rng)

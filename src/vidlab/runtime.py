@@ -26,13 +26,18 @@ class Runner(Protocol):
 
 
 class TorchRunner:
-    """Eager PyTorch, on CUDA when present (unless `device` says otherwise)."""
+    """Eager PyTorch, on CUDA when present (unless `device` says otherwise).
+
+    `threads` sets PyTorch's intra-op thread count, which is global to the process.
+    """
 
     name = "torch"
 
-    def __init__(self, bundle: Bundle, device: str | None = None):
+    def __init__(self, bundle: Bundle, device: str | None = None, threads: int | None = None):
         import torch
 
+        if threads:
+            torch.set_num_threads(threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = bundle.build_model().to(self.device)
 
@@ -91,8 +96,12 @@ def choose_runtime(bundle: Bundle) -> str:
     return have[0]
 
 
-def load_runner(bundle: Bundle, runtime: str = "auto", device: str | None = None) -> Runner:
-    """A runner for `runtime` ("auto", "torch", "onnx", "onnx-int8") over `bundle`."""
+def load_runner(bundle: Bundle, runtime: str = "auto", device: str | None = None,
+                threads: int | None = None) -> Runner:
+    """A runner for `runtime` ("auto", "torch", "onnx", "onnx-int8") over `bundle`.
+
+    `threads`: intra-op threads (default: every core this process may use).
+    """
     if runtime == "auto":
         runtime = choose_runtime(bundle)
     if runtime not in RUNTIMES:
@@ -100,5 +109,5 @@ def load_runner(bundle: Bundle, runtime: str = "auto", device: str | None = None
     if not bundle.has(_RUNTIME_FILES[runtime]):
         raise BundleError(f"has no {runtime} model ({_RUNTIME_FILES[runtime]} missing)", bundle.path)
     if runtime == "torch":
-        return TorchRunner(bundle, device)
-    return OnnxRunner(str(bundle.file(_RUNTIME_FILES[runtime])), name=runtime)
+        return TorchRunner(bundle, device, threads)
+    return OnnxRunner(str(bundle.file(_RUNTIME_FILES[runtime])), name=runtime, threads=threads)

@@ -36,9 +36,12 @@ def variant_name(bundle: Bundle, runtime: str) -> str:
 
 
 def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips: int | None = 256,
-          rounds: int = 5, rss: bool = True) -> list[dict[str, Any]]:
+          rounds: int = 5, rss: bool = True, threads: int | None = None) -> list[dict[str, Any]]:
     """Rows `{variant, runtime, bundle, latency_ms_p50, latency_ms_p95, throughput_clips_s,
-    size_mb, top1, peak_rss_mb, speedup}`; `top1` is None without `data` (validation split)."""
+    size_mb, top1, peak_rss_mb, speedup}`; `top1` is None without `data` (validation split).
+
+    `threads` (default: all cores) is used by every variant alike, PyTorch and ONNX Runtime.
+    """
     from vidlab.runtime import available_runtimes, load_runner
 
     if not bundles:
@@ -58,7 +61,7 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
             clip_sets[key] = (load_clips(b, dataset_splits(b, data).val, eval_clips)
                               if data is not None else _random_clip(b))
         inputs[i] = clip_sets[key]
-        runners[i] = load_runner(b, rt, device="cpu")
+        runners[i] = load_runner(b, rt, device="cpu", threads=threads)
     timing = time_runners(runners, {i: c.clips[:1] for i, c in inputs.items()}, rounds=rounds,
                           throughput_iters=min(2, rounds))
     rows = []
@@ -67,12 +70,19 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
             "variant": variant_name(b, rt), "runtime": rt, "bundle": str(b.path),
             **timing[i], "size_mb": size_mb(b.file(_FILES[rt])),
             "top1": top1(runners[i], inputs[i]) if data is not None else None,
-            "peak_rss_mb": peak_rss_mb(b.path, rt, inputs[i].clips.shape[1:]) if rss else None,
+            "peak_rss_mb": peak_rss_mb(b.path, rt, inputs[i].clips.shape[1:], threads=threads)
+            if rss else None, "threads": threads or _cores(),
         })
     base = rows[0]["latency_ms_p50"]
     for row in rows:
         row["speedup"] = base / row["latency_ms_p50"]
     return rows
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
 
 
 def _random_clip(bundle: Bundle) -> ClipSet:

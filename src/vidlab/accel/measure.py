@@ -67,7 +67,7 @@ def time_runners(runners: dict[Any, Runner], example: np.ndarray | dict[Any, np.
 
 
 def peak_rss_mb(bundle_path: str | Path, runtime: str, input_shape: tuple[int, ...],
-                batch: int = 8, timeout_s: float = 300) -> float | None:
+                batch: int = 8, timeout_s: float = 300, threads: int | None = None) -> float | None:
     """Peak resident memory (MB) of a fresh process that loads one runtime and runs a batch.
 
     Measured in a subprocess (`python -m vidlab.accel.rss`) so that variants do not share
@@ -77,7 +77,7 @@ def peak_rss_mb(bundle_path: str | Path, runtime: str, input_shape: tuple[int, .
     import logging
 
     cmd = [sys.executable, "-m", "vidlab.accel.rss", str(bundle_path), runtime,
-           ",".join(str(d) for d in input_shape), str(batch)]
+           ",".join(str(d) for d in input_shape), str(batch), str(threads or 0)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)

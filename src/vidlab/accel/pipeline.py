@@ -39,7 +39,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
              prune: float | None = None, finetune_epochs: int = 0, data: str | Path | None = None,
              prune_mode: str = "structured", int8_method: str = "auto", calib_clips: int = 32,
              eval_clips: int | None = 256, finetune_lr: float | None = None,
-             max_top1_loss: float = 0.01, timing_rounds: int = 5,
+             max_top1_loss: float = 0.01, timing_rounds: int = 5, threads: int | None = None,
              overwrite: bool = False) -> Bundle:
     """Write `out_path`: the bundle's model pruned/fine-tuned/exported/quantized as asked.
 
@@ -49,7 +49,8 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
     within `max_top1_loss`). The output's metrics.json gets `variants[runtime] = {latency_ms_p50,
     latency_ms_p95, throughput_clips_s, size_mb, top1, ...}` for every runtime it holds, plus
     `optimize` (what was done, measured against the source bundle's PyTorch eager in the same
-    run). Raises `OutputExistsError` if `out_path` exists and not `overwrite`.
+    run). `threads` (default: all cores) applies to PyTorch and ONNX Runtime alike. Raises
+    `OutputExistsError` if `out_path` exists and not `overwrite`.
     """
     import torch
 
@@ -68,6 +69,8 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
     if prune_mode not in ("structured", "unstructured"):
         raise BundleError(f"unknown prune mode {prune_mode!r} (structured or unstructured)")
     started = time.time()
+    if threads:
+        torch.set_num_threads(threads)
     splits = clipsets.dataset_splits(src, data)
     if not splits.val:
         raise DatasetError("has no validation clips to measure accuracy on", data or src.path)
@@ -77,7 +80,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
     source_model = src.build_model()
     model = src.build_model()
     info: dict[str, Any] = {"source": str(src.path), "data": str(data), "val_clips": len(val),
-                            "ort": {"intra_op_threads": len(os.sched_getaffinity(0)),
+                            "ort": {"intra_op_threads": threads or len(os.sched_getaffinity(0)),
                                     "graph_optimization_level": "ORT_ENABLE_ALL"}}
     model_spec = src.model_spec
     if prune:
@@ -112,14 +115,15 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
             assert train is not None
             methods = None if int8_method == "auto" else [int8_method]
             info["int8"] = quantize_best(extra[ONNX_FILE], extra[ONNX_INT8_FILE], train, val,
-                                         methods=methods, max_top1_loss=max_top1_loss)
+                                         methods=methods, max_top1_loss=max_top1_loss,
+                                         threads=threads)
         state = model.state_dict()
         weights = tmp / WEIGHTS_FILE
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
         runners = {"source": torch_runner(source_model), "torch": torch_runner(model)}
-        runners.update({rt: OnnxRunner(str(p), name=rt) for rt, p in
+        runners.update({rt: OnnxRunner(str(p), name=rt, threads=threads) for rt, p in
                         (("onnx", extra.get(ONNX_FILE)), ("onnx-int8", extra.get(ONNX_INT8_FILE))) if p})
         timing = time_runners(runners, val.clips[:1], rounds=timing_rounds,
                               throughput_iters=min(2, timing_rounds))

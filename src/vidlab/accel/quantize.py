@@ -110,7 +110,8 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, method: str,
 
 def quantize_best(fp32_path: str | Path, out_path: str | Path, calib: ClipSet | None,
                   evalclips: ClipSet, methods: list[str] | None = None,
-                  max_top1_loss: float = 0.01, timing_rounds: int = 5) -> dict[str, Any]:
+                  max_top1_loss: float = 0.01, timing_rounds: int = 5,
+                  threads: int | None = None) -> dict[str, Any]:
     """Try INT8 `methods` (default: `candidate_methods`), keep the fastest accurate one.
 
     Accuracy is top-1 on `evalclips` when they carry labels, else argmax agreement with fp32
@@ -132,8 +133,8 @@ def quantize_best(fp32_path: str | Path, out_path: str | Path, calib: ClipSet | 
                 failures[m] = str(exc)
         if not files:
             raise ModelError(f"every INT8 method failed: {failures}", fp32_path)
-        runners = {"fp32": OnnxRunner(str(fp32_path))}
-        runners.update({m: OnnxRunner(str(p), name=m) for m, p in files.items()})
+        runners = {"fp32": OnnxRunner(str(fp32_path), threads=threads)}
+        runners.update({m: OnnxRunner(str(p), name=m, threads=threads) for m, p in files.items()})
         timing = time_runners(runners, evalclips.clips[:1], rounds=timing_rounds, throughput_iters=0)
         ref = predictions(runners["fp32"], evalclips).argmax(1)
         ref_top1 = top1(runners["fp32"], evalclips)

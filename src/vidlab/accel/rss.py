@@ -1,4 +1,4 @@
-"""`python -m vidlab.accel.rss BUNDLE RUNTIME C,T,H,W BATCH`: peak RSS of one variant.
+"""`python -m vidlab.accel.rss BUNDLE RUNTIME C,T,H,W BATCH [THREADS]`: peak RSS of one variant.
 
 Run in a fresh process by `measure.peak_rss_mb`; prints `{"peak_rss_mb": ...}` as the last line.
 """
@@ -14,10 +14,11 @@ import numpy as np
 
 def main(argv: list[str]) -> None:
     bundle_path, runtime, shape, batch = argv[0], argv[1], argv[2], int(argv[3])
+    threads = int(argv[4]) if len(argv) > 4 and int(argv[4]) > 0 else None
     from vidlab.bundle import load_bundle
     from vidlab.runtime import load_runner
 
-    runner = load_runner(load_bundle(bundle_path), runtime, device="cpu")
+    runner = load_runner(load_bundle(bundle_path), runtime, device="cpu", threads=threads)
     dims = tuple(int(d) for d in shape.split(","))
     x = np.zeros((batch, *dims), np.float32)
     for _ in range(2):

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(None, "--data", help="Dataset folder/manifest (default: the bundle's)."),
         calib_clips: int = typer.Option(32, "--calib-clips", help="Training clips for INT8 calibration."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
+        threads: int = typer.Option(None, "--threads", help="Intra-op threads for every variant (default: all cores)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
         as_json: bool = typer.Option(False, "--json", help="Print the output's variants as JSON."),
     ) -> None:
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
         out = optimize(bundle, output, onnx=onnx, int8=int8, prune=prune,
                        finetune_epochs=finetune_epochs, data=data, prune_mode=prune_mode,
                        int8_method=int8_method, calib_clips=calib_clips, eval_clips=eval_clips,
-                       overwrite=overwrite)
+                       threads=threads, overwrite=overwrite)
         variants = out.metrics.get("variants", {})
         if as_json:
             print_json({"bundle": str(out.path), "variants": variants,
@@ -67,13 +68,15 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(5, "--rounds", help="Interleaved timing rounds (4 runs each)."),
         rss: bool = typer.Option(True, "--rss/--no-rss", help="Measure peak RSS (one process per variant)."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
+        threads: int = typer.Option(None, "--threads", help="Intra-op threads for every variant (default: all cores)."),
         as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     ) -> None:
         """Batch-1 latency, batch-8 throughput, peak RSS, size and top-1 of every variant."""
         from vidlab.accel import bench, plot_bench
         from vidlab.cli.common import console, print_json
 
-        rows = bench(bundles, data=data, eval_clips=eval_clips, rounds=rounds, rss=rss)
+        rows = bench(bundles, data=data, eval_clips=eval_clips, rounds=rounds, rss=rss,
+                     threads=threads)
         if plot is not None:
             plot_bench(rows, plot)
             if not as_json:

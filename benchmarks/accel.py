@@ -1,0 +1,118 @@
+"""Reproduce the acceleration table: PyTorch fp32 eager vs ONNX Runtime fp32 vs INT8 vs 50%
+structured pruning (+ fine-tune) vs pruned + INT8, on a model trained on the built-in dataset.
+
+    python benchmarks/accel.py                      # synth data, train r2plus1d_tiny (~4 min), all
+    python benchmarks/accel.py --bundle RUN/best.vidlab --data DATA   # an existing bundle
+
+Every figure is a ratio against PyTorch fp32 eager measured in the same run (interleaved
+timing rounds, same thread count for every runtime). Prints a table, the bar checks, and
+`--json` the raw rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, help="A trained bundle (default: train one).")
+    ap.add_argument("--data", type=Path, help="Dataset folder/manifest (default: `vidlab data synth`).")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/vidlab-bench-accel"))
+    ap.add_argument("--model", default="r2plus1d_tiny")
+    ap.add_argument("--per-class", type=int, default=40, help="Synthetic clips per class.")
+    ap.add_argument("--train-minutes", type=float, default=4.0)
+    ap.add_argument("--prune", type=float, default=0.5)
+    ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="Intra-op threads (default: all cores).")
+    ap.add_argument("--rounds", type=int, default=7, help="Interleaved timing rounds.")
+    ap.add_argument("--plot", type=Path, help="Speed-vs-accuracy PNG.")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from vidlab.accel import bench, optimize, plot_bench
+
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    data = args.data or _synth(work / "data", args.per_class)
+    bundle = args.bundle or _train(work / "run", data, args.model, args.train_minutes)
+    common = dict(data=data, threads=args.threads, timing_rounds=3, overwrite=True)
+    ort = optimize(bundle, work / "ort.vidlab", onnx=True, int8=True, **common)
+    pruned = optimize(bundle, work / "pruned.vidlab", onnx=True, int8=True, prune=args.prune,
+                      finetune_epochs=args.finetune_epochs, **common)
+    rows = bench([bundle, ort.path, pruned.path], data=data, rounds=args.rounds, threads=args.threads)
+    rows = [r for r in rows if not (r["bundle"] == str(Path(bundle)) and r["runtime"] != "torch")]
+    if args.plot:
+        plot_bench(rows, args.plot)
+    summary = _summary(rows, ort, pruned)
+    summary["seconds"] = round(time.time() - t0)
+    if args.json:
+        print(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    else:
+        _print(rows, summary)
+
+
+def _synth(root: Path, per_class: int) -> Path:
+    from vidlab.data.synth import synth
+
+    if not (root / "dataset.json").is_file():
+        synth(root, per_class=per_class, overwrite=True)
+    return root
+
+
+def _train(run: Path, data: Path, model: str, minutes: float) -> Path:
+    from vidlab.train.config import TrainConfig
+    from vidlab.train.run import fit
+
+    best = run / "best.vidlab"
+    if best.is_dir():
+        return best
+    config = TrainConfig.model_validate({
+        "out": str(run), "dataset": {"path": str(data)}, "model": {"name": model},
+        "train": {"epochs": 40, "max_minutes": minutes, "plots": False, "tensorboard": False}})
+    result = fit(config, overwrite=True)
+    return result.bundle or best
+
+
+def _summary(rows: list[dict], ort, pruned) -> dict:
+    base = rows[0]
+    ok = [r for r in rows if r["top1"] is not None and r["top1"] >= base["top1"] - 0.01]
+    best = min(ok, key=lambda r: r["latency_ms_p50"]) if ok else None
+    pruned_eager = next(r for r in rows if r["bundle"] == str(pruned.path) and r["runtime"] == "torch")
+    int8_size = ort.metrics["variants"]["onnx-int8"]["size_mb"]
+    return {
+        "baseline_top1": base["top1"],
+        "best_variant": best and best["variant"], "best_speedup": best and best["speedup"],
+        "best_top1_loss_points": best and 100 * (base["top1"] - best["top1"]),
+        "bar_best_2_5x": bool(best and best["speedup"] >= 2.5),
+        "pruned_eager_speedup": pruned_eager["speedup"],
+        "pruned_top1_loss_points": 100 * (base["top1"] - pruned_eager["top1"]),
+        "bar_pruned_1_6x": pruned_eager["speedup"] >= 1.6 and base["top1"] - pruned_eager["top1"] <= 0.01,
+        "int8_size_ratio": base["size_mb"] / int8_size, "bar_int8_3_5x_smaller": base["size_mb"] / int8_size >= 3.5,
+        "int8_method": ort.metrics["optimize"]["int8"]["chosen"],
+        "int8_candidates": {m: round(c["speedup_vs_fp32"], 2) for m, c in
+                            ort.metrics["optimize"]["int8"]["candidates"].items()},
+        "onnx_max_abs_diff": ort.metrics["optimize"]["onnx"]["max_abs_diff"],
+    }
+
+
+def _print(rows: list[dict], summary: dict) -> None:
+    base = rows[0]
+    print(f"\n{'variant':46} {'p50 ms':>8} {'p95 ms':>8} {'speed-up':>8} {'clips/s@8':>9} "
+          f"{'top-1':>6} {'Δ pts':>6} {'MB':>7} {'size÷':>6} {'RSS MB':>7}")
+    for r in rows:
+        d = 100 * (r["top1"] - base["top1"]) if r["top1"] is not None else float("nan")
+        rss = r.get("peak_rss_mb") or float("nan")
+        print(f"{r['variant'][:46]:46} {r['latency_ms_p50']:8.1f} {r['latency_ms_p95']:8.1f} "
+              f"{r['speedup']:7.2f}× {r['throughput_clips_s'] or 0:9.1f} {100 * (r['top1'] or 0):6.1f} "
+              f"{d:+6.1f} {r['size_mb']:7.2f} {base['size_mb'] / r['size_mb']:5.1f}× {rss:7.0f}")
+    print("\n" + json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -147,10 +147,13 @@ def data_config_of(bundle: Any):
     """The `DataConfig` a bundle was trained with (else one matching its preprocessing)."""
     from vidlab.data.config import DataConfig
 
-    train_cfg = bundle.config.get("train") or {}
-    data = dict(train_cfg.get("data") or {})
-    data.update({k: v for k, v in bundle.preprocess_spec.items() if k in DataConfig.model_fields})
-    return DataConfig.model_validate(data)
+    data = (bundle.config.get("train") or {}).get("data")
+    if data:
+        return DataConfig.model_validate(data)
+    shared = ("num_frames", "stride", "short_side", "crop_size", "mean", "std", "target_fps",
+              "short_video")
+    return DataConfig.model_validate({k: v for k, v in bundle.preprocess_spec.items()
+                                      if k in shared and v is not None})
 
 
 def _resolve_entries(entries: list[dict[str, Any]] | str | Path, split: str | None) -> list[dict]:

@@ -75,9 +75,8 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, codec: str = "h264
     reader = VideoReader(src, size=size)
     times = reader.timestamps
     source_of = _source_for_output(times, fps)
-    sample_out = set(np.linspace(0, len(source_of) - 1, min(PSNR_SAMPLES, len(source_of)))
-                     .round().astype(int).tolist())
-    samples: dict[int, np.ndarray] = {}
+    sample_out = np.linspace(0, len(source_of) - 1, min(PSNR_SAMPLES, len(source_of)))
+    sample_out = sorted(set(sample_out.round().astype(int).tolist()))
     out_rate = fps or info.fps
     writer = VideoWriter(dst, fps=out_rate, codec=codec, crf=crf, preset=preset,
                          overwrite=overwrite, audio_from=src if info.has_audio else None,
@@ -88,14 +87,14 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, codec: str = "h264
             while k < len(source_of) and source_of[k] <= i:
                 if source_of[k] == i:
                     writer.write(frame, time=t if fps is None else k / fps)
-                    if k in sample_out:
-                        samples[k] = frame
                 k += 1
     out_h, out_w = reader.shape
-    with VideoReader(dst) as out_reader:
-        keys = sorted(samples)
-        decoded = out_reader.get_frames(keys)[:, :out_h, :out_w]  # drop 4:2:0 padding, if any
-        scores = [psnr(samples[kk], decoded[j]) for j, kk in enumerate(keys)]
+    # PSNR on the coded luma planes, as `quality` measures it, on evenly spaced frames.
+    with VideoReader(src, size=(out_h, out_w), pixel_format="gray") as ref, \
+            VideoReader(dst, pixel_format="gray") as out_reader:
+        expected = ref.get_frames(source_of[sample_out])
+        decoded = out_reader.get_frames(sample_out)[:, :out_h, :out_w]  # drop 4:2:0 padding
+        scores = [psnr(a, b) for a, b in zip(expected, decoded, strict=True)]
         out_info = out_reader.info
     in_bytes, out_bytes = src.stat().st_size, dst.stat().st_size
     return TranscodeResult(

@@ -97,6 +97,12 @@ def serve(
                                   help="Where uploads are staged (default: a private temp dir)."),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /metrics, / (web page)."""
+    import os
+
+    # Decode threads and the batcher each run OpenMP regions; spinning waiters of one starve
+    # the others on a few shared cores (measured 3-5x slower batch-1 inference). Must be set
+    # before torch loads, which this lazy CLI has not done yet; an explicit setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
     from vidlab.cli.common import console

@@ -72,11 +72,16 @@ class PredictionService:
     # --- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the batcher and run one warm-up batch, then report ready."""
-        self.batcher.start()
+        """Warm the model up at every batch size, start the batcher, then report ready.
+
+        Runtimes build kernels per input shape (oneDNN primitives, ORT memory plans); doing
+        that now keeps the first requests of each batch size from paying for it.
+        """
         pre = self.predictor.preprocess
-        dummy = np.zeros((3, pre.num_frames, pre.crop_size, pre.crop_size), np.float32)
-        await asyncio.wrap_future(self.batcher.submit(dummy))
+        clip = (3, pre.num_frames, pre.crop_size, pre.crop_size)
+        for n in range(1, self.max_batch + 1):
+            await asyncio.to_thread(self.predictor.probabilities, np.zeros((n, *clip), np.float32))
+        self.batcher.start()
         self.ready = True
         self.metrics.ready.set(1)
 

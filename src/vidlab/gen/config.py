@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class GanConfig(BaseModel):
@@ -25,8 +25,8 @@ class GanConfig(BaseModel):
     motion_dim: int = 16
     hidden_dim: int = 64
     embed_dim: int = 32
-    g_width: int = 64
-    d_width: int = 32
+    g_width: int = 32
+    d_width: int = 16
     image_frames: int = Field(4, ge=1)
     # optimisation
     steps: int = Field(2000, ge=1)
@@ -43,6 +43,9 @@ class GanConfig(BaseModel):
     ema_warmup: int = 200
     seed: int = 0
     max_minutes: float | None = None
+    threads: int | None = None
+    """torch CPU threads for the run (None: torch's default). On a shared, oversubscribed CPU
+    one thread can be several times faster than two (no spinning at thread barriers)."""
     # bookkeeping
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(50, ge=1)
@@ -51,3 +54,18 @@ class GanConfig(BaseModel):
     classifier: str | None = None
     eval_every: int = Field(250, ge=1)
     eval_samples: int = Field(128, ge=8)
+
+    @field_validator("size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v & (v - 1):
+            raise ValueError(f"size must be a power of two (16, 32, 64…), got {v}")
+        return v
+
+    @field_validator("diffaug")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        unknown = {p.strip() for p in v.split(",") if p.strip()} - {"color", "translation"}
+        if unknown:
+            raise ValueError(f"unknown DiffAugment policy {sorted(unknown)} (color, translation)")
+        return v

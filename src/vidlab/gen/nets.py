@@ -22,18 +22,20 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 class _UpBlock(nn.Module):
-    """×2 spatial upsampling, 3×3 conv per frame, then a residual temporal conv across frames."""
+    """×2 spatial upsampling, 3×3 conv per frame, then (optionally) a residual temporal conv."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, temporal: bool = True):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.norm = nn.GroupNorm(min(8, c_out // 4), c_out)
-        self.temporal = nn.Conv3d(c_out, c_out, (3, 1, 1), padding=(1, 0, 0))
+        self.temporal = nn.Conv3d(c_out, c_out, (3, 1, 1), padding=(1, 0, 0)) if temporal else None
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         # x: (B*T)×C×H×W
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = F.relu(self.norm(self.conv(x)))
+        if self.temporal is None:
+            return x
         bt, c, h, w = x.shape
         v = x.view(bt // frames, frames, c, h, w).transpose(1, 2)
         v = v + F.relu(self.temporal(v))
@@ -58,7 +60,10 @@ class VideoGenerator(nn.Module):
         chans = [max(16, width >> max(0, i - 1)) for i in range(n_up + 1)]
         self.fc = nn.Linear(content_dim + embed_dim + hidden_dim, chans[0] * 16)
         self.norm0 = nn.GroupNorm(min(8, chans[0] // 4), chans[0])
-        self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1]) for i in range(n_up))
+        # Motion is mixed across frames up to 16×16; the finest block stays per-frame (on a CPU
+        # its temporal conv would cost as much as the rest of the generator).
+        self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=4 << (i + 1) <= 16)
+                                    for i in range(n_up))
         self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
         self.chans = chans
 
@@ -124,8 +129,7 @@ class VideoDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         c_in, c = 3, width
         for _ in range(max(2, int(math.log2(size)) - 2)):
-            layers += [spectral_norm(nn.Conv3d(c_in, c, 4, stride=(2, 2, 2) if c_in != 3
-                                               else (1, 2, 2), padding=1)),
+            layers += [spectral_norm(nn.Conv3d(c_in, c, 4, stride=2, padding=1)),
                        nn.LeakyReLU(0.2)]
             c_in, c = c, min(c * 2, width * 8)
         self.body = nn.Sequential(*layers)

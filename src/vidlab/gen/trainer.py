@@ -160,6 +160,9 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
         logger.truncate_after(step)
     monitor = _QualityMonitor(cfg, data, run) if cfg.classifier else None
 
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     started = time.monotonic()
     bar_ = bar(total=cfg.steps, initial=step, desc="gan", enabled=None if progress else False)
     try:
@@ -188,6 +191,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
                 log.warning("stopping at step %d: max_minutes=%s reached", step, cfg.max_minutes)
                 break
     finally:
+        torch.set_num_threads(threads)
         bar_.close()
         logger.close()
     metrics = monitor.last if monitor else {}
@@ -228,17 +232,26 @@ class _QualityMonitor:
     """Periodic Fréchet distance and class consistency of the EMA generator during training."""
 
     def __init__(self, cfg: GanConfig, data: ClipSet, run: Path):
+        self.cfg, self.run, self.data = cfg, run, data
+        self.space: Any = None
+        self.last: dict[str, Any] = {}
+        if Path(cfg.classifier or "").exists():
+            self._setup()  # fail fast on a bad bundle; one still being trained is loaded later
+
+    def _setup(self) -> None:
+        """Load the classifier and score the real baselines, once, at the first evaluation."""
         from vidlab.bundle import load_bundle
         from vidlab.gen.eval import FeatureSpace, real_baselines
 
-        self.cfg, self.run = cfg, run
-        self.space = FeatureSpace(load_bundle(cfg.classifier))
-        self.reference, self.baselines = real_baselines(self.space, data, cfg.eval_samples,
-                                                        seed=cfg.seed)
-        self.last: dict[str, Any] = {}
+        self.space = FeatureSpace(load_bundle(self.cfg.classifier))
+        self.reference, self.baselines = real_baselines(self.space, self.data,
+                                                        self.cfg.eval_samples, seed=self.cfg.seed)
 
     def evaluate(self, g: VideoGenerator, step: int) -> dict[str, Any]:
         from vidlab.gen.eval import score_generator
+
+        if self.space is None:
+            self._setup()
 
         figures = score_generator(self.space, g, self.reference, self.cfg.eval_samples,
                                   seed=SAMPLE_SEED)

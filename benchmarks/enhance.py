@@ -63,9 +63,9 @@ def timed(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.nda
     return out, len(x) / (time.perf_counter() - t)
 
 
-def model_fn(bundle: Path) -> Callable[[np.ndarray], np.ndarray]:
+def model_fn(bundle: Path, ensemble: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     model, _ = load_enhancer(bundle)
-    return lambda x: np.stack(list(enhance_stream(model, x)))
+    return lambda x: np.stack(list(enhance_stream(model, x, ensemble=ensemble)))
 
 
 def restore_rows(bundle: Path | None, frames: int) -> list[dict]:
@@ -75,6 +75,7 @@ def restore_rows(bundle: Path | None, frames: int) -> list[dict]:
         methods[f"ffmpeg {name}"] = (lambda x, n=name: ffmpeg_filter(x, n)) if have[name] else None
     if bundle is not None:
         methods["vidlab restore"] = model_fn(bundle)
+        methods["vidlab restore --ensemble"] = model_fn(bundle, ensemble=True)
     rows = []
     for clip, (clean, degraded) in restore_clips(frames).items():
         base = None
@@ -102,6 +103,7 @@ def sr_rows(bundle: Path | None, frames: int) -> list[dict]:
     methods = {"bicubic": bicubic2x}
     if bundle is not None:
         methods["vidlab sr2x"] = model_fn(bundle)
+        methods["vidlab sr2x --ensemble"] = model_fn(bundle, ensemble=True)
     rows = []
     for clip, clean in clips.items():
         low = downscale2x(clean)

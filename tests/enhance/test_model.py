@@ -42,3 +42,9 @@ def test_tiled_inference_matches_whole_frame():
     tiled = enhance_window(model, window, tile=48)
     assert tiled.shape == whole.shape == (140, 180, 3)
     assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_flip_ensemble_of_an_untrained_model_is_still_the_identity():
+    window = np.random.default_rng(1).integers(0, 255, (5, 20, 26, 3), dtype=np.uint8)
+    model = build_enhancer(channels=8, num_blocks=1).eval()
+    np.testing.assert_array_equal(enhance_window(model, window, ensemble=True), window[2])

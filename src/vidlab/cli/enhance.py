@@ -44,6 +44,7 @@ def run_cmd(
     preset: str = typer.Option(None, "--preset", help="Encoder speed preset (x264 names)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Average over input flips (4x slower)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Enhance every frame of IN into OUT (frame count, timestamps and audio kept)."""
@@ -51,7 +52,7 @@ def run_cmd(
     from vidlab.enhance import enhance_video
 
     result = enhance_video(bundle, src, dst, codec=codec, crf=crf, overwrite=overwrite,
-                           preset=preset, threads=threads)
+                           preset=preset, threads=threads, ensemble=ensemble)
     if as_json:
         print_json(result)
     else:

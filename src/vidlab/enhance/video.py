@@ -17,12 +17,13 @@ DEFAULT_CRF = 18
 def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: str = "h264",
                   crf: int | None = DEFAULT_CRF, overwrite: bool = False,
                   preset: str | None = None, tile: int = TILE,
-                  threads: int | None = None) -> dict[str, Any]:
+                  threads: int | None = None, ensemble: bool = False) -> dict[str, Any]:
     """Enhance every frame of `src` into `dst` (atomic write; `OutputExistsError` unless
     `overwrite`). Frame count and timestamps are kept; audio is copied through.
 
     Memory is bounded: a sliding window of `num_frames` decoded frames, and frames with a side
-    above `tile` are processed in overlapping tiles. Returns what was done and how fast.
+    above `tile` are processed in overlapping tiles. `ensemble` averages over input flips
+    (4x slower). Returns what was done and how fast.
     """
     import torch
 
@@ -51,7 +52,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     started = time.perf_counter()
     with writer:
         bar = progress(total=n, desc=f"enhance ({b.config.get('enhance_task')})")
-        for i, out in enumerate(enhance_stream(model, frames(), tile)):
+        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble)):
             writer.write(out, times[i])
             bar.update(1)
         bar.close()
@@ -61,7 +62,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
         "bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
         "dst": str(dst), "frames": writer.frames_written, "fps": round(float(reader.fps), 3),
         "width": w * s, "height": h * s, "input_width": w, "input_height": h,
-        "codec": codec, "crf": crf, "seconds": round(elapsed, 3),
+        "codec": codec, "crf": crf, "ensemble": ensemble, "seconds": round(elapsed, 3),
         "frames_per_s": round(writer.frames_written / max(elapsed, 1e-9), 2),
         "skipped_corrupt": reader.num_corrupt,
     }

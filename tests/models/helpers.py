@@ -9,7 +9,7 @@ from vidlab.models import list_models, model_entry
 TEMPORAL = ("r2plus1d", "x3d", "tsm", "lrcn", "timesformer")
 """Name prefixes of the families whose output must depend on frame order."""
 
-_SMALL = {"c3d": (16, 64), "x3d_xs": (4, 64), "x3d_s": (4, 64)}
+_SMALL = {"x3d_xs": (4, 64), "x3d_s": (4, 64)}
 
 
 def small_input_shape(name: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ REQUIRED = ["tsn_r18", "tsn_r50", "tsm_r18", "tsm_r50", "lrcn_r18", "c3d", "r3d_
             "r2plus1d_tiny", "x3d_tiny"]
 
 
-def _test_every_contracted_name_is_registered():
+def test_every_contracted_name_is_registered():
     missing = [n for n in REQUIRED if n not in list_models()]
     assert not missing
 

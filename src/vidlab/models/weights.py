@@ -22,16 +22,26 @@ _WRAPPERS = ("state_dict", "model", "model_state", "module")
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read tensors from `.safetensors` or `.pth`/`.pt`/`.bin` (unwrapping `{"state_dict": …}`)."""
-    path = Path(path)
+    state = _read(Path(path))
+    # DDP / DataParallel checkpoints prefix every key with "module.".
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError("weights file not found", path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            obj = load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types
             raise ModelError(f"unreadable safetensors file ({exc})", path) from exc
+        if not obj:
+            raise ModelError("holds no tensors", path)
+        return obj
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for non-tensor pickles, RuntimeError for junk
@@ -44,9 +54,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = obj[key]
     if not _is_tensor_dict(obj):
         raise ModelError("does not hold a state dict of tensors", path)
-    # DDP / DataParallel checkpoints prefix every key with "module.".
-    if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
 
 

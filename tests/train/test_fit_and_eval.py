@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from tests.train.conftest import TINY
+
 from vidlab.bundle import load_bundle
 from vidlab.cli import main
 from vidlab.errors import OutputExistsError
@@ -62,6 +62,7 @@ def test_train_refuses_a_non_empty_run_dir(trained_run, motion_data):
     assert sorted(p.name for p in trained_run.iterdir()) == before
 
     from tests.train.conftest import tiny_config
+
     from vidlab.train import fit
 
     with pytest.raises(OutputExistsError, match="not empty"):

@@ -23,7 +23,12 @@ from vidlab.errors import ConfigError, DatasetError, OutputExistsError
 from vidlab.train.checkpoint import seed_everything
 from vidlab.train.config import TrainConfig
 from vidlab.train.dataset import PreparedData, prepare_data
-from vidlab.train.distributed import barrier, broadcast_object, init_distributed
+from vidlab.train.distributed import (
+    all_gather_objects,
+    barrier,
+    broadcast_object,
+    init_distributed,
+)
 from vidlab.train.hardware import pick_device, pick_precision, prepare_cpu
 from vidlab.train.runlog import RunLogger
 
@@ -112,6 +117,9 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         if resume and (run_dir / "checkpoints" / "last.pt").is_file():
             trainer.resume()
         last = trainer.run()
+        digests = all_gather_objects(param_digest(trainer.model), info)
+        if len(set(digests)) > 1:
+            log.error("DDP ranks ended with different parameters: %s", digests)
         barrier(info)
         final = trainer.ema.module if trainer.ema else trainer.model
         if best_state:
@@ -120,11 +128,23 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             write_bundle(bundle_path, final, config, data.labels, {"val": {}}, stats)
         barrier(info)
         metrics = _test_and_report(config, data, trainer, bundle_path, run_dir, info, logger, last)
+        metrics["param_digests"] = digests  # one per rank: equal when DDP kept them in sync
         logger.close()
         return FitResult(run_dir, bundle_path if bundle_path.exists() else None, metrics, final)
     finally:
         if started_pg and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def param_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter's bytes (compares replicas across DDP ranks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:

@@ -33,6 +33,7 @@ from vidlab.train.distributed import (
     ResumableShardSampler,
     all_gather_objects,
     all_reduce_mean,
+    broadcast_object,
 )
 from vidlab.train.ema import ModelEma
 from vidlab.train.hardware import Precision
@@ -187,6 +188,11 @@ class Trainer:
                         self.elapsed_add(t0)
                         t0 = time.perf_counter()
                         self.save()
+                if self._out_of_time(t0):
+                    log.warning("time budget of %.1f min used up mid-epoch: stopping",
+                                t.max_minutes)
+                    self.epochs = self.epoch + 1  # a resume must not continue either
+                    break
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.acc['loss'] / max(1, self.acc['n']):.3f}",
                                 acc=f"{self.acc['correct'] / max(1, self.acc['n']):.3f}",
@@ -197,6 +203,14 @@ class Trainer:
             if last.get("stop"):
                 break
         return last
+
+    def _out_of_time(self, t0: float) -> bool:
+        """Past `train.max_minutes` (rank 0's clock decides, so every rank stops together)."""
+        budget = self.cfg.train.max_minutes
+        if not budget:
+            return False
+        late = self.elapsed + time.perf_counter() - t0 > budget * 60
+        return bool(broadcast_object(late, self.info))
 
     def elapsed_add(self, t0: float) -> None:
         self.elapsed += time.perf_counter() - t0

@@ -48,7 +48,13 @@ def scan_cmd(
     print_table([{"label": k, "clips": v} for k, v in sorted(counts.items())],
                 title=f"{len(result.entries)} clips in {len(counts)} classes → {out}")
     if result.failures:
-        print_table(result.failures, title=f"{len(result.failures)} files skipped")
+        rows = [{**f, "detail": _short(f["detail"])} for f in result.failures]
+        print_table(rows, title=f"{len(result.failures)} files skipped",
+                    columns=["path", "reason", "detail"])
+
+
+def _short(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @data_app.command("clean")
@@ -68,11 +74,16 @@ def clean_cmd(
 
     from vidlab.cli.common import console, print_json, print_table
     from vidlab.data.clean import DEFAULT_DROP, clean
-    from vidlab.data.manifest import load_entries, write_manifest
+    from vidlab.data.manifest import load_entries, scan, write_manifest
 
     _check_out(out, overwrite)
     _check_out(report, overwrite)
-    entries = load_entries(manifest, workers=workers)
+    if manifest.is_dir():  # a folder: files that cannot even be probed are reported too
+        scanned = scan(manifest, workers=workers, progress=not as_json)
+        entries = scanned.entries + [{"path": f["path"], "label": f["label"]}
+                                     for f in scanned.failures]
+    else:
+        entries = load_entries(manifest, workers=workers)
     result = clean(entries, min_frames=min_frames, workers=workers, progress=not as_json,
                    drop=set(DEFAULT_DROP) - set(keep))
     write_manifest(result.entries, out, overwrite=overwrite)
@@ -82,10 +93,8 @@ def clean_cmd(
         return
     rows = [{"reason": k, "files": v, "action": "drop" if k in result.drop else "report"}
             for k, v in sorted(result.counts().items())]
-    print_table(rows, title=f"kept {len(result.entries)} of {len(entries)} clips → {out}")
-    for group in result.conflicts:
-        console.print("[bold red]LABEL CONFLICT[/]: same content, different labels: "
-                      + "; ".join(f"{f['path']} ({f['label']})" for f in group))
+    print_table(rows, title=f"kept {len(result.entries)} of {len(entries)} clips")
+    console.print(f"clean manifest: {out}  report: {report}")
 
 
 @data_app.command("split")

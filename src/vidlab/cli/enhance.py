@@ -73,7 +73,9 @@ def train_cmd(
     channels: int = typer.Option(48, "--channels"),
     blocks: int = typer.Option(8, "--blocks", help="Residual blocks."),
     lr: float = typer.Option(1e-3, "--lr"),
-    windows: int = typer.Option(192, "--windows", help="Degraded/clean windows in the pool."),
+    windows: int = typer.Option(192, "--windows",
+                                help="Degraded/clean training windows in the pool (+1/8 for "
+                                     "validation, at most 16)."),
     quality: str = typer.Option("30:51", "--quality",
                                 help="Compression strength range MIN:MAX (crf or qp)."),
     seed: int = typer.Option(0, "--seed"),
@@ -93,7 +95,8 @@ def train_cmd(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
         channels=channels, num_blocks=blocks, lr=lr, seed=seed, threads=threads,
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
-        pool={"windows": windows, "quality_range": (qmin, qmax)})
+        pool={"windows": windows, "val_windows": max(1, min(16, windows // 8)),
+              "quality_range": (qmin, qmax)})
     summary = train_enhancer(data, out, cfg, resume=resume)
     if as_json:
         print_json(summary)

@@ -127,3 +127,36 @@ def test_cli_optimize_error_is_one_line(trained_bundle, tmp_path, capsys):
     assert exc.value.code != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: OutputExistsError") and len(err.splitlines()) == 1
+
+
+class _PooledMLP(torch.nn.Module):
+    """A Linear-dominated video model (no convolutions): the dynamic-INT8 family."""
+
+    def __init__(self):
+        super().__init__()
+        self.pool = torch.nn.AdaptiveAvgPool3d((8, 4, 4))
+        self.mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 16, 512),
+                                       torch.nn.ReLU(), torch.nn.Linear(512, 2))
+
+    def forward(self, x):
+        return self.mlp(self.pool(x))
+
+
+def test_linear_heavy_models_get_dynamic_int8_first(tmp_path):
+    from vidlab.accel.quantize import candidate_methods, op_mix, quantize_int8
+    from vidlab.models.export import export_onnx
+
+    fp32 = export_onnx(_PooledMLP().eval(), tmp_path / "mlp.onnx", num_frames=8, size=32)
+    assert op_mix(fp32)["matmul_share"] > 0.9
+    assert candidate_methods(fp32)[0] == "dynamic"
+    int8 = quantize_int8(fp32, tmp_path / "mlp.int8.onnx", "dynamic")
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 32, 32)).astype(np.float32)
+    ref, got = load_onnx(fp32)(x), load_onnx(int8)(x)
+    assert np.abs(ref - got).max() < 0.1 * np.abs(ref).max() + 1e-3
+    assert fp32.stat().st_size > 3 * int8.stat().st_size
+
+
+def load_onnx(path):
+    from vidlab.runtime import OnnxRunner
+
+    return OnnxRunner(str(path))

@@ -113,7 +113,7 @@ def trial_config(base: TrainConfig, params: dict[str, Any], run_dir: Path) -> Tr
 
 
 def _importance_plot(study: Any, path: Path) -> str | None:
-    """Bar chart of fANOVA parameter importances (needs ≥2 finished trials)."""
+    """Bar chart of Optuna's parameter importances (needs ≥2 finished trials)."""
     import optuna
 
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -130,7 +130,7 @@ def _importance_plot(study: Any, path: Path) -> str | None:
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
     ax.barh(names, [importances[n] for n in names])
-    ax.set_xlabel("importance (fANOVA)")
+    ax.set_xlabel("importance (Optuna default evaluator)")
     ax.set_title(f"parameter importance over {len(finished)} trials")
     fig.tight_layout()
     fig.savefig(path, dpi=90)

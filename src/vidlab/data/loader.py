@@ -214,9 +214,11 @@ def make_loader(entries: list[dict[str, Any]], labels: list[str], config: DataCo
     if sampler is None:
         sampler = EpochSampler(len(dataset), shuffle=train, seed=seed)
     workers = config.num_workers
+    if drop_last is None:  # drop the ragged last batch in training, unless it is the only one
+        drop_last = train and len(dataset) >= batch_size
     return ClipLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        drop_last=train if drop_last is None else drop_last,
+        drop_last=drop_last,
         worker_init_fn=_worker_init if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=False, prefetch_factor=2 if workers > 0 else None,

@@ -85,7 +85,7 @@ def test_gan_eval_reports_figures_and_baselines_as_json(tiny_run: Path, tiny_dat
     assert result["feature_space"] == "vidlab-classifier:r2plus1d_tiny"
     assert result["frechet_distance"] >= 0
     assert 0 <= result["class_consistency"] <= 1
-    for name in ("wrong_class_real", "shuffled_real"):
+    for name in ("wrong_class_real", "shuffled_real", "real"):
         b = result["baselines"][name]
         assert b["frechet_distance"] >= 0 and 0 <= b["class_consistency"] <= 1
     # With two classes, a real clip of the wrong class is by construction the other class:

@@ -15,7 +15,10 @@ itself:
 - `wrong_class_real`: for each requested label, a real clip of another class (consistency
   near 0; its Fréchet distance is the real-vs-real noise floor at this sample size);
 - `shuffled_real`: real clips of the requested class with their frames shuffled in time
-  (perfect appearance, destroyed motion).
+  (perfect appearance, destroyed motion);
+- `real` (extra): real clips of the requested class, unchanged — the ceiling: its consistency is
+  the classifier's accuracy on clips at the generator's resolution, its Fréchet distance the
+  real-vs-real floor at this sample size.
 """
 
 from __future__ import annotations
@@ -86,18 +89,20 @@ def real_baselines(space: FeatureSpace, data: ClipSet, num_samples: int, seed: i
     ref_idx = _pick(data, ref_videos, num_samples, rng)
     reference, _ = space(data.clips[ref_idx])
     requested = _balanced_labels(data.label_names, num_samples)
-    wrong, shuffled = [], []
+    wrong, same = [], []
     for name in requested:
         y = data.label_names.index(name)
         wrong.append(_pick(data, ~ref_videos & (data.labels != y), 1, rng)[0])
-        shuffled.append(_pick(data, ~ref_videos & (data.labels == y), 1, rng)[0])
+        same.append(_pick(data, ~ref_videos & (data.labels == y), 1, rng)[0])
     wrong_clips = data.clips[torch.stack(wrong)]
-    shuffled_clips = data.clips[torch.stack(shuffled)].clone()
+    same_clips = data.clips[torch.stack(same)]
+    shuffled_clips = same_clips.clone()
     t = shuffled_clips.shape[1]
     for i in range(len(shuffled_clips)):
         shuffled_clips[i] = shuffled_clips[i, torch.from_numpy(rng.permutation(t))]
     baselines = {"wrong_class_real": _score(space, wrong_clips, requested, reference),
-                 "shuffled_real": _score(space, shuffled_clips, requested, reference)}
+                 "shuffled_real": _score(space, shuffled_clips, requested, reference),
+                 "real": _score(space, same_clips, requested, reference)}
     return reference, baselines
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -27,7 +29,9 @@ def frechet_from_stats(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray,
 
     cov_a, cov_b = np.atleast_2d(cov_a), np.atleast_2d(cov_b)
     diff = mu_a - mu_b
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with warnings.catch_warnings():  # N < D makes the product singular: expected, handled below
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         # Nearly singular product: regularise slightly, as the reference FID code does.
         eps = np.eye(cov_a.shape[0]) * 1e-6

@@ -17,7 +17,7 @@ def plot_quality(records: list[dict[str, Any]], path: str | Path) -> Path:
     for ax, key, title in ((ax_fd, "frechet_distance", "Fréchet distance (classifier features)"),
                            (ax_cc, "class_consistency", "class consistency")):
         ax.plot(steps, [r.get(key) for r in evals], marker="o", label="generator (EMA)")
-        for base, style in (("shuffled_real", "--"), ("wrong_class_real", ":")):
+        for base, style in (("shuffled_real", "--"), ("wrong_class_real", ":"), ("real", "-.")):
             values = [r.get(f"{base}_{key}") for r in evals if r.get(f"{base}_{key}") is not None]
             if values:
                 ax.axhline(values[-1], linestyle=style, color="grey", label=base)

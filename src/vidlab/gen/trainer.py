@@ -181,8 +181,9 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
                 write_samples(models.ema.module, label_names, cfg, run / "samples" / f"step_{step:06d}")
             if monitor and (step % cfg.eval_every == 0 or last):
                 record = monitor.evaluate(models.ema.module, step)
-                logger.log({"phase": "eval", "step": step, **record}, step=step)
-                monitor.plot(logger.records())
+                if record:
+                    logger.log({"phase": "eval", "step": step, **record}, step=step)
+                    monitor.plot(logger.records())
             if step % cfg.checkpoint_every == 0 or last:
                 save_checkpoint(ckpt_path, {"models": models.state_dict(), "step": step,
                                             "rng": capture_rng_state(),
@@ -251,6 +252,10 @@ class _QualityMonitor:
         from vidlab.gen.eval import score_generator
 
         if self.space is None:
+            if not Path(self.cfg.classifier or "").exists():
+                log.warning("step %d: classifier %s not there yet, evaluation skipped", step,
+                            self.cfg.classifier)
+                return {}
             self._setup()
 
         figures = score_generator(self.space, g, self.reference, self.cfg.eval_samples,

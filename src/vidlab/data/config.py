@@ -43,7 +43,7 @@ class DataConfig(BaseModel):
     sampling: Literal["random", "segments"] = "random"
     temporal_jitter: bool = True
     # augmentation (train only; every frame of a clip gets the same draw)
-    scale: tuple[float, float] = (0.35, 1.0)
+    scale: tuple[float, float] = (0.5, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     hflip: float = Field(0.5, ge=0, le=1)
     flip_map: dict[str, str] | None = None

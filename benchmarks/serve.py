@@ -10,7 +10,8 @@ latency, errors and the server's peak RSS (sampled with psutil).
     python benchmarks/serve.py --bundle RUN/best.vidlab --video clip.mp4
 
 Without `--bundle` a randomly initialised r2plus1d_tiny bundle (16 frames at 112×112, the
-default preprocessing) is made: speed does not depend on the weights.
+default preprocessing) with PyTorch weights and an ONNX export is made: speed does not depend
+on the weights. `--runtime torch|onnx` picks which one the server runs ("auto": ONNX here).
 """
 
 from __future__ import annotations
@@ -37,15 +38,19 @@ def make_bundle(path: Path, model: str) -> Path:
     from vidlab.bundle import save_bundle
     from vidlab.data.transforms import Preprocess
     from vidlab.models import create
+    from vidlab.models.export import export_onnx
 
     torch.manual_seed(0)
     labels = [f"class{i}" for i in range(8)]
-    net = create(model, num_classes=len(labels), num_frames=16)
+    pre = Preprocess()
+    net = create(model, num_classes=len(labels), num_frames=pre.num_frames).eval()
+    onnx_file = export_onnx(net, path.parent / "model.onnx", pre.num_frames, pre.crop_size)
     save_bundle(path, config={"task": "classify",
                               "model": {"name": model, "num_classes": len(labels),
-                                        "kwargs": {"num_frames": 16}},
-                              "labels": labels, "preprocess": Preprocess().to_dict()},
-                state_dict=net.state_dict(), overwrite=True)
+                                        "kwargs": {"num_frames": pre.num_frames}},
+                              "labels": labels, "preprocess": pre.to_dict()},
+                state_dict=net.state_dict(), extra_files={"model.onnx": onnx_file},
+                overwrite=True)
     return path
 
 
@@ -177,7 +182,8 @@ def main() -> None:
         print(json.dumps({"clients": args.clients, "seconds": args.seconds,
                           "cpus": len(os.sched_getaffinity(0)), "rows": rows}, indent=2))
         return
-    print(f"{args.clients} clients × {args.seconds:g} s per configuration, video {video.name} "
+    print(f"runtime {args.runtime}, "
+          f"{args.clients} clients × {args.seconds:g} s per configuration, video {video.name} "
           f"({video.stat().st_size // 1024} KB), {len(os.sched_getaffinity(0))} CPUs")
     print(f"{'max-batch':>9} {'requests':>8} {'req/s':>7} {'vs batch 1':>10} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'mean batch':>10} {'errors':>6} {'peak RSS MB':>11}")

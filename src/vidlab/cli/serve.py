@@ -170,10 +170,14 @@ def _print_report(report: dict) -> None:
                   highlight=False)
     conf = report["confidence"]
     if conf:
-        out.print(f"confidence: mean {conf['mean']:.3f} (baseline {conf['baseline_mean']}, "
-                  f"{conf['baseline_source']})", highlight=False)
-    if "psi" in report["labels"]:
-        out.print(f"labels vs training prior: PSI {report['labels']['psi']}", highlight=False)
+        base = conf["baseline_mean"]
+        out.print(f"confidence: mean {conf['mean']:.3f} (baseline "
+                  f"{'n/a' if base is None else f'{base:.3f}'}, {conf['baseline_source']})",
+                  highlight=False)
+    if report["labels"].get("psi") is not None:
+        top = sorted(report["labels"]["observed"].items(), key=lambda kv: -kv[1])[:3]
+        out.print(f"labels vs training prior: PSI {report['labels']['psi']:.3f}; most predicted "
+                  + ", ".join(f"{k} {v:.0%}" for k, v in top), highlight=False)
     for name, d in report["input_drift"].items():
         out.print(f"input {name}: PSI {d['psi']:.3f}  mean {d['mean']:.4g}", highlight=False)
     for reason in report["reasons"]:

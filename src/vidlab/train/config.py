@@ -88,7 +88,6 @@ class LoopConfig(_Section):
     memory_format: Literal["auto", "channels_last_3d", "contiguous"] = "auto"
     sync_bn: bool = True
     """Under DDP on CUDA, convert BatchNorm to SyncBatchNorm (gloo/CPU: not supported)."""
-    compile: bool = False
     plots: bool = True
     tensorboard: bool = True
 

@@ -194,8 +194,12 @@ class Trainer:
                     self.epochs = self.epoch + 1  # a resume must not continue either
                     break
                 bar.update(1)
-                bar.set_postfix(loss=f"{self.acc['loss'] / max(1, self.acc['n']):.3f}",
-                                acc=f"{self.acc['correct'] / max(1, self.acc['n']):.3f}",
+                seen = max(1, self.acc["n"])
+                rate = self.acc["n"] / max(1e-9, self.elapsed - sum(self.epoch_times)
+                                           + time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{self.acc['loss'] / seen:.3f}",
+                                acc=f"{self.acc['correct'] / seen:.3f}",
+                                clips_s=f"{rate * self.info.world_size:.1f}",
                                 lr=f"{self.schedule.lr():.2e}")
             bar.close()
             self.elapsed_add(t0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidlab.data.config import DataConfig
 
@@ -88,6 +88,8 @@ class LoopConfig(_Section):
     memory_format: Literal["auto", "channels_last_3d", "contiguous"] = "auto"
     sync_bn: bool = True
     """Under DDP on CUDA, convert BatchNorm to SyncBatchNorm (gloo/CPU: not supported)."""
+    compile: bool = False
+    """`torch.compile` the training forward (pays off on long GPU runs; slow to start on CPU)."""
     plots: bool = True
     tensorboard: bool = True
 
@@ -137,3 +139,17 @@ class TrainConfig(_Section):
     ema: EmaConfig = Field(default_factory=EmaConfig)
     train: LoopConfig = Field(default_factory=LoopConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_path_alias(cls, values: Any) -> Any:
+        """Accept `data.path` as a synonym of `dataset.path` (where users look for it first)."""
+        if isinstance(values, dict) and isinstance(values.get("data"), dict) \
+                and "path" in values["data"]:
+            values = dict(values)
+            data = dict(values["data"])
+            path = data.pop("path")
+            dataset = dict(values.get("dataset") or {})
+            dataset.setdefault("path", path)
+            values.update(data=data, dataset=dataset)
+        return values

@@ -143,6 +143,8 @@ class Trainer:
         """Train to the end (epochs, time budget or early stop); returns the last epoch record."""
         t = self.cfg.train
         net = self.ddp or self.model
+        if t.compile:
+            net = torch.compile(net)
         last: dict[str, Any] = {}
         while self.epoch < self.epochs:
             t0 = time.perf_counter()

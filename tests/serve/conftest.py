@@ -46,15 +46,3 @@ def one_torch_thread():
     yield
     torch.set_num_threads(before)
 
-
-@pytest.fixture
-def run_cli():
-    """Run `python -m vidlab ARGS...` in a real subprocess; returns the CompletedProcess."""
-    import subprocess
-    import sys
-
-    def run(*args, timeout: float = 120):
-        return subprocess.run([sys.executable, "-m", "vidlab", *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout)
-
-    return run

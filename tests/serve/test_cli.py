@@ -1,4 +1,5 @@
-"""`vidlab predict` and `vidlab serve` as a user runs them (real subprocesses, real exit codes)."""
+"""`vidlab predict` and `vidlab serve` as a user runs them (the CLI entry point, exit codes, and
+`vidlab serve` as a real subprocess)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,28 @@ import sys
 import time
 
 import httpx
+import pytest
 from tests.serve.helpers import colour_video, upload
 
 from vidlab.serve.log import read_log
 
 
 def test_predict_reports_a_bad_file_in_one_line_and_still_predicts_the_others(
-        colour_bundle, tmp_path, run_cli):
+        colour_bundle, tmp_path, capsys):
+    from vidlab.cli import main
+
     red = colour_video(tmp_path / "red.mp4", ["red"], 1.0)
     (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     rgb = colour_video(tmp_path / "rgb.mkv", ["red", "green", "blue"], 2.0)
-    r = run_cli("predict", colour_bundle, red, tmp_path / "broken.mp4", tmp_path / "missing.mp4",
-                rgb, "--window", "1", "--stride", "1", "--top-k", "2", "--json")
-    assert r.returncode == 1
-    errors = r.stderr.strip().splitlines()
+    args = [colour_bundle, red, tmp_path / "broken.mp4", tmp_path / "missing.mp4", rgb,
+            "--window", "1", "--stride", "1", "--top-k", "2", "--json"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", *map(str, args)])
+    assert exit_info.value.code == 1
+    out, err = capsys.readouterr()
+    errors = err.strip().splitlines()
     assert len(errors) == 2 and "broken.mp4" in errors[0] and "missing.mp4" in errors[1]
-    results = json.loads(r.stdout)
+    results = json.loads(out)
     assert [x["path"] for x in results] == [str(red), str(rgb)]
     assert results[0]["top"][0]["label"] == "red" and len(results[0]["top"]) == 2
     assert results[0]["windows"] == []

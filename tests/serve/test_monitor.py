@@ -94,12 +94,15 @@ def test_retention_deletes_old_rows(tmp_path):
     assert len(read_log(tmp_path / "log.db")) == 1
 
 
-def test_monitor_cli_reports_json_and_writes_a_plot(colour_bundle, tmp_path, run_cli):
+def test_monitor_cli_reports_json_and_writes_a_plot(colour_bundle, tmp_path, capsys):
+    from vidlab.cli import main
+
     fill_log(tmp_path / "log.db", colour_bundle, shift=40)
-    r = run_cli("monitor", tmp_path / "log.db", "--bundle", colour_bundle, "--json",
-                "--plot", tmp_path / "m.png", "--fail-on-alert")
-    assert r.returncode == 2, r.stderr
-    report = json.loads(r.stdout)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["monitor", str(tmp_path / "log.db"), "--bundle", str(colour_bundle), "--json",
+              "--plot", str(tmp_path / "m.png"), "--fail-on-alert"])
+    assert exit_info.value.code == 2
+    report = json.loads(capsys.readouterr().out)
     assert report["status"] == "alert" and report["plot"] == str(tmp_path / "m.png")
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -25,10 +25,19 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/vidlab-bench-accel"))
     ap.add_argument("--model", default="r2plus1d_tiny")
     ap.add_argument("--per-class", type=int, default=40, help="Synthetic clips per class.")
-    ap.add_argument("--train-minutes", type=float, default=4.0)
+    ap.add_argument("--train-minutes", type=float, default=5.0)
+    ap.add_argument("--frames", type=int, default=8, help="Clip length the model is trained on.")
+    ap.add_argument("--size", type=int, default=32, help="Crop size the model is trained on.")
+    ap.add_argument("--train-threads", type=int, default=1,
+                    help="PyTorch threads while training (1 copes best with a busy shared CPU).")
     ap.add_argument("--prune", type=float, default=0.5)
     ap.add_argument("--finetune-epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="Intra-op threads (default: all cores).")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="Training config override key.path=value (repeatable).")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="Intra-op threads for every runtime (0: all cores). 1 by default: on a "
+                         "shared, oversubscribed CPU two spinning threads per runtime measure "
+                         "contention, not the model.")
     ap.add_argument("--rounds", type=int, default=7, help="Interleaved timing rounds.")
     ap.add_argument("--plot", type=Path, help="Speed-vs-accuracy PNG.")
     ap.add_argument("--json", action="store_true")
@@ -40,7 +49,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data = args.data or _synth(work / "data", args.per_class)
-    bundle = args.bundle or _train(work / "run", data, args.model, args.train_minutes)
+    bundle = args.bundle or _train(work / "run", data, args, args.train_minutes)
+    args.threads = args.threads or None
     common = dict(data=data, threads=args.threads, timing_rounds=3, overwrite=True)
     ort = optimize(bundle, work / "ort.vidlab", onnx=True, int8=True, **common)
     pruned = optimize(bundle, work / "pruned.vidlab", onnx=True, int8=True, prune=args.prune,
@@ -65,17 +75,27 @@ def _synth(root: Path, per_class: int) -> Path:
     return root
 
 
-def _train(run: Path, data: Path, model: str, minutes: float) -> Path:
+def _train(run: Path, data: Path, args: argparse.Namespace, minutes: float) -> Path:
+    import torch
+
     from vidlab.train.config import TrainConfig
     from vidlab.train.run import fit
 
     best = run / "best.vidlab"
     if best.is_dir():
         return best
-    config = TrainConfig.model_validate({
-        "out": str(run), "dataset": {"path": str(data)}, "model": {"name": model},
-        "train": {"epochs": 40, "max_minutes": minutes, "plots": False, "tensorboard": False}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.train_threads)
+    from vidlab.config import apply_overrides
+
+    config = TrainConfig.model_validate(apply_overrides({
+        "out": str(run), "dataset": {"path": str(data)}, "model": {"name": args.model},
+        "data": {"num_frames": args.frames, "crop_size": args.size,
+                 "short_side": round(args.size * 8 / 7)},
+        "train": {"epochs": 40, "max_minutes": minutes, "plots": False, "tensorboard": False}},
+        args.overrides))
     result = fit(config, overwrite=True)
+    torch.set_num_threads(threads)
     return result.bundle or best
 
 

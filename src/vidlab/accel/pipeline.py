@@ -145,9 +145,6 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
                            "finetune_epochs": finetune_epochs,
                            "int8_method": info.get("int8", {}).get("chosen")}
         metrics = {**src.metrics, "variants": variants, "optimize": info}
-        if variants["torch"]["top1"] is not None:
-            metrics.setdefault("val", {})
-            metrics["val"] = {**metrics["val"], "top1_optimized": variants["torch"]["top1"]}
         return save_bundle(out, config=config, state_dict=state, metrics=metrics,
                            data_stats=src.data_stats, extra_files=extra, overwrite=overwrite)
     finally:

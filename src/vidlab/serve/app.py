@@ -54,8 +54,9 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
         finally:
             service.stop()
 
+    # no Swagger/ReDoc pages: they load their assets from a CDN, and servers may be offline
     app = FastAPI(title="vidlab", version=predictor.version, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)
     app.state.service = service
     _add_error_handlers(app, service)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,10 +1,13 @@
 """The built-in dataset: real H.264 clips of moving shapes whose class only motion reveals.
 
-Eight classes — `move_left/right/up/down`, `rotate_cw/ccw`, `grow`, `shrink` — drawn so that a
-single frame cannot tell them apart: shapes, colours, positions, orientations and sizes have the
-same distribution in every class; only how they change over time differs. Translations wrap
-around the frame (the object leaves on one side and re-enters on the other) and growth is a
-sawtooth, so motion stays fast and clearly visible in any 16-frame window however long the clip.
+Eight classes — `move_left/right/up/down`, `rotate_cw/ccw`, `grow`, `shrink` — in four pairs
+that no single frame can tell apart: shapes, colours, orientations, sizes and backgrounds have
+the same distribution in every class, and the two classes of a pair (left/right, up/down,
+cw/ccw, grow/shrink) also share their positions; only how the picture changes over time
+differs. Objects stay where a centre crop sees them: movers sweep the whole frame along their
+axis and wrap around (leaving on one side, re-entering on the other), the others stay in the
+central square. Growth is a sawtooth. So motion is fast and clearly visible in any 16-frame
+window, however long the clip.
 Every clip is generated from its own seed (`seed`, class, index), so the output is identical for
 a seed whatever the number of worker processes.
 """
@@ -91,10 +94,18 @@ def render_clip(label: str, rng: np.random.Generator,
     noise = rng.uniform(2.0, 7.0)
 
     # Motion parameters in frame units per second; every class shares the same appearance draws.
-    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    # Keep each object where a centre crop sees it: its track crosses the central square (the
+    # area a short-side resize + centre crop keeps); movers range over the whole frame along
+    # their axis (they wrap around), everything else stays inside the square.
+    short = min(h, w)
+    sx = (w - short) / 2 + short * rng.uniform(0.2, 0.8)
+    sy = (h - short) / 2 + short * rng.uniform(0.2, 0.8)
+    along_x, along_y = rng.uniform(0, w), rng.uniform(0, h)
+    cx = along_x if label in ("move_left", "move_right") else sx
+    cy = along_y if label in ("move_up", "move_down") else sy
     angle0 = rng.uniform(0, 2 * math.pi)
     radius = rng.uniform(0.12, 0.28) * min(h, w)
-    drift = rng.uniform(-0.04, 0.04, size=2) * (w, h)
+    drift = rng.uniform(-0.03, 0.03, size=2) * short
     spin = math.radians(rng.uniform(-25, 25))
     period, phase = rng.uniform(1.2, 1.8), rng.uniform(0, 1)
     speed = rng.uniform(0.3, 0.5)

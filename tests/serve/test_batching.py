@@ -107,13 +107,13 @@ def test_slow_requests_time_out_with_504_and_leave_no_temp_file(
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     if stage == "upload":  # the client sends its body slower than the limit allows
-        app = create_app(colour_predictor, timeout_s=0.5, temp_dir=uploads)
+        app = create_app(colour_predictor, timeout_s=1.5, temp_dir=uploads)
         video = colour_video(tmp_path / "red.mp4", ["red"], 1.0)
         data = video.read_bytes()
-        request = {"content": multipart_chunks(data, chunk=len(data) // 6 + 1, delay=0.3),
+        request = {"content": multipart_chunks(data, chunk=len(data) // 6 + 1, delay=0.5),
                    "headers": {"content-type": "multipart/form-data; boundary=vidlabtest"}}
     else:  # hundreds of timeline clips: inference alone outlasts the limit
-        app = create_app(tiny_predictor, timeout_s=1.0, temp_dir=uploads, max_clips=1000)
+        app = create_app(tiny_predictor, timeout_s=2.0, temp_dir=uploads, max_clips=1000)
         video = pattern_video(tmp_path / "long.mp4", num_frames=240, size=(48, 64), fps=12)
         request = {"files": {"file": ("long.mp4", video.read_bytes())},
                    "params": {"window": 0.5, "stride": 0.025}}

@@ -3,10 +3,10 @@ throughput (clips/s, batch 8) at each model's default input, for fp32 eager vs
 `channels_last_3d` vs `torch.compile`, with achieved GFLOP/s as a fraction of the fp32 matmul
 peak measured in the same run.
 
-    python benchmarks/models.py                                 # default subset, a few minutes
-    python benchmarks/models.py --models r3d_18,r2plus1d_18 --modes eager,channels_last_3d
+    python benchmarks/models.py                       # default subset, eager vs channels_last_3d
+    python benchmarks/models.py --compile             # + torch.compile (minutes of compiling)
     python benchmarks/models.py --models x3d_xs,x3d_xs:factorized=true --no-train
-    python benchmarks/models.py --models all --no-compile --json
+    python benchmarks/models.py --models all --json
 
 Training GFLOP/s counts a training step as 3× the forward FLOPs (forward + two backward GEMMs
 per layer), the usual convention.
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     peak = matmul_peak(args.threads)
     log(f"fp32 matmul peak (2048², {args.threads} threads): {peak:.1f} GFLOP/s")
     specs = list_models() if args.models == "all" else args.models.split(",")
-    modes = [m for m in args.modes.split(",") if m != "compile" or not args.no_compile]
+    modes = selected_modes(args)
     rows = []
     for spec in specs:
         name, kwargs = parse_spec(spec)
@@ -129,6 +129,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "train_batch": args.batch, "rows": rows}
 
 
+def selected_modes(args: argparse.Namespace) -> list[str]:
+    modes = args.modes.split(",")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SystemExit(f"unknown modes {sorted(unknown)}; choose from {MODES}")
+    return modes + (["compile"] if args.compile and "compile" not in modes else [])
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -154,8 +162,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=DEFAULT_MODELS,
                    help="comma-separated names (name:key=value;key=value for kwargs) or 'all'")
-    p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
+    p.add_argument("--modes", default="eager,channels_last_3d", help=f"any of {','.join(MODES)}")
+    p.add_argument("--compile", action="store_true",
+                   help="add torch.compile (inductor; freezing for inference): slow to build")
     p.add_argument("--no-train", action="store_true", help="forward latency only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=8, help="training batch size")
@@ -169,8 +178,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        modes = [m for m in args.modes.split(",") if m != "compile" or not args.no_compile]
-        print_table(result, modes, not args.no_train)
+        print_table(result, selected_modes(args), not args.no_train)
 
 
 if __name__ == "__main__":

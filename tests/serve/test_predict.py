@@ -6,10 +6,11 @@ import weakref
 
 import numpy as np
 import pytest
-from tests.serve.helpers import colour_video, pattern_video
+from tests.serve.helpers import colour_frames, colour_video, pattern_video
 
 from vidlab.data.transforms import Preprocess
 from vidlab.errors import VideoDecodeError
+from vidlab.io import write_video
 from vidlab.serve.clips import frame_range, plan_clips, stream_clips, window_starts
 
 
@@ -109,3 +110,15 @@ def test_max_clips_widens_the_stride_of_a_long_timeline_to_fit():
     assert windowed and len(plans) == 32
     assert plans[0].start == 0.0 and plans[-1].end == 600.0
     assert len(plan_clips(pre, 250, 25.0, 2.0, 1.0, max_clips=32)[0]) == 9  # fits: unchanged
+
+
+def test_windows_follow_real_timestamps_in_variable_frame_rate_video(colour_predictor, tmp_path):
+    # 4 s of red at 5 fps (20 frames), then 4 s of blue at 20 fps (80 frames): at the average
+    # 12.5 fps, 3 s would land on frame 37 (blue); by the timestamps it is frame 15 (red)
+    frames = np.concatenate([colour_frames(["red"], 4.0, fps=5),
+                             colour_frames(["blue"], 4.0, fps=20)])
+    times = [i / 5 for i in range(20)] + [4 + i / 20 for i in range(80)]
+    path = write_video(tmp_path / "vfr.mkv", frames, fps=20, timestamps=times)
+    result = colour_predictor.predict_file(path, window=2.0, stride=2.0)
+    labels = [w["top"][0]["label"] for w in result["windows"]]
+    assert labels[:2] == ["red", "red"] and set(labels[2:]) == {"blue"}

@@ -43,13 +43,15 @@ def window_starts(duration: float, window: float, stride: float) -> list[float]:
 
 
 def plan_clips(pre: Preprocess, num_frames: int, fps: float, window: float | None = None,
-               stride: float | None = None, max_clips: int | None = None
-               ) -> tuple[list[ClipPlan], bool]:
+               stride: float | None = None, max_clips: int | None = None,
+               timestamps: np.ndarray | None = None) -> tuple[list[ClipPlan], bool]:
     """The clips to run for a video, and whether they form a timeline of windows.
 
     Videos no longer than `window` seconds (or any video when `window` is 0/None) get one clip
     centred in the video, sampled as `Preprocess.clip_indices` does at evaluation time. With
     `max_clips`, the stride widens as needed so the timeline holds at most that many windows.
+    `timestamps` (seconds of each frame) place windows exactly in variable-frame-rate videos;
+    without them frame `i` is taken to be at `i / fps`.
     """
     if num_frames <= 0 or fps <= 0:
         raise ValueError(f"cannot plan clips for {num_frames} frames at {fps} fps")
@@ -67,7 +69,9 @@ def plan_clips(pre: Preprocess, num_frames: int, fps: float, window: float | Non
     plans = []
     for start in window_starts(duration, window, stride):
         end = min(duration, start + window)
-        centre = (start + end) / 2 * fps
+        middle = (start + end) / 2
+        centre = middle * fps if timestamps is None else \
+            float(np.searchsorted(timestamps, middle - 1e-9))
         first = int(round((centre - (span - 1) / 2) / step)) * step  # on the frame-step grid
         first = min(max(0, first), last_start)
         indices = fit_indices(first + offsets, num_frames, pre.short_video)

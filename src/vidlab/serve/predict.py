@@ -108,7 +108,7 @@ class Predictor:
         t0 = time.perf_counter()
         reader, info = self.open(path, max_duration)
         plans, windowed = plan_clips(self.preprocess, info["num_frames"], info["fps"],
-                                     window, stride, max_clips)
+                                     window, stride, max_clips, reader.timestamps)
         out = DecodedVideo(info=info, plans=plans, windowed=windowed)
         out.clips = [np.empty(0)] * len(plans)
         feats = []
@@ -136,7 +136,7 @@ class Predictor:
         t0 = time.perf_counter()
         reader, info = self.open(path)
         plans, windowed = plan_clips(self.preprocess, info["num_frames"], info["fps"],
-                                     window, stride)
+                                     window, stride, timestamps=reader.timestamps)
         probs = np.zeros((len(plans), len(self.labels)))
         pending: list[tuple[int, np.ndarray]] = []
         feats: list[dict[str, float]] = []

@@ -34,14 +34,14 @@ def read_all(path: Path, limit: int | None) -> np.ndarray:
         return np.stack(list(r.iter_frames(0, limit)))
 
 
-def restore_clips(frames: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def restore_clips(frames: int, limit: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """name → (clean, degraded) frames."""
     from vidlab.io.writer import moving_pattern
 
     clips = {}
     if (SHARED / "carphone_distorted.mp4").is_file():
-        clips["carphone (real, x264 QP 50)"] = (read_all(SHARED / "carphone_pristine.mp4", None),
-                                                read_all(SHARED / "carphone_distorted.mp4", None))
+        clips["carphone (real, x264 QP 50)"] = (read_all(SHARED / "carphone_pristine.mp4", limit),
+                                                read_all(SHARED / "carphone_distorted.mp4", limit))
     rng = np.random.default_rng(12345)  # training used seeds 0/1: these clips are new
     unseen = [render_clip(rng, frames, 144, 176) for _ in range(2)]
     unseen.append(moving_pattern(frames, (144, 176), seed=7))
@@ -68,7 +68,7 @@ def model_fn(bundle: Path, ensemble: bool = False) -> Callable[[np.ndarray], np.
     return lambda x: np.stack(list(enhance_stream(model, x, ensemble=ensemble)))
 
 
-def restore_rows(bundle: Path | None, frames: int) -> list[dict]:
+def restore_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
     methods: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {"input": lambda x: x}
     have = available_filters()
     for name in ("hqdn3d", "nlmeans", "atadenoise", "deblock"):
@@ -77,7 +77,7 @@ def restore_rows(bundle: Path | None, frames: int) -> list[dict]:
         methods["vidlab restore"] = model_fn(bundle)
         methods["vidlab restore --ensemble"] = model_fn(bundle, ensemble=True)
     rows = []
-    for clip, (clean, degraded) in restore_clips(frames).items():
+    for clip, (clean, degraded) in restore_clips(frames, limit).items():
         base = None
         for name, fn in methods.items():
             if fn is None:
@@ -91,12 +91,12 @@ def restore_rows(bundle: Path | None, frames: int) -> list[dict]:
     return rows
 
 
-def sr_rows(bundle: Path | None, frames: int) -> list[dict]:
+def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
     from vidlab.io.writer import moving_pattern
 
     clips = {}
     if (SHARED / "carphone_pristine.mp4").is_file():
-        clips["carphone pristine"] = read_all(SHARED / "carphone_pristine.mp4", None)
+        clips["carphone pristine"] = read_all(SHARED / "carphone_pristine.mp4", limit)
     rng = np.random.default_rng(54321)
     unseen = [render_clip(rng, frames, 144, 176) for _ in range(2)]
     clips["unseen x3"] = np.concatenate([*unseen, moving_pattern(frames, (144, 176), seed=7)])
@@ -124,6 +124,7 @@ def main() -> None:
                     help="restore bundle (default: the committed pretrained one)")
     ap.add_argument("--sr", type=Path, default=None, help="sr2x bundle (RUN/enhancer.vidlab)")
     ap.add_argument("--frames", type=int, default=24, help="frames per unseen clip")
+    ap.add_argument("--limit", type=int, default=None, help="carphone frames (default: all 120)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -131,7 +132,7 @@ def main() -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    rows = restore_rows(a.restore, a.frames) + sr_rows(a.sr, a.frames)
+    rows = restore_rows(a.restore, a.frames, a.limit) + sr_rows(a.sr, a.frames, a.limit)
     info = {"restore_bundle": str(a.restore), "sr_bundle": str(a.sr),
             "filters": {k: DENOISERS[k] for k, ok in available_filters().items() if ok},
             "torch_threads": torch.get_num_threads()}

@@ -116,3 +116,28 @@ def test_consecutive_requests_stay_exact(clip, name):
             start = (start + int(rng.integers(-8, 12))) % (n - 8)
             indices = start + np.sort(rng.choice(8, size=3, replace=False))
             assert np.array_equal(reader.get_frames(indices), reference[indices]), indices
+
+
+class _Clips:
+    """A minimal map-style dataset holding one reader, as the data stage does."""
+
+    def __init__(self, reader: VideoReader):
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.reader.get_frames(np.arange(4) * 2 + i * 5)
+
+
+def test_reader_works_in_torch_dataloader_workers(clip):
+    torch = pytest.importorskip("torch")
+    path = clip("h264_bframes_open_gop.mp4")
+    reference = sequential_decode(path)
+    reader = VideoReader(path)
+    reader.get_frames([0])  # open in the parent first, as a dataset built eagerly would
+    loader = torch.utils.data.DataLoader(_Clips(reader), batch_size=2, num_workers=2)
+    batches = torch.cat(list(loader)).numpy()
+    expected = np.stack([reference[np.arange(4) * 2 + i * 5] for i in range(4)])
+    assert np.array_equal(batches, expected)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Size = int | tuple[int, int] | None
 _SKIP_NONREF_DECODERS = {"h264", "hevc", "vp9"}
+_INHERITED: list[Any] = []  # containers inherited through fork: never freed in the child
 
 
 def output_size(width: int, height: int, size: Size) -> tuple[int, int]:
@@ -113,7 +114,7 @@ class VideoReader:
     def _ensure_open(self) -> None:
         if self._container is not None and self._pid == os.getpid():
             return
-        self._container = None  # a container inherited through fork is not ours to use
+        self._drop_inherited()
         self._load()
         self._container = open_container(self.path)
         self._pid = os.getpid()
@@ -124,10 +125,18 @@ class VideoReader:
         stream.codec_context.thread_count = self.threads
         self._reset_decoder_state()
 
+    def _drop_inherited(self) -> None:
+        """Forget a container inherited through fork without freeing it: freeing would join
+        the parent's decoder threads, which do not exist in this process, and hang."""
+        if self._container is not None and self._pid != os.getpid():
+            _INHERITED.append((self._container, self._frames))
+            self._frames = None
+        self._container = None
+
     def close(self) -> None:
         if self._container is not None and self._pid == os.getpid():
             self._container.close()
-        self._container = None
+        self._drop_inherited()
         self._reset_decoder_state()
 
     def __enter__(self) -> VideoReader:

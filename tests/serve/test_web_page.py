@@ -68,3 +68,21 @@ def test_a_file_that_is_not_a_video_shows_the_error_in_words(page, tmp_path):
     page.wait_for_selector("#error:not([hidden])")
     message = page.locator("#error").inner_text()
     assert "notes.txt" in message and "not a video" in message
+
+
+def test_dropping_a_video_on_the_page_predicts_it(page, tmp_path):
+    import base64
+
+    video = colour_video(tmp_path / "green.mp4", ["green"], 1.0)
+    page.evaluate("() => { document.body.dataset.state = ''; }")
+    page.evaluate("""([name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], name, { type: "video/mp4" }));
+        document.getElementById("drop").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    }""", [video.name, base64.b64encode(video.read_bytes()).decode()])
+    page.wait_for_selector("body[data-state=done]")
+    assert page.locator("#top5 li").first.get_attribute("data-label") == "green"
+    assert page.locator("#timeline-box").is_hidden()  # 1 s: no timeline
+    assert "green.mp4" in page.locator("#status").inner_text()

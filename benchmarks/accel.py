@@ -56,7 +56,9 @@ def main() -> None:
     pruned = optimize(bundle, work / "pruned.vidlab", onnx=True, int8=True, prune=args.prune,
                       finetune_epochs=args.finetune_epochs, **common)
     rows = bench([bundle, ort.path, pruned.path], data=data, rounds=args.rounds, threads=args.threads)
-    rows = [r for r in rows if not (r["bundle"] == str(Path(bundle)) and r["runtime"] != "torch")]
+    # the source bundle's PyTorch model is row 0; the ORT bundle's PyTorch weights are the same
+    rows = rows[:1] + [r for r in rows[1:] if r["bundle"] != str(Path(bundle))
+                       and not (r["bundle"] == str(ort.path) and r["runtime"] == "torch")]
     if args.plot:
         plot_bench(rows, args.plot)
     summary = _summary(rows, ort, pruned)

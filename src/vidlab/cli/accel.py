@@ -15,7 +15,8 @@ def _table(rows: list[dict], title: str) -> None:
     """Rows with short column headers (the JSON keys are long for a terminal)."""
     from vidlab.cli.common import print_table
 
-    short = [{_HEADERS[k]: r.get(k) for k in _HEADERS if any(k in x for x in rows)} for r in rows]
+    short = [{**({"bundle": Path(r["bundle"]).name} if "bundle" in r else {}),
+              **{_HEADERS[k]: r.get(k) for k in _HEADERS if any(k in x for x in rows)}} for r in rows]
     print_table(short, title=title)
 
 

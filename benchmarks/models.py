@@ -125,6 +125,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 row[f"error_{mode}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         log(json.dumps(row))
         rows.append(row)
+    # Measured again at the end: on a shared machine the best of both is the fairer ceiling.
+    end_peak = matmul_peak(args.threads)
+    if end_peak > peak:
+        log(f"fp32 matmul peak at the end: {end_peak:.1f} GFLOP/s; fractions use it")
+        for row in rows:
+            for key in [k for k in row if "_peak_" in k]:
+                row[key] = round(row[key] * peak / end_peak, 3)
+        peak = end_peak
     return {"matmul_peak_gflops": round(peak, 1), "threads": args.threads,
             "train_batch": args.batch, "rows": rows}
 

@@ -24,6 +24,16 @@ def motion_data(tmp_path_factory) -> Path:
     return synth(tmp_path_factory.mktemp("motion") / "ds", per_class=3, seed=0, workers=1)
 
 
+@pytest.fixture(scope="session")
+def motion_manifest(motion_data, tmp_path_factory) -> Path:
+    """`motion_data` scanned and split once into a JSONL manifest (runs then skip the scan)."""
+    from vidlab.data.manifest import write_manifest
+    from vidlab.train.dataset import prepare_data
+
+    data = prepare_data(motion_data, clean=False)
+    return write_manifest(data.all_entries(), tmp_path_factory.mktemp("manifest") / "m.jsonl")
+
+
 def tiny_config(data: Path, out: Path, *extra: str):
     from vidlab.config import load_config
     from vidlab.train.config import TrainConfig

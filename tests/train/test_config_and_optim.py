@@ -72,12 +72,12 @@ def test_precision_is_fp32_on_cpus_without_bf16_units():
     assert pick_precision("off", torch.device("cpu")).name == "fp32"
 
 
-def test_tune_runs_trials_and_resumes_its_sqlite_study(motion_data, tmp_path):
+def test_tune_runs_trials_and_resumes_its_sqlite_study(motion_manifest, tmp_path):
     import yaml
 
     from vidlab.train.search import tune
 
-    base = tiny_config(motion_data, tmp_path / "unused").model_dump(mode="json")
+    base = tiny_config(motion_manifest, tmp_path / "unused").model_dump(mode="json")
     base["train"].update({"plots": False})
     base["search"] = {"space": {"optim.lr": {"low": 1e-3, "high": 1e-2, "log": True},
                                 "train.batch_size": {"choices": [2, 4]}}, "epochs": 1}

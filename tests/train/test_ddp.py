@@ -31,11 +31,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(motion_data, tmp_path):
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(motion_manifest, tmp_path):
     out = tmp_path / "ddp"
     args = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
             "2", "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-            "-m", "vidlab", "train", "--data", str(motion_data), "--out", str(out), "--json"]
+            "-m", "vidlab", "train", "--data", str(motion_manifest), "--out", str(out), "--json"]
     for item in [*TINY, *SAME, "train.batch_size=2"]:
         args += ["--set", item]
     env = {**os.environ, "VIDLAB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
@@ -45,7 +45,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(motion_d
     digests = summary["param_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]  # both ranks: identical parameters
 
-    single = fit(tiny_config(motion_data, tmp_path / "one", *SAME, "train.batch_size=4"))
+    single = fit(tiny_config(motion_manifest, tmp_path / "one", *SAME, "train.batch_size=4"))
     ddp_state = load_checkpoint(out / "checkpoints" / "last.pt")
     one_state = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")
     assert ddp_state["step"] == one_state["step"] == single.metrics["steps"]

@@ -41,11 +41,11 @@ def _kill_mid_run(data, out) -> dict:
     return load_checkpoint(ckpt)
 
 
-def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(motion_data, tmp_path):
-    reference = fit(tiny_config(motion_data, tmp_path / "ref", *EXACT))
+def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(motion_manifest, tmp_path):
+    reference = fit(tiny_config(motion_manifest, tmp_path / "ref", *EXACT))
     assert reference.metrics["steps"] >= 4
 
-    killed_at = _kill_mid_run(motion_data, tmp_path / "run")
+    killed_at = _kill_mid_run(motion_manifest, tmp_path / "run")
     assert 0 < killed_at["step"] < reference.metrics["steps"]
     assert killed_at["batch_in_epoch"] > 0 or killed_at["epoch"] > 0
     assert not (tmp_path / "run" / "best.vidlab").exists() or killed_at["epoch"] > 0

@@ -36,7 +36,7 @@ class VideoModel(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh one for `num_classes` (fine-tuning)."""
         old = self.get_classifier()
-        new = nn.Linear(old.in_features, num_classes)
+        new = nn.Linear(old.in_features, num_classes).to(old.weight.device, old.weight.dtype)
         name = "head" if hasattr(self, "head") and isinstance(self.head, nn.Linear) else "fc"
         setattr(self, name, new)
         self.num_classes = num_classes

@@ -38,20 +38,22 @@ def export_onnx(model: nn.Module, path: str | Path, num_frames: int, size: int, 
     channels = _in_channels(model)
     was_training = model.training
     model.eval()
-    example = torch.randn(batch, channels, num_frames, size, size)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    example = torch.randn(batch, channels, num_frames, size, size, device=device)
     check_batch = batch + 1 if dynamic_batch else batch
-    probe = torch.randn(check_batch, channels, num_frames, size, size)
+    probe = torch.randn(check_batch, channels, num_frames, size, size, device=device)
     errors: list[str] = []
     try:
         with torch.no_grad():
-            expected = model(probe).numpy()
+            expected = model(probe).float().cpu().numpy()
         for exporter in (_export_torchscript, _export_dynamo):
             fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
             os.close(fd)
             try:
                 exporter(model, example, tmp, opset, dynamic_batch)
                 if verify:
-                    _check(tmp, probe.numpy(), expected, atol)
+                    _check(tmp, probe.cpu().numpy(), expected, atol)
                 os.replace(tmp, path)
                 return path
             except Exception as exc:  # any exporter failure: record it and try the next one

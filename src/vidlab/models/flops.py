@@ -66,4 +66,4 @@ def model_cards(pattern: str = "*") -> list[dict[str, Any]]:
     """Cards of every registered model matching `pattern`."""
     from vidlab.models.registry import list_models
 
-    return [model_card(n) for n in list_models(pattern)]
+    return [dict(model_card(n)) for n in list_models(pattern)]

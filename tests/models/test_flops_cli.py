@@ -49,3 +49,9 @@ def test_tuning_picks_a_format_and_leaves_the_model_untouched():
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_cli_prints_a_table_for_people(capsys):
+    main(["models", "tsn*"])
+    out = capsys.readouterr().out
+    assert "tsn_r18" in out and "tsn_tiny" in out and "GFLOPs" in out and "r3d_18" not in out

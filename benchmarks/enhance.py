@@ -87,7 +87,8 @@ def restore_rows(bundle: Path | None, frames: int, limit: int | None) -> list[di
             p, s = score(clean, out)
             base = p if name == "input" else base
             rows.append({"clip": clip, "method": name, "psnr": round(p, 3), "ssim": round(s, 4),
-                         "gain_db": round(p - base, 3), "frames_per_s": round(fps, 1)})
+                         "gain_db": round(p - base, 3),
+                         "frames_per_s": None if name == "input" else round(fps, 1)})
     return rows
 
 

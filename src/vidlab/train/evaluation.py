@@ -130,7 +130,7 @@ def collect_logits(fn: Callable[[torch.Tensor], np.ndarray], entries: list[dict[
     loader = make_loader(entries, labels, data_config, train=False, batch_size=batch_size,
                          seed=0, sampler=sampler, views=tuple(views))
     out, tgt = [], []
-    for clips, targets in _eval_batches(loader):
+    for clips, targets in loader:
         if clips.ndim == 6:  # B×V×C×T×H×W: every view of a video, probabilities averaged
             b, v = clips.shape[:2]
             probs = _softmax(fn(clips.flatten(0, 1))).reshape(b, v, -1).mean(axis=1)
@@ -172,14 +172,6 @@ def _resolve_entries(entries: list[dict[str, Any]] | str | Path, split: str | No
         raise DatasetError(f"no clips to evaluate{f' in split {split!r}' if split else ''}",
                            source if isinstance(source, str | Path) else None)
     return entries
-
-
-def _eval_batches(loader):
-    for batch in loader:
-        if isinstance(batch, dict):
-            yield batch["clips"] if "clips" in batch else batch["video"], batch["label"]
-        else:
-            yield batch[0], batch[1]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -155,7 +155,7 @@ class Trainer:
                            desc=f"epoch {self.epoch + 1}/{self.epochs}", enabled=None
                            if self.info.is_main else False)
             batches = self.batches_per_epoch
-            for clips, targets in _batches(self.loader):
+            for clips, targets in self.loader:
                 x = clips.to(self.device, non_blocking=True).to(memory_format=self.memory_format)
                 y = targets.to(self.device, non_blocking=True)
                 soft = self.mix(x, y, self.epoch, self.batch_in_epoch) if self.mix else None
@@ -316,15 +316,6 @@ class Trainer:
 
 def _fresh_sums() -> dict[str, float]:
     return {"loss": 0.0, "correct": 0, "n": 0}
-
-
-def _batches(loader):
-    """`(clips, targets)` from whatever the loader yields (tuple or dict)."""
-    for batch in loader:
-        if isinstance(batch, dict):
-            yield batch["clips"] if "clips" in batch else batch["video"], batch["label"]
-        else:
-            yield batch[0], batch[1]
 
 
 def _memory_format(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.memory_format:

@@ -27,6 +27,7 @@ def export_verified(model, path: str | Path, clips: ClipSet, num_frames: int, si
     model = model.eval()
     export_onnx(model, Path(path), num_frames=num_frames, size=size, batch=1, opset=opset,
                 dynamic_batch=True)
+    Path(path).chmod(0o644)  # the exporter writes via mkstemp (0600); bundles are shared files
     runner = OnnxRunner(str(path))
     x = clips.clips[: max(1, min(4, len(clips)))]
     with torch.inference_mode():

@@ -91,7 +91,7 @@ def render_clip(label: str, rng: np.random.Generator,
     background = _background(h, w, rng)
     shape = SHAPES[rng.integers(len(SHAPES))]
     colour = _contrasting_colour(background, rng)
-    noise = rng.uniform(2.0, 7.0)
+    noise = rng.uniform(1.5, 5.0)
 
     # Motion parameters in frame units per second; every class shares the same appearance draws.
     # Keep each object where a centre crop sees it: its track crosses the central square (the
@@ -104,7 +104,7 @@ def render_clip(label: str, rng: np.random.Generator,
     cx = along_x if label in ("move_left", "move_right") else sx
     cy = along_y if label in ("move_up", "move_down") else sy
     angle0 = rng.uniform(0, 2 * math.pi)
-    radius = rng.uniform(0.12, 0.28) * min(h, w)
+    radius = rng.uniform(0.15, 0.30) * min(h, w)
     drift = rng.uniform(-0.03, 0.03, size=2) * short
     spin = math.radians(rng.uniform(-25, 25))
     period, phase = rng.uniform(1.2, 1.8), rng.uniform(0, 1)
@@ -129,7 +129,7 @@ def render_clip(label: str, rng: np.random.Generator,
         if label in ("grow", "shrink"):
             frac = (phase + s / period) % 1.0
             frac = frac if label == "grow" else 1.0 - frac
-            r = (0.10 + 0.20 * frac) * min(h, w)
+            r = (0.12 + 0.20 * frac) * min(h, w)
         x, y = (cx + vx * s) % w, (cy + vy * s) % h
         img = background.copy()
         pts = shape * r
@@ -202,7 +202,7 @@ def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     freq = rng.uniform(0.05, 0.35)
     phi = rng.uniform(0, 2 * math.pi)
     tex = np.sin(freq * (xx * math.cos(phi) + yy * math.sin(phi)) + rng.uniform(0, 6))
-    img += rng.uniform(5, 30) * tex[..., None]
+    img += rng.uniform(4, 20) * tex[..., None]
     for _ in range(int(rng.integers(0, 5))):
         bx, by, br = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.05, 0.2) * max(h, w)
         blob = np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * br * br))
@@ -214,7 +214,7 @@ def _contrasting_colour(background: np.ndarray, rng: np.random.Generator) -> np.
     luma = float((background @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
     for _ in range(100):
         colour = rng.uniform(0, 255, size=3).astype(np.float32)
-        if abs(float(colour @ np.array([0.299, 0.587, 0.114])) - luma) > 60:
+        if abs(float(colour @ np.array([0.299, 0.587, 0.114])) - luma) > 70:
             return colour
     return np.full(3, 0.0 if luma > 128 else 255.0, np.float32)
 

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in (argv if argv is not None else sys.argv):
         _DEBUG["on"] = True
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except VidlabError as exc:
         if _DEBUG["on"]:
             raise

@@ -107,7 +107,7 @@ def render_clip(label: str, rng: np.random.Generator,
     radius = rng.uniform(0.15, 0.30) * min(h, w)
     drift = rng.uniform(-0.03, 0.03, size=2) * short
     spin = math.radians(rng.uniform(-25, 25))
-    period, phase = rng.uniform(1.2, 1.8), rng.uniform(0, 1)
+    period, phase = rng.uniform(2.0, 3.0), rng.uniform(0, 1)  # few resets per clip
     speed = rng.uniform(0.3, 0.5)
     vx, vy = drift
     if label == "move_left":

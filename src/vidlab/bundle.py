@@ -103,7 +103,9 @@ class Bundle:
 
     def update_metrics(self, updates: dict[str, Any]) -> None:
         """Merge `updates` into metrics.json (atomic replace of that one file)."""
-        merged = _deep_merge(self.metrics, updates)
+        from vidlab.config import deep_merge
+
+        merged = deep_merge(self.metrics, updates)
         write_json_atomic(self.path / METRICS_FILE, merged)
         self.metrics = merged
 
@@ -196,13 +198,6 @@ def _read_json(path: Path, bundle: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BundleError(f"{path.name} is unreadable ({exc})", bundle) from exc
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _unshare(tensors: dict[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def load_config(
     """Build a `cls` config from defaults ← `base` ← YAML file ← dotted overrides."""
     data = _deepcopy(base or {})
     if path is not None:
-        data = _merge(data, read_yaml(path))
+        data = deep_merge(data, read_yaml(path))
     data = apply_overrides(data, overrides)
     try:
         return cls.model_validate(data)
@@ -88,10 +88,11 @@ def save_config(config: BaseModel, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """`a` updated by `b`, recursing into mappings present in both (inputs are not changed)."""
     out = _deepcopy(a)
     for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 

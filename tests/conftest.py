@@ -40,14 +40,18 @@ def moving_square_frames(num_frames: int = 24, height: int = 64, width: int = 80
 
 
 def encode_video(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264",
-                 pix_fmt: str = "yuv420p", options: dict[str, str] | None = None) -> Path:
-    """Encode frames to `path` with PyAV (real encoder, real container)."""
+                 pix_fmt: str = "yuv420p", options: dict[str, str] | None = None,
+                 rotation: int = 0) -> Path:
+    """Encode frames to `path` with PyAV (real encoder, real container); a non-zero `rotation`
+    is written as a display matrix (counter-clockwise, as FFmpeg counts it)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
         if options:
             stream.options = options
+        if rotation:
+            stream.set_display_rotation(rotation)
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from tests.conftest import encode_video as conftest_encode
 
 from vidlab.io.writer import moving_pattern
 
@@ -26,20 +27,10 @@ def clip_frames(n: int = 60, h: int = 64, w: int = 80) -> np.ndarray:
 def encode_video(path: Path, frames: np.ndarray, codec: str = "libx264",
                  pix_fmt: str = "yuv420p", options: dict[str, str] | None = None,
                  rotation: int = 0) -> Path:
-    """Encode with PyAV directly (independent of vidlab's writer); `rotation` is written as
-    a display matrix, counter-clockwise as FFmpeg counts it."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        stream.options = options or {}
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    """Encode with PyAV directly (independent of vidlab's writer) at 25 fps; `rotation` is
+    written as a display matrix, counter-clockwise as FFmpeg counts it."""
+    return conftest_encode(path, frames, fps=25, codec=codec, pix_fmt=pix_fmt, options=options,
+                           rotation=rotation)
 
 
 def _vfr(path: Path) -> Path:

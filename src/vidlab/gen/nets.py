@@ -121,42 +121,43 @@ class _Projection(nn.Module):
         return score, self.aux(h)
 
 
-class VideoDiscriminator(nn.Module):
+class _ConvCritic(nn.Module):
+    """Strided spectral-norm convs, sum-pooled, then a projection head → (score, class logits).
+
+    The video and image critics are this one network over 3D or 2D convolutions.
+    """
+
+    conv: type[nn.Module]
+    pool_dims: tuple[int, ...]
+
+    def __init__(self, num_classes: int, width: int = 32, size: int = 32):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, c = 3, width
+        for _ in range(max(2, int(math.log2(size)) - 2)):
+            layers += [spectral_norm(self.conv(c_in, c, 4, stride=2, padding=1)),
+                       nn.LeakyReLU(0.2)]
+            c_in, c = c, min(c * 2, width * 8)
+        self.body = nn.Sequential(*layers)
+        self.head = _Projection(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x).sum(dim=self.pool_dims)
+        return self.head(h, labels)
+
+
+class VideoDiscriminator(_ConvCritic):
     """3D-conv critic over `B×3×T×H×W` clips → (score B, class logits B×K)."""
 
-    def __init__(self, num_classes: int, width: int = 32, size: int = 32):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in, c = 3, width
-        for _ in range(max(2, int(math.log2(size)) - 2)):
-            layers += [spectral_norm(nn.Conv3d(c_in, c, 4, stride=2, padding=1)),
-                       nn.LeakyReLU(0.2)]
-            c_in, c = c, min(c * 2, width * 8)
-        self.body = nn.Sequential(*layers)
-        self.head = _Projection(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x).sum(dim=(2, 3, 4))
-        return self.head(h, labels)
+    conv = nn.Conv3d
+    pool_dims = (2, 3, 4)
 
 
-class ImageDiscriminator(nn.Module):
+class ImageDiscriminator(_ConvCritic):
     """2D-conv critic over frames: `B×3×H×W` → (score B, class logits B×K)."""
 
-    def __init__(self, num_classes: int, width: int = 32, size: int = 32):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in, c = 3, width
-        for _ in range(max(2, int(math.log2(size)) - 2)):
-            layers += [spectral_norm(nn.Conv2d(c_in, c, 4, stride=2, padding=1)),
-                       nn.LeakyReLU(0.2)]
-            c_in, c = c, min(c * 2, width * 8)
-        self.body = nn.Sequential(*layers)
-        self.head = _Projection(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x).sum(dim=(2, 3))
-        return self.head(h, labels)
+    conv = nn.Conv2d
+    pool_dims = (2, 3)
 
 
 def sample_frames(clips: torch.Tensor, k: int, generator: torch.Generator | None = None

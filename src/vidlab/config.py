@@ -6,6 +6,7 @@ overrides into one, with errors that name the file and the offending key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +18,28 @@ from vidlab.errors import ConfigError
 C = TypeVar("C", bound=BaseModel)
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are bools, so `amp: off`, `on`, `yes`
+    and `no` stay the strings that settings such as `train.amp=off` expect."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(  # 1e-3 is a float in YAML 1.2 (1.1 wants 1.0e-3)
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML safely (no object construction) with YAML 1.2 booleans."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split `a.b.c=value` into the key path and a YAML-typed value (`3` → int, `[1,2]` → list)."""
     if "=" not in item:
@@ -26,7 +49,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not keys:
         raise ConfigError(f"override {item!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return keys, value
@@ -54,7 +77,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError("config file not found", p)
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({exc})", p) from exc
     if not isinstance(data, dict):

@@ -57,3 +57,7 @@ class ModelError(VidlabError):
 
 class CheckpointError(VidlabError):
     """A training checkpoint is missing or cannot be resumed from."""
+
+
+class TrainingError(VidlabError):
+    """Training cannot go on (e.g. the loss stays NaN/inf)."""

@@ -109,12 +109,17 @@ def _resample(frames: np.ndarray, k: int) -> np.ndarray:
     return frames[np.linspace(0, len(frames) - 1, k).round().astype(int)]
 
 
-def _dhash(frame: np.ndarray) -> int:
-    """64-bit difference hash: signs of horizontal gradients of an 8×9 thumbnail."""
-    thumb = np.array([[block.mean() for block in np.array_split(row, 9, axis=1)]
-                      for row in np.array_split(frame, 8, axis=0)])
-    bits = (thumb[:, 1:] > thumb[:, :-1]).reshape(-1)
-    return int(np.packbits(bits).view(">u8")[0])
+def _dhash(frame: np.ndarray) -> list[int]:
+    """Two 64-bit difference hashes: signs of the horizontal and of the vertical gradients of
+    an 8×9 (9×8) thumbnail. One direction alone is near-constant on smooth gradient backgrounds
+    (a handful of set bits), so unrelated clips would collide."""
+    def bits(img: np.ndarray, rows: int, cols: int) -> int:
+        thumb = np.array([[block.mean() for block in np.array_split(row, cols, axis=1)]
+                          for row in np.array_split(img, rows, axis=0)])
+        signs = (thumb[:, 1:] > thumb[:, :-1]).reshape(-1)
+        return int(np.packbits(signs).view(">u8")[0])
+
+    return [bits(frame, 8, 9), bits(frame.T, 8, 9)]
 
 
 def _quick_hash(path: str, chunk: int = 1 << 20) -> str:
@@ -146,7 +151,7 @@ def clean(entries: list[dict[str, Any]], min_frames: int = 16, num_samples: int 
     """Check every entry; return the entries to keep and a per-file report with reason codes.
 
     `min_frames`: clips with fewer frames are `too_short`. `blank_std`/`frozen_motion`: luma
-    (0–255) thresholds on the sampled frames' spread and change. `near_dup_bits`: mean dHash
+    (0–255) thresholds on the sampled frames' spread and change. `near_dup_bits`: largest per-frame dHash
     distance (of 64 bits) under which two clips are near-duplicates. `drop`: reason codes that
     remove a clip (default `DEFAULT_DROP`); other findings are reported only.
     """
@@ -208,13 +213,20 @@ def _duplicates(entries: list[dict[str, Any]], found: list[dict[str, Any]],
         for same in full.values():
             links += [(same[0], j, "exact") for j in same[1:]]
             exact |= {(same[0], j) for j in same[1:]}
-    # near-duplicates: mean Hamming distance between the clips' frame hashes
+    # near-duplicates: the largest Hamming distance between the clips' frame hashes, sampled at the
+    # same relative times — so only clips of about the same duration compare (a re-encode keeps
+    # it; without this, unrelated clips with similar smooth backgrounds collide on 64 bits)
     cand = [i for i in ok if "blank" not in reasons[i] and "frozen" not in reasons[i]]
     if len(cand) > 1:
         hashes = np.array([found[i]["dhash"] for i in cand], dtype=np.uint64)
+        durations = np.array([_duration(found[i]["meta"]) for i in cand])
         for a in range(len(cand) - 1):
-            dist = np.bitwise_count(hashes[a + 1:] ^ hashes[a]).mean(axis=1)
-            for b in np.nonzero(dist <= near_dup_bits)[0]:
+            # per frame: mean of the two hashes' distances; per pair: the worst frame
+            dist = np.bitwise_count(hashes[a + 1:] ^ hashes[a]).mean(axis=2).max(axis=1)
+            other = durations[a + 1:]
+            same_length = ~(np.abs(other - durations[a])
+                            > np.maximum(0.25, 0.1 * np.maximum(other, durations[a])))
+            for b in np.nonzero((dist <= near_dup_bits) & same_length)[0]:
                 pair = (cand[a], cand[a + 1 + int(b)])
                 if pair not in exact:
                     links.append((*pair, f"{float(dist[b]):.1f} bits"))
@@ -250,6 +262,15 @@ def _duplicates(entries: list[dict[str, Any]], found: list[dict[str, Any]],
         else:
             reasons[j]["near_duplicate"] = f"like {entries[i]['path']} ({how})"
     return conflicts
+
+
+def _duration(meta: dict[str, Any]) -> float:
+    """Seconds from the probe (NaN when unknown: such clips compare with every other)."""
+    d = meta.get("duration")
+    if d:
+        return float(d)
+    n, fps = meta.get("num_frames"), meta.get("fps")
+    return float(n) / float(fps) if n and fps else float("nan")
 
 
 def _outliers(found: list[dict[str, Any]], reasons: list[dict[str, str]], ok: list[int],

@@ -6,8 +6,8 @@ the same distribution in every class, and the two classes of a pair (left/right,
 cw/ccw, grow/shrink) also share their positions; only how the picture changes over time
 differs. Objects stay where a centre crop sees them: movers sweep the whole frame along their
 axis and wrap around (leaving on one side, re-entering on the other), the others stay in the
-central square. Growth is a sawtooth. So motion is fast and clearly visible in any 16-frame
-window, however long the clip.
+central square. Growth is exponential over the whole clip (no resets). So motion is fast and
+clearly visible in any 16-frame window, however long the clip.
 Every clip is generated from its own seed (`seed`, class, index), so the output is identical for
 a seed whatever the number of worker processes.
 """
@@ -107,29 +107,34 @@ def render_clip(label: str, rng: np.random.Generator,
     radius = rng.uniform(0.15, 0.30) * min(h, w)
     drift = rng.uniform(-0.03, 0.03, size=2) * short
     spin = math.radians(rng.uniform(-25, 25))
-    period, phase = rng.uniform(2.0, 3.0), rng.uniform(0, 1)  # few resets per clip
-    speed = rng.uniform(0.3, 0.5)
+    duration = n / fps
+    # Speeds are per second and large enough that every sampled frame of a training clip moves
+    # visibly (at 30 fps and stride 2 a mover travels ~3-5 % of the short side per frame).
+    speed = rng.uniform(0.5, 0.8) * short
     vx, vy = drift
     if label == "move_left":
-        vx = -speed * w
+        vx = -speed
     elif label == "move_right":
-        vx = speed * w
+        vx = speed
     elif label == "move_up":
-        vy = -speed * h
+        vy = -speed
     elif label == "move_down":
-        vy = speed * h
+        vy = speed
     elif label in ("rotate_cw", "rotate_ccw"):
-        # Image y points down, so a growing angle turns clockwise on screen.
-        spin = math.radians(rng.uniform(120, 240)) * (1 if label == "rotate_cw" else -1)
+        # Image y points down, so a growing angle turns clockwise on screen. At most 240°/s:
+        # under half the 72° symmetry of the star per frame even at 15 fps and stride 2.
+        spin = math.radians(rng.uniform(150, 240)) * (1 if label == "rotate_cw" else -1)
+    # grow/shrink: exponential across the whole clip (no resets to flip the apparent motion);
+    # both run through the same sizes, so a single frame's size says nothing about the class.
+    r_small, r_big = 0.07 * short, 0.40 * short
 
     frames = np.empty((n, h, w, 3), np.uint8)
     for t in range(n):
         s = t / fps
         r = radius
         if label in ("grow", "shrink"):
-            frac = (phase + s / period) % 1.0
-            frac = frac if label == "grow" else 1.0 - frac
-            r = (0.12 + 0.20 * frac) * min(h, w)
+            frac = s / duration if label == "grow" else 1.0 - s / duration
+            r = r_small * (r_big / r_small) ** frac
         x, y = (cx + vx * s) % w, (cy + vy * s) % h
         img = background.copy()
         pts = shape * r

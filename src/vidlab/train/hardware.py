@@ -1,8 +1,9 @@
 """Where training runs and in which precision: detected, never assumed.
 
 Mixed precision only where the hardware has it: bf16 (or fp16 with a grad scaler) autocast on
-CUDA; on CPU, bf16 autocast only when the CPU has native bf16 units (AMX/AVX512-BF16) — on CPUs
-without them autocast makes a 3D CNN 26–430× slower (MEASURED.md).
+CUDA. On CPU `auto` is fp32: without native bf16 units (AMX/AVX512-BF16) autocast makes a 3D CNN
+26–430× slower (MEASURED.md), and with them CPU bf16 autocast drove a small R(2+1)D's loss to NaN
+within two epochs in our runs; `amp: bf16` asks for it explicitly where the units exist.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def pick_precision(requested: str, device: torch.device) -> Precision:
         if requested == "fp16" or (requested == "auto" and not torch.cuda.is_bf16_supported()):
             return Precision(torch.float16, use_scaler=True)
         return Precision(torch.bfloat16)
-    if requested in ("bf16", "fp16") or (requested == "auto" and cpu_has_bf16()):
+    if requested in ("bf16", "fp16"):
         if not cpu_has_bf16():
             log.warning("this CPU has no bf16 units: %s autocast would be far slower; using fp32",
                         requested)

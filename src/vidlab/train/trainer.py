@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidlab.errors import TrainingError
 from vidlab.progress import progress
 from vidlab.train.checkpoint import (
     capture_rng_state,
@@ -43,6 +44,8 @@ from vidlab.train.runlog import RunLogger
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/last.pt"
+MAX_NONFINITE_STEPS = 10
+"""Consecutive NaN/inf updates after which training stops with `TrainingError`."""
 
 
 class Trainer:
@@ -93,6 +96,7 @@ class Trainer:
 
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         self.best, self.best_epoch, self.bad_evals = -math.inf, -1, 0
+        self.nonfinite_steps = 0
         self.elapsed, self.epoch_times = 0.0, []
         self.acc = _fresh_sums()
 
@@ -225,8 +229,13 @@ class Trainer:
         clip = self.cfg.optim.grad_clip
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        if clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        # The norm is needed anyway to catch NaN/inf (max_norm=inf leaves the gradients as they
+        # are); gradients are already all-reduced, so every rank reaches the same verdict.
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip or math.inf)
+        if self.scaler is None and not torch.isfinite(norm):
+            self._skip_nonfinite_step()
+            return
+        self.nonfinite_steps = 0
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -237,6 +246,18 @@ class Trainer:
         if self.ema:
             self.ema.update(self.model)
         self.step += 1
+
+    def _skip_nonfinite_step(self) -> None:
+        """Drop an update whose gradients are NaN/inf; give up with a clear error if it keeps
+        happening (the weights are then left as they were before the first bad step)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nonfinite_steps += 1
+        log.warning("step %d: gradients are NaN/inf: update skipped", self.step + 1)
+        if self.nonfinite_steps >= MAX_NONFINITE_STEPS:
+            raise TrainingError(
+                f"the loss or gradients were NaN/inf for {self.nonfinite_steps} steps in a row "
+                f"(epoch {self.epoch + 1}); lower optim.lr, keep optim.grad_clip, or set "
+                f"train.amp=off")
 
     def _end_epoch(self) -> dict[str, Any]:
         """Evaluate, log, keep the best, fit the time budget, checkpoint; may ask to stop."""

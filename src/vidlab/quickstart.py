@@ -59,7 +59,7 @@ class StepRunner:
         return record
 
 
-def run(out: str | Path = DEFAULT_OUT, per_class: int = 40, seed: int = 0,
+def run(out: str | Path = DEFAULT_OUT, per_class: int = 80, seed: int = 0,
         train_minutes: float = 8.0, model: str | None = None,
         say: Callable[[str], None] = print) -> QuickstartResult:
     """Run (or resume) the main job into `out`; returns what each step made and measured."""
@@ -93,7 +93,10 @@ def run(out: str | Path = DEFAULT_OUT, per_class: int = 40, seed: int = 0,
     def train() -> dict[str, Any]:
         settings: dict[str, Any] = {"dataset": {"path": str(out / "split.jsonl")},
                                     "out": str(run_dir),
-                                    "train": {"max_minutes": train_minutes, "seed": seed}}
+                                    "train": {"max_minutes": train_minutes, "seed": seed},
+                                    # decoded once into OUT/cache: the tiny model then trains
+                                    # without waiting on the decoder
+                                    "data": {"cache": str(out / "cache")}}
         if model:
             settings["model"] = {"name": model}
         config = TrainConfig.model_validate(settings)

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def quickstart(
         out: Path = typer.Option(Path("vidlab-quickstart"), "--out", help="Where everything goes."),
-        per_class: int = typer.Option(40, "--per-class", help="Built-in clips per class."),
+        per_class: int = typer.Option(80, "--per-class", help="Built-in clips per class."),
         minutes: float = typer.Option(8.0, "--minutes", help="Training time budget."),
         model: str = typer.Option(None, "--model", help="Model name (default: the recipe's)."),
         seed: int = typer.Option(0, "--seed"),

@@ -139,7 +139,9 @@ def render_clip(label: str, rng: np.random.Generator,
         img = background.copy()
         pts = shape * r
         c, si = math.cos(angle0 + spin * s), math.sin(angle0 + spin * s)
-        pts = pts @ np.array([[c, si], [-si, c]])
+        # elementwise, not `@`: BLAS may round differently with the process's thread count,
+        # and the same seed must give the same bytes whatever the number of workers
+        pts = np.stack([pts[:, 0] * c - pts[:, 1] * si, pts[:, 0] * si + pts[:, 1] * c], 1)
         for ox in (-w, 0, w):  # draw wrapped copies so objects cross the border seamlessly
             for oy in (-h, 0, h):
                 _fill_polygon(img, pts + (x + ox, y + oy), colour)

@@ -143,6 +143,10 @@ class VideoWriter:
             if self.bit_rate:
                 stream.bit_rate = self.bit_rate
             stream.options = self.options
+            if str(self.options.get("threads", "")).isdigit():
+                # PyAV opens the codec with its own thread_count (0 = auto), which overrides the
+                # "threads" option; a pinned count is what makes x264 output reproducible
+                stream.codec_context.thread_count = int(self.options["threads"])
             self._stream = stream
             if self.audio_from is not None:
                 from vidlab.io.audio import AudioPassthrough

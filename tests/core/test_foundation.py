@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from vidlab.bundle import load_bundle, save_bundle
-from vidlab.config import load_config
+from vidlab.config import load_config, parse_override, read_yaml
 from vidlab.errors import BundleError, ConfigError, OutputExistsError
 
 
@@ -25,6 +25,17 @@ def test_config_yaml_then_overrides_win(tmp_path):
     path.write_text("name: y\noptim:\n  lr: 0.5\n")
     cfg = load_config(_Cfg, path, ["optim.epochs=7", "optim.lr=1e-3"])
     assert (cfg.name, cfg.optim.lr, cfg.optim.epochs) == ("y", 1e-3, 7)
+
+
+def test_yaml_values_follow_yaml_1_2_so_off_and_yes_stay_strings(tmp_path):
+    assert parse_override("train.amp=off") == (["train", "amp"], "off")
+    assert parse_override("a=yes")[1] == "yes"
+    assert parse_override("a=true")[1] is True
+    assert parse_override("a=1e-3")[1] == pytest.approx(1e-3)
+    assert parse_override("a=[1, 2]")[1] == [1, 2]
+    path = tmp_path / "c.yaml"
+    path.write_text("amp: off\nflag: false\nlr: 2e-3\n")
+    assert read_yaml(path) == {"amp": "off", "flag": False, "lr": 2e-3}
 
 
 def test_bad_config_names_file_and_key(tmp_path):

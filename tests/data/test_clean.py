@@ -79,3 +79,17 @@ def test_good_clips_are_kept_untouched(dirty):
     assert "zz_copy_of_good0.mp4" not in kept and "blank.mp4" not in kept
     assert (root / "walk" / "empty.mp4").exists()  # never deletes anything
     assert set(result.counts()) <= set(REASONS)
+
+
+def test_similar_looking_clips_of_different_durations_are_not_near_duplicates(tmp_path):
+    # the same frames at two lengths: frame hashes agree at the sampled times, durations do not
+    frames = distinct_frames(3, 48)
+    a = write(tmp_path / "walk" / "long.mp4", frames)
+    b = write(tmp_path / "run" / "short.mp4", frames[::2])
+    result = clean(scan(tmp_path, workers=1, progress=False).entries, min_frames=16, workers=1)
+    assert result.conflicts == []
+    assert all(not f["reasons"] for f in result.files), result.files
+    same = write(tmp_path / "run" / "same_length.mp4", frames, crf=32)
+    result = clean(scan(tmp_path, workers=1, progress=False).entries, min_frames=16, workers=1)
+    assert any({f["path"] for f in g} >= {str(a), str(same)} for g in result.conflicts)
+    assert str(b) not in {f["path"] for g in result.conflicts for f in g}

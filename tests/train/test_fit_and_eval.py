@@ -112,3 +112,19 @@ def test_eval_of_a_missing_bundle_is_one_line_error(tmp_path, capsys):
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.vidlab" in err[0]
+
+
+def test_nan_updates_are_skipped_then_training_stops_with_a_clear_error(motion_manifest, tmp_path,
+                                                                        caplog):
+    from tests.train.conftest import tiny_config
+
+    from vidlab.errors import TrainingError
+    from vidlab.train import fit
+
+    # an absurd learning rate makes the weights overflow after the first update
+    config = tiny_config(motion_manifest, tmp_path / "nan", "optim.name=sgd", "optim.lr=1e30",
+                         "optim.grad_clip=null", "train.epochs=8", "ema.enabled=false")
+    with pytest.raises(TrainingError, match="NaN/inf for 10 steps in a row"):
+        fit(config)
+    assert "update skipped" in caplog.text
+    assert (tmp_path / "nan" / "checkpoints" / "last.pt").is_file()  # earlier epochs were kept

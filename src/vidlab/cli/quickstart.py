@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from vidlab.cli.common import console, print_json
+from vidlab.quickstart import DEFAULT_OUT, DEFAULT_PER_CLASS
 
 
 def register(app: typer.Typer) -> None:
@@ -14,8 +15,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def quickstart(
-        out: Path = typer.Option(Path("vidlab-quickstart"), "--out", help="Where everything goes."),
-        per_class: int = typer.Option(80, "--per-class", help="Built-in clips per class."),
+        out: Path = typer.Option(Path(DEFAULT_OUT), "--out", help="Where everything goes."),
+        per_class: int = typer.Option(DEFAULT_PER_CLASS, "--per-class", help="Built-in clips per class."),
         minutes: float = typer.Option(8.0, "--minutes", help="Training time budget."),
         model: str = typer.Option(None, "--model", help="Model name (default: the recipe's)."),
         seed: int = typer.Option(0, "--seed"),

@@ -110,16 +110,14 @@ def _resample(frames: np.ndarray, k: int) -> np.ndarray:
 
 
 def _dhash(frame: np.ndarray) -> list[int]:
-    """Two 64-bit difference hashes: signs of the horizontal and of the vertical gradients of
-    an 8×9 (9×8) thumbnail. One direction alone is near-constant on smooth gradient backgrounds
-    (a handful of set bits), so unrelated clips would collide."""
-    def bits(img: np.ndarray, rows: int, cols: int) -> int:
-        thumb = np.array([[block.mean() for block in np.array_split(row, cols, axis=1)]
-                          for row in np.array_split(img, rows, axis=0)])
-        signs = (thumb[:, 1:] > thumb[:, :-1]).reshape(-1)
-        return int(np.packbits(signs).view(">u8")[0])
-
-    return [bits(frame, 8, 9), bits(frame.T, 8, 9)]
+    """Two 64-bit difference hashes of one 9×9 thumbnail: signs of its horizontal and of its
+    vertical gradients. One direction alone is near-constant on smooth gradient backgrounds (a
+    handful of set bits), so unrelated clips would collide."""
+    thumb = np.array([[block.mean() for block in np.array_split(row, 9, axis=1)]
+                      for row in np.array_split(frame, 9, axis=0)])
+    horizontal = thumb[:8, 1:] > thumb[:8, :-1]
+    vertical = thumb[1:, :8] > thumb[:-1, :8]
+    return [int(np.packbits(bits.reshape(-1)).view(">u8")[0]) for bits in (horizontal, vertical)]
 
 
 def _quick_hash(path: str, chunk: int = 1 << 20) -> str:
@@ -151,8 +149,9 @@ def clean(entries: list[dict[str, Any]], min_frames: int = 16, num_samples: int 
     """Check every entry; return the entries to keep and a per-file report with reason codes.
 
     `min_frames`: clips with fewer frames are `too_short`. `blank_std`/`frozen_motion`: luma
-    (0–255) thresholds on the sampled frames' spread and change. `near_dup_bits`: largest per-frame dHash
-    distance (of 64 bits) under which two clips are near-duplicates. `drop`: reason codes that
+    (0–255) thresholds on the sampled frames' spread and change. `near_dup_bits`: dHash distance (of 64 bits, the
+    mean of the horizontal and vertical hashes) that every sampled frame of two clips of about
+    the same duration must stay within for them to be near-duplicates. `drop`: reason codes that
     remove a clip (default `DEFAULT_DROP`); other findings are reported only.
     """
     unknown = set(drop) - set(REASONS)
@@ -224,6 +223,7 @@ def _duplicates(entries: list[dict[str, Any]], found: list[dict[str, Any]],
             # per frame: mean of the two hashes' distances; per pair: the worst frame
             dist = np.bitwise_count(hashes[a + 1:] ^ hashes[a]).mean(axis=2).max(axis=1)
             other = durations[a + 1:]
+            # written as "not too different" so an unknown (NaN) duration compares with all
             same_length = ~(np.abs(other - durations[a])
                             > np.maximum(0.25, 0.1 * np.maximum(other, durations[a])))
             for b in np.nonzero((dist <= near_dup_bits) & same_length)[0]:

@@ -71,6 +71,7 @@ def test_structured_pruning_removes_channels_and_reloads(dataset, tmp_path):
     assert block.conv1[0][0].out_channels == before.layer2[0].conv1[0][0].out_channels // 2  # midplanes
     assert block.conv1[0][3].out_channels == 16 and block.conv2[0][0].in_channels == 16
     assert block.conv2[0][3].out_channels == 32  # block output (residual) untouched
+    assert after.stem[0].out_channels == before.stem[0].out_channels  # the stem is kept whole
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 32, 32)).astype(np.float32)
     np.testing.assert_allclose(load_runner(out, "torch")(x), load_runner(out, "onnx")(x), atol=1e-4)
     report = out.metrics["optimize"]["prune"]
@@ -164,3 +165,35 @@ def load_onnx(path):
     from vidlab.runtime import OnnxRunner
 
     return OnnxRunner(str(path))
+
+
+class _Constant(torch.nn.Module):
+    """A teacher that is sure every clip is class `k`, whatever the labels say."""
+
+    def __init__(self, k: int, classes: int = 2):
+        super().__init__()
+        self.logits = torch.full((classes,), -4.0)
+        self.logits[k] = 4.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(x.shape[0], -1)
+
+
+def test_finetune_distils_from_the_teacher_not_only_the_labels(dataset, tmp_path):
+    """Pure distillation (alpha 1) follows the teacher against the labels; alpha 0 does not."""
+    from vidlab.accel.finetune import finetune
+
+    bundle = make_bundle(tmp_path / "r3d.vidlab", "r3d_tiny")
+    splits = dataset_splits(bundle, dataset)
+    clips = load_clips(bundle, splits.val)
+    predicted = {}
+    for alpha in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = bundle.build_model()
+        info = finetune(bundle, model, splits, 3, lr=3e-3, batch_size=4, teacher=_Constant(1),
+                        distill_alpha=alpha)
+        assert info["distill"]["alpha"] == alpha
+        with torch.no_grad():
+            predicted[alpha] = model.eval()(torch.from_numpy(clips.clips)).argmax(1).numpy()
+    assert (predicted[1.0] == 1).all()
+    assert (predicted[0.0] == 0).any()

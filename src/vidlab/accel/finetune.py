@@ -18,11 +18,16 @@ from vidlab.bundle import Bundle
 
 def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: float | None = None,
              batch_size: int | None = None,
-             on_epoch: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
+             on_epoch: Callable[[nn.Module], None] | None = None,
+             teacher: nn.Module | None = None, distill_alpha: float = 0.7,
+             temperature: float = 4.0) -> dict[str, Any]:
     """Train `model` (in place) for `epochs` on `splits` (a `PreparedData`); returns fit's metrics.
 
-    `lr` defaults to a tenth of the bundle's training learning rate. `on_epoch(model)` runs after
-    every epoch (unstructured pruning re-applies its mask there).
+    `lr` defaults to half the bundle's training learning rate (cosine-decayed over `epochs`).
+    With a `teacher` (the unpruned model) the loss mixes in knowledge distillation
+    (`distill_alpha`, `temperature`): its soft targets carry what the pruned filters knew,
+    which one-hot labels on a small training set do not. `on_epoch(model)` runs after every
+    epoch (unstructured pruning re-applies its mask there).
     """
     from vidlab.train.config import TrainConfig
     from vidlab.train.evaluation import data_config_of
@@ -33,13 +38,16 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
     cfg["model"] = {"name": spec["name"], "kwargs": spec.get("kwargs", {})}
     cfg["data"] = _data_config(bundle, data_config_of).model_dump(mode="json")
     optim = dict(cfg.get("optim") or {})
-    optim["lr"] = lr if lr is not None else 0.1 * float(optim.get("lr", 2e-3))
+    optim["lr"] = lr if lr is not None else 0.5 * float(optim.get("lr", 2e-3))
     loop = dict(cfg.get("train") or {})
     loop.update(epochs=epochs, max_minutes=None, early_stopping=None, plots=False,
                 tensorboard=False, checkpoint_every=0, compile=False)
     if batch_size:
         loop["batch_size"] = batch_size
-    cfg.update(optim=optim, train=loop,
+    reg = dict(cfg.get("regularization") or {})
+    if teacher is not None:
+        reg.update(distill_alpha=distill_alpha, distill_temperature=temperature)
+    cfg.update(optim=optim, train=loop, regularization=reg,
                schedule={**(cfg.get("schedule") or {}), "warmup_epochs": 0.0},
                ema={**(cfg.get("ema") or {}), "warmup_steps": 10})
     with tempfile.TemporaryDirectory(prefix="vidlab-finetune-") as run_dir:
@@ -47,13 +55,15 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
         config = TrainConfig.model_validate(cfg)
         hook = (lambda epoch, record: on_epoch(model)) if on_epoch else None
         result = fit(config, model=model, data=splits, write_bundles=False, overwrite=True,
-                     on_epoch=hook)
+                     on_epoch=hook, teacher=teacher)
     trained = result.model if result.model is not None else model
     if trained is not model:
         model.load_state_dict(trained.state_dict())
     if on_epoch:
         on_epoch(model)
-    return {"epochs": epochs, "lr": optim["lr"], "val": {k: v for k, v in result.metrics.items()
+    return {"epochs": epochs, "lr": optim["lr"],
+            "distill": {"alpha": distill_alpha, "temperature": temperature} if teacher else None,
+            "val": {k: v for k, v in result.metrics.items()
                                                          if isinstance(v, int | float)}}
 
 

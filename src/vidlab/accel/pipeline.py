@@ -39,12 +39,14 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
              prune: float | None = None, finetune_epochs: int = 0, data: str | Path | None = None,
              prune_mode: str = "structured", int8_method: str = "auto", calib_clips: int = 32,
              eval_clips: int | None = 256, finetune_lr: float | None = None,
+             distill: float = 0.7,
              max_top1_loss: float = 0.01, timing_rounds: int = 5, threads: int | None = None,
              overwrite: bool = False) -> Bundle:
     """Write `out_path`: the bundle's model pruned/fine-tuned/exported/quantized as asked.
 
     Variants compose in this order: prune (`prune` ratio, "structured" or "unstructured") →
-    fine-tune (`finetune_epochs` on the training split) → ONNX fp32 (`onnx`) → ONNX INT8
+    fine-tune (`finetune_epochs` on the training split, distilling from the unpruned model
+    with weight `distill`) → ONNX fp32 (`onnx`) → ONNX INT8
     (`int8`; `int8_method` "auto" measures the candidate formats and keeps the fastest one
     within `max_top1_loss`). The output's metrics.json gets `variants[runtime] = {latency_ms_p50,
     latency_ms_p95, throughput_clips_s, size_mb, top1, ...}` for every runtime it holds, plus
@@ -100,7 +102,8 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
                             p.mul_(masks[n])
         if finetune_epochs > 0:
             info["finetune"] = finetune(src, model, splits, finetune_epochs, lr=finetune_lr,
-                                        on_epoch=reapply)
+                                        on_epoch=reapply, distill_alpha=distill,
+                                        teacher=source_model if distill > 0 else None)
             if prune_mode == "unstructured":
                 info["prune"]["compressed_mb_after"] = pruning.compressed_mb(model)
         model.eval()

@@ -115,15 +115,19 @@ def _take(param: torch.Tensor | None, idx: torch.Tensor, dim: int) -> nn.Paramet
     return nn.Parameter(param.data.index_select(dim, idx).clone(), requires_grad=param.requires_grad)
 
 
-def prune_structured(model: nn.Module, ratio: float, round_to: int = 1) -> dict[str, Any]:
+def prune_structured(model: nn.Module, ratio: float, round_to: int = 1,
+                     ignore: tuple[str, ...] = ("stem",)) -> dict[str, Any]:
     """Remove `ratio` of the filters of every prunable group by L1 norm (in place).
+
+    Groups under a top-level module named in `ignore` are kept whole: the stem has few
+    channels, sees raw pixels and costs little, so pruning it loses accuracy for no speed.
 
     Returns `{"ratio", "groups": {producer: [before, after]}, "params_before", "params_after"}`
     and raises `ModelError` when the model has no group this pruner understands.
     """
     if not 0.0 < ratio < 1.0:
         raise ModelError(f"prune ratio must be in (0, 1), got {ratio}")
-    groups = find_groups(model)
+    groups = [g for g in find_groups(model) if g.producer.split(".")[0] not in ignore]
     if not groups:
         raise ModelError(
             f"structured pruning does not support {type(model).__name__}: no convolution feeds "

@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
         prune: float = typer.Option(None, "--prune", help="Fraction of channels (or weights) to remove."),
         prune_mode: str = typer.Option("structured", "--prune-mode", help="structured or unstructured."),
         finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tune epochs after pruning."),
+        finetune_lr: float = typer.Option(None, "--finetune-lr", help="Peak fine-tune learning rate (default: half the bundle's)."),
+        distill: float = typer.Option(0.7, "--distill", help="Weight of distillation from the unpruned model while fine-tuning (0: labels only)."),
         data: Path = typer.Option(None, "--data", help="Dataset folder/manifest (default: the bundle's)."),
         calib_clips: int = typer.Option(32, "--calib-clips", help="Training clips for INT8 calibration."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
@@ -47,7 +49,8 @@ def register(app: typer.Typer) -> None:
         from vidlab.cli.common import print_json
 
         out = optimize(bundle, output, onnx=onnx, int8=int8, prune=prune,
-                       finetune_epochs=finetune_epochs, data=data, prune_mode=prune_mode,
+                       finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
+                       distill=distill, data=data, prune_mode=prune_mode,
                        int8_method=int8_method, calib_clips=calib_clips, eval_clips=eval_clips,
                        threads=threads, overwrite=overwrite)
         variants = out.metrics.get("variants", {})

@@ -41,6 +41,9 @@ class PoolSpec:
     quality_range: tuple[int, int] = (30, 51)
     noise_prob: float = 0.2
     val_windows: int = 16
+    lead_frames: int = 16
+    """Up to this many frames (drawn per window) are encoded before the window and dropped:
+    most frames of a real video sit far from a keyframe, not at the start of a fresh stream."""
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,10 +86,15 @@ def build_pool(run_dir: str | Path, data: str | Path, spec: PoolSpec) -> list[di
         split = "val" if w >= spec.windows else "train"
         ids = val_ids if split == "val" else train_ids
         clip = paths[ids[w % len(ids)]]
-        clean = _read_window(clip, spec, rng)
+        lead = int(rng.integers(0, spec.lead_frames + 1)) if spec.task == "restore" else 0
+        clean = _read_window(clip, spec, rng, lead)
         if clean is None:
             continue
         degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
+        lead = max(0, min(lead, len(clean) - spec.window_frames))
+        clean, degraded = clean[lead:], degraded[lead:]
+        if lead:
+            info["lead_frames"] = lead
         name = f"w{w:05d}"
         np.save(root / f"{name}_clean.npy", clean)
         np.save(root / f"{name}_degraded.npy", degraded)
@@ -98,14 +106,15 @@ def build_pool(run_dir: str | Path, data: str | Path, spec: PoolSpec) -> list[di
     return records
 
 
-def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator) -> np.ndarray | None:
-    """A random crop of up to `window_frames` consecutive frames (H, W multiples of 4)."""
+def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator,
+                 lead: int = 0) -> np.ndarray | None:
+    """A random crop of up to `lead + window_frames` consecutive frames (H, W multiples of 4)."""
     from vidlab.io import VideoReader
 
     try:
         reader = VideoReader(path)
         n = len(reader)
-        t = min(spec.window_frames, n)
+        t = min(spec.window_frames + lead, n)
         start = int(rng.integers(0, n - t + 1))
         frames = reader.get_frames(range(start, start + t))
         reader.close()

@@ -57,6 +57,10 @@ class RegularizationConfig(_Section):
     drop_path_rate: float | None = None
     freeze_bn: bool = False
     """Keep BatchNorm in eval mode (fine-tuning with small batches; BN-free DDP checks)."""
+    distill_alpha: float = Field(0.0, ge=0.0, le=1.0)
+    """Weight of knowledge distillation from a teacher model (`fit(teacher=...)`, e.g. the
+    unpruned model while a pruned one is fine-tuned): loss = (1-α)·CE + α·T²·KL."""
+    distill_temperature: float = Field(4.0, gt=0.0)
 
 
 class EmaConfig(_Section):

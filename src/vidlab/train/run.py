@@ -55,12 +55,13 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         model: nn.Module | None = None, data: PreparedData | None = None,
         say: Callable[[str], None] | None = None,
         on_epoch: Callable[[int, dict], None] | None = None,
-        write_bundles: bool = True) -> FitResult:
+        write_bundles: bool = True, teacher: nn.Module | None = None) -> FitResult:
     """Train per `config` into `config.out`; returns the run dir, best bundle and metrics.
 
     `model` starts from a given module (fine-tuning, e.g. a pruned model) instead of
     `config.model`; `data` skips dataset preparation; `write_bundles=False` keeps the best
-    weights in memory only (a custom module `create` cannot rebuild). Raises `OutputExistsError` for a non-empty
+    weights in memory only (a custom module `create` cannot rebuild); `teacher` is distilled
+    from when `regularization.distill_alpha` > 0. Raises `OutputExistsError` for a non-empty
     run dir unless `resume` or `overwrite`.
     """
     say = say or log.info
@@ -113,7 +114,8 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                           "best_epoch": epoch}, stats)
 
         trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
-                          device, precision, logger, on_best=on_best, on_epoch=on_epoch)
+                          device, precision, logger, on_best=on_best, on_epoch=on_epoch,
+                          teacher=teacher)
         if resume and (run_dir / "checkpoints" / "last.pt").is_file():
             trainer.resume()
         last = trainer.run()

@@ -60,7 +60,8 @@ class Trainer:
                  val_entries: list[dict], labels: list[str], run_dir: Path, info: DistInfo,
                  device: torch.device, precision: Precision, logger: RunLogger,
                  on_best: Callable[[nn.Module, dict, int], None] | None = None,
-                 on_epoch: Callable[[int, dict], None] | None = None):
+                 on_epoch: Callable[[int, dict], None] | None = None,
+                 teacher: nn.Module | None = None):
         from vidlab.data.loader import make_loader, num_batches
 
         self.cfg, self.labels, self.info = config, labels, info
@@ -92,6 +93,8 @@ class Trainer:
             self.model, device_ids=[device.index] if device.type == "cuda" else None)
             if info.enabled else None)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.regularization.label_smoothing)
+        reg = config.regularization
+        self.teacher = teacher.to(device).eval() if teacher is not None and reg.distill_alpha else None
         self.mix = _mixer(config, len(labels))
 
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
@@ -174,6 +177,8 @@ class Trainer:
                     with self._autocast():
                         logits = net(x)
                         loss = self.criterion(logits.float(), y_loss)
+                        if self.teacher is not None:
+                            loss = self._distilled(loss, logits.float(), x)
                     total = loss / t.accumulation
                     if self.cfg.optim.l1 > 0:
                         total = total + self.cfg.optim.l1 * l1_penalty(self.model)
@@ -213,6 +218,17 @@ class Trainer:
             if last.get("stop"):
                 break
         return last
+
+    def _distilled(self, hard_loss: torch.Tensor, logits: torch.Tensor,
+                   x: torch.Tensor) -> torch.Tensor:
+        """Hinton et al.'s mix: (1-α)·CE + α·T²·KL(teacher‖student) at temperature T."""
+        reg = self.cfg.regularization
+        temp = reg.distill_temperature
+        with torch.no_grad():
+            target = torch.log_softmax(self.teacher(x).float() / temp, dim=1)
+        kl = nn.functional.kl_div(torch.log_softmax(logits / temp, dim=1), target,
+                                  reduction="batchmean", log_target=True)
+        return (1 - reg.distill_alpha) * hard_loss + reg.distill_alpha * temp * temp * kl
 
     def _out_of_time(self, t0: float) -> bool:
         """Past `train.max_minutes` (rank 0's clock decides, so every rank stops together)."""

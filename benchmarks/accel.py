@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--train-threads", type=int, default=1,
                     help="PyTorch threads while training (1 copes best with a busy shared CPU).")
     ap.add_argument("--prune", type=float, default=0.5)
-    ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--finetune-epochs", type=int, default=12)
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="Training config override key.path=value (repeatable).")
     ap.add_argument("--threads", type=int, default=1,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -21,6 +23,9 @@ class GanConfig(BaseModel):
     clips_per_video: int = Field(4, ge=1)
     max_memory_gb: float = 4.0
     # networks
+    generator: Literal["mocogan", "layered"] = "mocogan"
+    """mocogan: every frame decoded from content + motion latents (free-form video);
+    layered: background + sprite moved by per-frame similarity warps (object motion)."""
     content_dim: int = 64
     motion_dim: int = 16
     hidden_dim: int = 64

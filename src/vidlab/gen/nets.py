@@ -42,17 +42,48 @@ class _UpBlock(nn.Module):
         return v.transpose(1, 2).reshape(bt, c, h, w)
 
 
-class VideoGenerator(nn.Module):
-    """`(z_content B×Zc, noise B×T×Zm, labels B) → B×3×T×H×W` clips in [-1, 1]."""
+class GeneratorBase(nn.Module):
+    """What every vidlab video generator shares: its latents and seeded class-conditional
+    sampling. Subclasses set `kind` (the bundle's generator name) and `arch_kwargs()`."""
 
-    def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
-                 content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
-                 embed_dim: int = 32, width: int = 64):
+    kind = ""
+
+    def __init__(self, num_classes: int, num_frames: int, size: int, content_dim: int,
+                 motion_dim: int):
         super().__init__()
         if size < 8 or size & (size - 1):
             raise ValueError(f"generator size must be a power of two >= 8, got {size}")
         self.num_classes, self.num_frames, self.size = num_classes, num_frames, size
         self.content_dim, self.motion_dim = content_dim, motion_dim
+
+    def arch_kwargs(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def sample_latents(self, batch: int, generator: torch.Generator | None = None,
+                       device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn(batch, self.content_dim, generator=generator, device=device)
+        eps = torch.randn(batch, self.num_frames, self.motion_dim, generator=generator,
+                          device=device)
+        return z, eps
+
+    @torch.no_grad()
+    def generate(self, labels: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """Clips for `labels` (B), reproducible for a `seed`; `B×3×T×H×W` in [-1, 1]."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z, eps = self.sample_latents(len(labels), g)
+        p = next(self.parameters())
+        return self(z.to(p.device), eps.to(p.device), labels.to(p.device))
+
+
+class VideoGenerator(GeneratorBase):
+    """`(z_content B×Zc, noise B×T×Zm, labels B) → B×3×T×H×W` clips in [-1, 1]."""
+
+    kind = "mocogan"
+
+    def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
+                 content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
+                 embed_dim: int = 32, width: int = 64):
+        super().__init__(num_classes, num_frames, size, content_dim, motion_dim)
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.h0 = nn.Linear(content_dim + embed_dim, hidden_dim)
         self.gru = nn.GRUCell(motion_dim + embed_dim, hidden_dim)
@@ -74,13 +105,6 @@ class VideoGenerator(nn.Module):
                 "hidden_dim": self.h0.out_features, "embed_dim": self.embed.embedding_dim,
                 "width": self.chans[1] if len(self.chans) > 1 else self.chans[0]}
 
-    def sample_latents(self, batch: int, generator: torch.Generator | None = None,
-                       device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.randn(batch, self.content_dim, generator=generator, device=device)
-        eps = torch.randn(batch, self.num_frames, self.motion_dim, generator=generator,
-                          device=device)
-        return z, eps
-
     def forward(self, z: torch.Tensor, eps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         b, t = eps.shape[:2]
         e = self.embed(labels)
@@ -98,13 +122,17 @@ class VideoGenerator(nn.Module):
         x = torch.tanh(self.to_rgb(x))
         return x.view(b, t, 3, self.size, self.size).transpose(1, 2).contiguous()
 
-    @torch.no_grad()
-    def generate(self, labels: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """Clips for `labels` (B), reproducible for a `seed`; `B×3×T×H×W` in [-1, 1]."""
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z, eps = self.sample_latents(len(labels), g)
-        p = next(self.parameters())
-        return self(z.to(p.device), eps.to(p.device), labels.to(p.device))
+
+def build_generator(kind: str, num_classes: int, **kwargs: int) -> GeneratorBase:
+    """A generator by name: "mocogan" (`VideoGenerator`) or "layered"
+    (`vidlab.gen.layered.LayeredVideoGenerator`)."""
+    from vidlab.gen.layered import LayeredVideoGenerator
+
+    kinds: dict[str, type[GeneratorBase]] = {"mocogan": VideoGenerator,
+                                             "layered": LayeredVideoGenerator}
+    if kind not in kinds:
+        raise ValueError(f"unknown generator {kind!r} ({', '.join(kinds)})")
+    return kinds[kind](num_classes, **kwargs)
 
 
 class _Projection(nn.Module):

@@ -9,10 +9,10 @@ import torch
 
 from vidlab.errors import BundleError, ConfigError, OutputExistsError
 from vidlab.gen.clips import to_uint8
-from vidlab.gen.nets import VideoGenerator
+from vidlab.gen.nets import GeneratorBase, build_generator
 
 
-def load_generator(bundle: Any) -> VideoGenerator:
+def load_generator(bundle: Any) -> GeneratorBase:
     """The EMA generator of a `task: "generate"` bundle (eval mode; `label_names` attached)."""
     from vidlab.bundle import load_bundle
 
@@ -21,7 +21,8 @@ def load_generator(bundle: Any) -> VideoGenerator:
         raise BundleError(f"not a generator bundle (task={b.task!r}; expected 'generate')", b.path)
     spec = b.model_spec
     try:
-        g = VideoGenerator(num_classes=int(spec["num_classes"]), **spec.get("kwargs", {}))
+        g = build_generator(spec.get("generator", "mocogan"), int(spec["num_classes"]),
+                            **spec.get("kwargs", {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"config.json has a bad generator spec ({exc})", b.path) from exc
     try:

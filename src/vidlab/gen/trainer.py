@@ -24,7 +24,13 @@ from vidlab.gen.augment import diff_augment
 from vidlab.gen.clips import ClipSet, load_clips, to_model_range, to_uint8
 from vidlab.gen.config import GanConfig
 from vidlab.gen.losses import d_hinge, g_hinge, r1_penalty
-from vidlab.gen.nets import ImageDiscriminator, VideoDiscriminator, VideoGenerator, sample_frames
+from vidlab.gen.nets import (
+    GeneratorBase,
+    ImageDiscriminator,
+    VideoDiscriminator,
+    build_generator,
+    sample_frames,
+)
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoints/last.pt"
@@ -38,8 +44,10 @@ class GanModels:
     def __init__(self, cfg: GanConfig, num_classes: int):
         from vidlab.train.ema import ModelEma
 
-        self.g = VideoGenerator(num_classes, cfg.num_frames, cfg.size, cfg.content_dim,
-                                cfg.motion_dim, cfg.hidden_dim, cfg.embed_dim, cfg.g_width)
+        self.g = build_generator(cfg.generator, num_classes, num_frames=cfg.num_frames,
+                                 size=cfg.size, content_dim=cfg.content_dim,
+                                 motion_dim=cfg.motion_dim, hidden_dim=cfg.hidden_dim,
+                                 embed_dim=cfg.embed_dim, width=cfg.g_width)
         self.dv = VideoDiscriminator(num_classes, cfg.d_width, cfg.size)
         self.di = ImageDiscriminator(num_classes, cfg.d_width, cfg.size)
         betas = (cfg.beta1, cfg.beta2)
@@ -199,7 +207,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
     return save_generator(run / BUNDLE_NAME, models.ema.module, label_names, cfg, step, metrics)
 
 
-def write_samples(g: VideoGenerator, label_names: list[str], cfg: GanConfig, stem: Path) -> None:
+def write_samples(g: GeneratorBase, label_names: list[str], cfg: GanConfig, stem: Path) -> None:
     """A grid with one row per class (`samples_per_class` columns) as `stem.mp4` and `.gif`."""
     from vidlab.gen.media import make_grid, write_clip
 
@@ -212,14 +220,15 @@ def write_samples(g: VideoGenerator, label_names: list[str], cfg: GanConfig, ste
         write_clip(stem.with_suffix(suffix), grid, fps, overwrite=True)
 
 
-def save_generator(path: Path, g: VideoGenerator, label_names: list[str], cfg: GanConfig,
+def save_generator(path: Path, g: GeneratorBase, label_names: list[str], cfg: GanConfig,
                    step: int, metrics: dict[str, Any]) -> Path:
     """Write the EMA generator as a bundle with `task: "generate"`."""
     from vidlab.bundle import save_bundle
 
     config = {
         "task": "generate",
-        "model": {"name": "video_gan", "num_classes": len(label_names), "kwargs": g.arch_kwargs()},
+        "model": {"name": "video_gan", "generator": g.kind, "num_classes": len(label_names),
+                  "kwargs": g.arch_kwargs()},
         "labels": list(label_names),
         "clip": {"num_frames": cfg.num_frames, "size": cfg.size, "fps": cfg.target_fps or 12.0,
                  "stride": cfg.stride, "target_fps": cfg.target_fps},
@@ -248,7 +257,7 @@ class _QualityMonitor:
         self.reference, self.baselines = real_baselines(self.space, self.data,
                                                         self.cfg.eval_samples, seed=self.cfg.seed)
 
-    def evaluate(self, g: VideoGenerator, step: int) -> dict[str, Any]:
+    def evaluate(self, g: GeneratorBase, step: int) -> dict[str, Any]:
         from vidlab.gen.eval import score_generator
 
         if self.space is None:

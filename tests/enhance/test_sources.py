@@ -1,0 +1,50 @@
+"""Training material: clean clips derived from ordinary videos, pool windows after a lead-in."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from tests.conftest import encode_video, moving_square_frames
+
+from vidlab.enhance.pool import PoolSpec, build_pool
+from vidlab.enhance.sources import derive_clips, downscale
+from vidlab.errors import OutputExistsError
+from vidlab.io import VideoReader, psnr
+
+
+def test_derive_clips_downscales_and_cuts_segments(tmp_path):
+    frames = moving_square_frames(25, 160, 192, seed=1)
+    src = encode_video(tmp_path / "src.mp4", frames, fps=25, options={"crf": "10"})
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    out = derive_clips([src, tmp_path / "junk.mp4"], tmp_path / "out", scales=(2, 3),
+                       segment_frames=10)
+    # factor 3 would leave 52 px (< 64): skipped; 25 frames make two whole 10-frame segments
+    assert [p.name for p in out] == ["src_s2_00.mp4", "src_s2_01.mp4"]
+    with VideoReader(out[1]) as r:
+        seg = np.stack(list(r.iter_frames()))
+    assert seg.shape == (10, 80, 96, 3)
+    with VideoReader(src) as r:
+        decoded = np.stack(list(r.iter_frames()))
+    expected = downscale(decoded, 2)[10:20]
+    assert np.mean([psnr(a, b) for a, b in zip(expected, seg, strict=True)]) > 38
+    with pytest.raises(OutputExistsError):
+        derive_clips([src], tmp_path / "out", scales=(2,), segment_frames=10)
+
+
+def test_pool_windows_are_cut_after_their_lead_in(tmp_path):
+    root = tmp_path / "clean" / "a"
+    root.mkdir(parents=True)
+    encode_video(root / "c.mp4", moving_square_frames(24, 48, 64, seed=0), options={"crf": "12"})
+    spec = PoolSpec(task="restore", windows=6, val_windows=1, window_frames=5, max_height=48,
+                    max_width=64, lead_frames=8, seed=3)
+    records = build_pool(tmp_path / "run", tmp_path / "clean", spec)
+    leads = [r.get("lead_frames", 0) for r in records]
+    assert any(leads) and max(leads) <= 8
+    for r in records:
+        clean = np.load(tmp_path / "run" / "pool" / f"{r['name']}_clean.npy")
+        degraded = np.load(tmp_path / "run" / "pool" / f"{r['name']}_degraded.npy")
+        assert clean.shape == degraded.shape == (5, 48, 64, 3)
+    index = json.loads((tmp_path / "run" / "pool" / "pool.json").read_text())
+    assert index["spec"]["lead_frames"] == 8

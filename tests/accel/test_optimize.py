@@ -12,7 +12,7 @@ from tests.accel.conftest import make_bundle
 from vidlab.accel import optimize
 from vidlab.accel.clips import dataset_splits, load_clips
 from vidlab.bundle import load_bundle
-from vidlab.errors import ModelError, OutputExistsError
+from vidlab.errors import ConfigError, ModelError, OutputExistsError
 from vidlab.runtime import choose_runtime, load_runner
 
 VARIANT_KEYS = {"latency_ms_p50", "latency_ms_p95", "throughput_clips_s", "size_mb", "top1"}
@@ -116,6 +116,9 @@ def test_optimize_refuses_to_overwrite(trained_bundle, dataset, tmp_path):
     with pytest.raises(OutputExistsError, match="exists.vidlab"):
         optimize(trained_bundle, out, data=dataset)
     assert (out / "keep.txt").read_text() == "user file"
+    with pytest.raises(ConfigError, match="--distill"):
+        optimize(trained_bundle, tmp_path / "new.vidlab", data=dataset, prune=0.5, distill=1.5)
+    assert not (tmp_path / "new.vidlab").exists()
 
 
 def test_cli_optimize_error_is_one_line(trained_bundle, tmp_path, capsys):

@@ -17,7 +17,7 @@ import numpy as np
 from vidlab.accel import clips as clipsets
 from vidlab.accel.measure import size_mb, time_runners
 from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle, load_bundle, save_bundle
-from vidlab.errors import BundleError, DatasetError, OutputExistsError
+from vidlab.errors import BundleError, ConfigError, DatasetError, OutputExistsError
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
         raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", out)
     if out.resolve() == src.path.resolve():
         raise BundleError("output must differ from the input bundle", out)
+    if not 0.0 <= distill <= 1.0:
+        raise ConfigError(f"--distill must be in [0, 1], got {distill}")
     if prune_mode not in ("structured", "unstructured"):
         raise BundleError(f"unknown prune mode {prune_mode!r} (structured or unstructured)")
     started = time.time()

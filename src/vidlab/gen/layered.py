@@ -14,8 +14,6 @@ appearance changes use the default `mocogan` generator.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,26 +32,16 @@ class LayeredVideoGenerator(GeneratorBase):
     def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
                  content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
                  embed_dim: int = 32, width: int = 64):
-        super().__init__(num_classes, num_frames, size, content_dim, motion_dim)
-        self.embed = nn.Embedding(num_classes, embed_dim)
-        self.h0 = nn.Linear(content_dim + embed_dim, hidden_dim)
-        self.gru = nn.GRUCell(motion_dim + embed_dim, hidden_dim)
+        super().__init__(num_classes, num_frames, size, content_dim, motion_dim, hidden_dim,
+                         embed_dim, width)
+        chans = self.chans
         self.velocity = nn.Linear(hidden_dim, 4)
-        n_up = int(math.log2(size)) - 2
-        chans = [max(16, width >> max(0, i - 1)) for i in range(n_up + 1)]
         self.fc = nn.Linear(content_dim + embed_dim, chans[0] * 16)
         self.norm0 = nn.GroupNorm(min(8, chans[0] // 4), chans[0])
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=False)
-                                    for i in range(n_up))
+                                    for i in range(len(chans) - 1))
         self.to_layers = nn.Conv2d(chans[-1], 7, 3, padding=1)  # background 3, sprite 3, alpha 1
         self.register_buffer("max_step", torch.tensor(MAX_STEP), persistent=False)
-        self.chans = chans
-
-    def arch_kwargs(self) -> dict[str, int]:
-        return {"num_frames": self.num_frames, "size": self.size,
-                "content_dim": self.content_dim, "motion_dim": self.motion_dim,
-                "hidden_dim": self.h0.out_features, "embed_dim": self.embed.embedding_dim,
-                "width": self.chans[1] if len(self.chans) > 1 else self.chans[0]}
 
     def layers(self, z: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Background `B×3×S×S`, sprite `B×3×S×S` (both in [-1, 1]) and alpha `B×1×S×S`."""
@@ -66,12 +54,7 @@ class LayeredVideoGenerator(GeneratorBase):
 
     def motion(self, z: torch.Tensor, eps: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """Per-frame pose `B×T×4` (x, y, log-scale, angle), zero at the first frame."""
-        h = torch.tanh(self.h0(torch.cat([z, e], 1)))
-        steps = []
-        for i in range(eps.shape[1]):
-            h = self.gru(torch.cat([eps[:, i], e], 1), h)
-            steps.append(h)
-        v = torch.tanh(self.velocity(torch.stack(steps, 1))) * self.max_step
+        v = torch.tanh(self.velocity(self.motion_states(z, eps, e))) * self.max_step
         return torch.cumsum(v, 1) - v[:, :1]
 
     def forward(self, z: torch.Tensor, eps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -43,21 +43,41 @@ class _UpBlock(nn.Module):
 
 
 class GeneratorBase(nn.Module):
-    """What every vidlab video generator shares: its latents and seeded class-conditional
-    sampling. Subclasses set `kind` (the bundle's generator name) and `arch_kwargs()`."""
+    """What every vidlab video generator shares: the class embedding, the GRU that turns
+    per-frame noise into motion states, the width schedule of its 2D upsampling stack, and
+    seeded class-conditional sampling. Subclasses set `kind` (the bundle's generator name),
+    build their decoder from `self.chans` and define `forward`."""
 
     kind = ""
 
     def __init__(self, num_classes: int, num_frames: int, size: int, content_dim: int,
-                 motion_dim: int):
+                 motion_dim: int, hidden_dim: int, embed_dim: int, width: int):
         super().__init__()
         if size < 8 or size & (size - 1):
             raise ValueError(f"generator size must be a power of two >= 8, got {size}")
         self.num_classes, self.num_frames, self.size = num_classes, num_frames, size
         self.content_dim, self.motion_dim = content_dim, motion_dim
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.h0 = nn.Linear(content_dim + embed_dim, hidden_dim)
+        self.gru = nn.GRUCell(motion_dim + embed_dim, hidden_dim)
+        n_up = int(math.log2(size)) - 2
+        self.chans = [max(16, width >> max(0, i - 1)) for i in range(n_up + 1)]
 
     def arch_kwargs(self) -> dict[str, int]:
-        raise NotImplementedError
+        """The constructor arguments, saved in the generator bundle."""
+        return {"num_frames": self.num_frames, "size": self.size,
+                "content_dim": self.content_dim, "motion_dim": self.motion_dim,
+                "hidden_dim": self.h0.out_features, "embed_dim": self.embed.embedding_dim,
+                "width": self.chans[1] if len(self.chans) > 1 else self.chans[0]}
+
+    def motion_states(self, z: torch.Tensor, eps: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """`B×T×hidden`: the GRU run over the per-frame noise, started from content and class."""
+        h = torch.tanh(self.h0(torch.cat([z, e], 1)))
+        states = []
+        for i in range(eps.shape[1]):
+            h = self.gru(torch.cat([eps[:, i], e], 1), h)
+            states.append(h)
+        return torch.stack(states, 1)
 
     def sample_latents(self, batch: int, generator: torch.Generator | None = None,
                        device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,37 +103,21 @@ class VideoGenerator(GeneratorBase):
     def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
                  content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
                  embed_dim: int = 32, width: int = 64):
-        super().__init__(num_classes, num_frames, size, content_dim, motion_dim)
-        self.embed = nn.Embedding(num_classes, embed_dim)
-        self.h0 = nn.Linear(content_dim + embed_dim, hidden_dim)
-        self.gru = nn.GRUCell(motion_dim + embed_dim, hidden_dim)
-        n_up = int(math.log2(size)) - 2
-        chans = [max(16, width >> max(0, i - 1)) for i in range(n_up + 1)]
+        super().__init__(num_classes, num_frames, size, content_dim, motion_dim, hidden_dim,
+                         embed_dim, width)
+        chans = self.chans
         self.fc = nn.Linear(content_dim + embed_dim + hidden_dim, chans[0] * 16)
         self.norm0 = nn.GroupNorm(min(8, chans[0] // 4), chans[0])
         # Motion is mixed across frames up to 16×16; the finest block stays per-frame (on a CPU
         # its temporal conv would cost as much as the rest of the generator).
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=4 << (i + 1) <= 16)
-                                    for i in range(n_up))
+                                    for i in range(len(chans) - 1))
         self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
-        self.chans = chans
-
-    def arch_kwargs(self) -> dict[str, int]:
-        """The constructor arguments, saved in the generator bundle."""
-        return {"num_frames": self.num_frames, "size": self.size,
-                "content_dim": self.content_dim, "motion_dim": self.motion_dim,
-                "hidden_dim": self.h0.out_features, "embed_dim": self.embed.embedding_dim,
-                "width": self.chans[1] if len(self.chans) > 1 else self.chans[0]}
 
     def forward(self, z: torch.Tensor, eps: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         b, t = eps.shape[:2]
         e = self.embed(labels)
-        h = torch.tanh(self.h0(torch.cat([z, e], 1)))
-        motion = []
-        for i in range(t):
-            h = self.gru(torch.cat([eps[:, i], e], 1), h)
-            motion.append(h)
-        m = torch.stack(motion, 1)  # B×T×H
+        m = self.motion_states(z, eps, e)  # B×T×H
         per_frame = torch.cat([z[:, None].expand(-1, t, -1), e[:, None].expand(-1, t, -1), m], 2)
         x = self.fc(per_frame.reshape(b * t, -1)).view(b * t, self.chans[0], 4, 4)
         x = F.relu(self.norm0(x))

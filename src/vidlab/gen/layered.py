@@ -36,8 +36,7 @@ class LayeredVideoGenerator(GeneratorBase):
                          embed_dim, width)
         chans = self.chans
         self.velocity = nn.Linear(hidden_dim, 4)
-        self.fc = nn.Linear(content_dim + embed_dim, chans[0] * 16)
-        self.norm0 = nn.GroupNorm(min(8, chans[0] // 4), chans[0])
+        self._seed(content_dim + embed_dim)
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=False)
                                     for i in range(len(chans) - 1))
         self.to_layers = nn.Conv2d(chans[-1], 7, 3, padding=1)  # background 3, sprite 3, alpha 1

@@ -63,6 +63,11 @@ class GeneratorBase(nn.Module):
         n_up = int(math.log2(size)) - 2
         self.chans = [max(16, width >> max(0, i - 1)) for i in range(n_up + 1)]
 
+    def _seed(self, in_features: int) -> None:
+        """`fc` + `norm0`: the linear map from a latent vector to the first 4×4 feature map."""
+        self.fc = nn.Linear(in_features, self.chans[0] * 16)
+        self.norm0 = nn.GroupNorm(min(8, self.chans[0] // 4), self.chans[0])
+
     def arch_kwargs(self) -> dict[str, int]:
         """The constructor arguments, saved in the generator bundle."""
         return {"num_frames": self.num_frames, "size": self.size,
@@ -106,8 +111,7 @@ class VideoGenerator(GeneratorBase):
         super().__init__(num_classes, num_frames, size, content_dim, motion_dim, hidden_dim,
                          embed_dim, width)
         chans = self.chans
-        self.fc = nn.Linear(content_dim + embed_dim + hidden_dim, chans[0] * 16)
-        self.norm0 = nn.GroupNorm(min(8, chans[0] // 4), chans[0])
+        self._seed(content_dim + embed_dim + hidden_dim)
         # Motion is mixed across frames up to 16×16; the finest block stays per-frame (on a CPU
         # its temporal conv would cost as much as the rest of the generator).
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=4 << (i + 1) <= 16)

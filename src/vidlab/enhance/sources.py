@@ -11,7 +11,7 @@ so every vidlab data command reads them and whole segments can be held out for v
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,8 @@ def derive_clips(videos: Iterable[str | Path], out: str | Path, scales: Iterable
                  segment_frames: int = 40, overwrite: bool = False) -> list[Path]:
     """Write every video at every downscale factor, cut into `segment_frames`-frame segments.
 
-    Factors that would leave frames under 64 px are skipped; unreadable videos are logged and
-    skipped. Raises `OutputExistsError` if a segment exists and not `overwrite`.
+    Frames are streamed: memory holds one segment, however long the video. Factors that would
+    leave frames under 64 px are skipped; unreadable videos are logged and skipped. Raises `OutputExistsError` if a segment exists and not `overwrite`.
     """
     from vidlab.io import VideoReader, write_video
 
@@ -47,23 +47,32 @@ def derive_clips(videos: Iterable[str | Path], out: str | Path, scales: Iterable
     for video in map(Path, videos):
         try:
             with VideoReader(video) as reader:
-                frames = np.stack(list(reader.iter_frames()))
                 fps = reader.fps or 25.0
+                factors = [f for f in scales if min(reader.shape) / f >= 64]
+                # one segment in memory at a time, however long the video
+                for k, segment in enumerate(_segments(reader.iter_frames(), segment_frames)):
+                    for factor in factors:
+                        path = folder / f"{video.stem}_s{factor:g}_{k:02d}.mp4"
+                        if path.exists() and not overwrite:
+                            raise OutputExistsError("already exists (pass --overwrite)", path)
+                        write_video(path, downscale(segment, factor), fps=fps, codec="h264",
+                                    crf=4, overwrite=overwrite)
+                        written.append(path)
+        except OutputExistsError:
+            raise
         except VidlabError as exc:
             log.warning("%s: skipped (%s)", video, exc)
-            continue
-        for factor in scales:
-            small = downscale(frames, factor)
-            if min(small.shape[1:3]) < 64:
-                continue
-            for k, start in enumerate(range(0, len(small) - segment_frames + 1, segment_frames)):
-                path = folder / f"{video.stem}_s{factor:g}_{k:02d}.mp4"
-                if path.exists() and not overwrite:
-                    raise OutputExistsError("already exists (pass --overwrite)", path)
-                write_video(path, small[start:start + segment_frames], fps=fps, codec="h264",
-                            crf=4, overwrite=overwrite)
-                written.append(path)
     return written
+
+
+def _segments(frames: Iterable[np.ndarray], length: int) -> Iterator[np.ndarray]:
+    """Consecutive whole `length`-frame chunks of a frame stream (a short tail is dropped)."""
+    chunk: list[np.ndarray] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == length:
+            yield np.stack(chunk)
+            chunk = []
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,14 +29,10 @@ class LayeredVideoGenerator(GeneratorBase):
 
     kind = "layered"
 
-    def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
-                 content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
-                 embed_dim: int = 32, width: int = 64):
-        super().__init__(num_classes, num_frames, size, content_dim, motion_dim, hidden_dim,
-                         embed_dim, width)
+    def _build_decoder(self) -> None:
         chans = self.chans
-        self.velocity = nn.Linear(hidden_dim, 4)
-        self._seed(content_dim + embed_dim)
+        self.velocity = nn.Linear(self.h0.out_features, 4)
+        self._seed(self.content_dim + self.embed.embedding_dim)
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=False)
                                     for i in range(len(chans) - 1))
         self.to_layers = nn.Conv2d(chans[-1], 7, 3, padding=1)  # background 3, sprite 3, alpha 1

@@ -46,12 +46,13 @@ class GeneratorBase(nn.Module):
     """What every vidlab video generator shares: the class embedding, the GRU that turns
     per-frame noise into motion states, the width schedule of its 2D upsampling stack, and
     seeded class-conditional sampling. Subclasses set `kind` (the bundle's generator name),
-    build their decoder from `self.chans` and define `forward`."""
+    build their decoder in `_build_decoder` (from `self.chans`) and define `forward`."""
 
     kind = ""
 
-    def __init__(self, num_classes: int, num_frames: int, size: int, content_dim: int,
-                 motion_dim: int, hidden_dim: int, embed_dim: int, width: int):
+    def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
+                 content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
+                 embed_dim: int = 32, width: int = 64):
         super().__init__()
         if size < 8 or size & (size - 1):
             raise ValueError(f"generator size must be a power of two >= 8, got {size}")
@@ -62,6 +63,10 @@ class GeneratorBase(nn.Module):
         self.gru = nn.GRUCell(motion_dim + embed_dim, hidden_dim)
         n_up = int(math.log2(size)) - 2
         self.chans = [max(16, width >> max(0, i - 1)) for i in range(n_up + 1)]
+        self._build_decoder()
+
+    def _build_decoder(self) -> None:
+        raise NotImplementedError
 
     def _seed(self, in_features: int) -> None:
         """`fc` + `norm0`: the linear map from a latent vector to the first 4×4 feature map."""
@@ -105,13 +110,9 @@ class VideoGenerator(GeneratorBase):
 
     kind = "mocogan"
 
-    def __init__(self, num_classes: int, num_frames: int = 16, size: int = 32,
-                 content_dim: int = 64, motion_dim: int = 16, hidden_dim: int = 64,
-                 embed_dim: int = 32, width: int = 64):
-        super().__init__(num_classes, num_frames, size, content_dim, motion_dim, hidden_dim,
-                         embed_dim, width)
+    def _build_decoder(self) -> None:
         chans = self.chans
-        self._seed(content_dim + embed_dim + hidden_dim)
+        self._seed(self.content_dim + self.embed.embedding_dim + self.h0.out_features)
         # Motion is mixed across frames up to 16×16; the finest block stays per-frame (on a CPU
         # its temporal conv would cost as much as the rest of the generator).
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=4 << (i + 1) <= 16)

@@ -13,19 +13,20 @@ from typing import Any
 
 from torch import nn
 
+from vidlab.accel.pipeline import DEFAULT_DISTILL
 from vidlab.bundle import Bundle
 
 
 def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: float | None = None,
              batch_size: int | None = None,
              on_epoch: Callable[[nn.Module], None] | None = None,
-             teacher: nn.Module | None = None, distill_alpha: float = 0.7,
-             temperature: float = 4.0) -> dict[str, Any]:
+             teacher: nn.Module | None = None,
+             distill_alpha: float = DEFAULT_DISTILL) -> dict[str, Any]:
     """Train `model` (in place) for `epochs` on `splits` (a `PreparedData`); returns fit's metrics.
 
     `lr` defaults to half the bundle's training learning rate (cosine-decayed over `epochs`).
     With a `teacher` (the unpruned model) the loss mixes in knowledge distillation
-    (`distill_alpha`, `temperature`): its soft targets carry what the pruned filters knew,
+    (`distill_alpha`; the temperature is `regularization.distill_temperature`'s): its soft targets carry what the pruned filters knew,
     which one-hot labels on a small training set do not. `on_epoch(model)` runs after every
     epoch (unstructured pruning re-applies its mask there).
     """
@@ -46,7 +47,7 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
         loop["batch_size"] = batch_size
     reg = dict(cfg.get("regularization") or {})
     if teacher is not None:
-        reg.update(distill_alpha=distill_alpha, distill_temperature=temperature)
+        reg["distill_alpha"] = distill_alpha
     cfg.update(optim=optim, train=loop, regularization=reg,
                schedule={**(cfg.get("schedule") or {}), "warmup_epochs": 0.0},
                ema={**(cfg.get("ema") or {}), "warmup_steps": 10})
@@ -61,10 +62,11 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
         model.load_state_dict(trained.state_dict())
     if on_epoch:
         on_epoch(model)
-    return {"epochs": epochs, "lr": optim["lr"],
-            "distill": {"alpha": distill_alpha, "temperature": temperature} if teacher else None,
-            "val": {k: v for k, v in result.metrics.items()
-                                                         if isinstance(v, int | float)}}
+    distill = ({"alpha": distill_alpha,
+                "temperature": config.regularization.distill_temperature}
+               if teacher is not None else None)
+    return {"epochs": epochs, "lr": optim["lr"], "distill": distill,
+            "val": {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}}
 
 
 def _data_config(bundle: Bundle, data_config_of: Callable[[Bundle], Any]) -> Any:

@@ -21,6 +21,9 @@ from vidlab.errors import BundleError, ConfigError, DatasetError, OutputExistsEr
 
 log = logging.getLogger(__name__)
 
+DEFAULT_DISTILL = 0.7
+"""Weight of the unpruned model's soft targets when fine-tuning after pruning (0: labels only)."""
+
 
 def torch_runner(model):
     """Eager PyTorch fp32 as a numpy runner (the same call shape as ONNX runners)."""
@@ -39,7 +42,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
              prune: float | None = None, finetune_epochs: int = 0, data: str | Path | None = None,
              prune_mode: str = "structured", int8_method: str = "auto", calib_clips: int = 32,
              eval_clips: int | None = 256, finetune_lr: float | None = None,
-             distill: float = 0.7,
+             distill: float = DEFAULT_DISTILL,
              max_top1_loss: float = 0.01, timing_rounds: int = 5, threads: int | None = None,
              overwrite: bool = False) -> Bundle:
     """Write `out_path`: the bundle's model pruned/fine-tuned/exported/quantized as asked.

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from vidlab.accel.pipeline import DEFAULT_DISTILL
+
 _HEADERS = {"variant": "variant", "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms",
             "throughput_clips_s": "clips/s @8", "speedup": "speed-up", "size_mb": "MB",
             "top1": "top-1", "peak_rss_mb": "peak RSS MB"}
@@ -36,7 +38,7 @@ def register(app: typer.Typer) -> None:
         prune_mode: str = typer.Option("structured", "--prune-mode", help="structured or unstructured."),
         finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tune epochs after pruning."),
         finetune_lr: float = typer.Option(None, "--finetune-lr", help="Peak fine-tune learning rate (default: half the bundle's)."),
-        distill: float = typer.Option(0.7, "--distill", help="Weight of distillation from the unpruned model while fine-tuning (0: labels only)."),
+        distill: float = typer.Option(DEFAULT_DISTILL, "--distill", help="Weight of distillation from the unpruned model while fine-tuning (0: labels only)."),
         data: Path = typer.Option(None, "--data", help="Dataset folder/manifest (default: the bundle's)."),
         calib_clips: int = typer.Option(32, "--calib-clips", help="Training clips for INT8 calibration."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),

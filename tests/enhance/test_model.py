@@ -48,3 +48,19 @@ def test_flip_ensemble_of_an_untrained_model_is_still_the_identity():
     window = np.random.default_rng(1).integers(0, 255, (5, 20, 26, 3), dtype=np.uint8)
     model = build_enhancer(channels=8, num_blocks=1).eval()
     np.testing.assert_array_equal(enhance_window(model, window, ensemble=True), window[2])
+
+
+@pytest.mark.parametrize("h,w", [(32, 48), (31, 45), (17, 16)])
+def test_context_branch_starts_silent_and_learns_to_act(h, w):
+    """A grown model equals the model it grew from until its branch's zero output layer moves."""
+    torch.manual_seed(0)
+    plain = build_enhancer(num_frames=3, channels=8, num_blocks=1)
+    torch.nn.init.normal_(plain.head[0].weight, 0, 0.05)
+    grown = build_enhancer(num_frames=3, channels=8, num_blocks=1, context_blocks=2)
+    missing = set(grown.state_dict()) - set(plain.state_dict())
+    assert missing and all(k.startswith("context.") for k in missing)
+    grown.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 3, 3, h, w)
+    assert torch.equal(grown(x), plain(x))
+    torch.nn.init.normal_(grown.context.up[0].weight, 0, 0.05)
+    assert grown(x).shape == (2, 3, h, w) and not torch.allclose(grown(x), plain(x))

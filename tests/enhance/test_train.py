@@ -66,3 +66,63 @@ def _train_losses(run) -> list[float]:
 def test_resume_without_checkpoint_names_the_file(clean_root, tmp_path):
     with pytest.raises(CheckpointError, match="last.pt"):
         train_enhancer(clean_root, tmp_path / "none", tiny_config(), resume=True)
+
+
+def test_init_copies_fitting_weights_and_refuses_other_bundles(clean_root, tmp_path):
+    """`init` starts a grown model (context branch) exactly where the bundle's model was."""
+    import torch
+
+    from vidlab.bundle import save_bundle
+    from vidlab.enhance import build_enhancer, load_enhancer
+    from vidlab.enhance.train import init_from_bundle
+    from vidlab.errors import BundleError
+
+    base = train_enhancer(clean_root, tmp_path / "base", tiny_config(steps=2))["bundle"]
+    source, _ = load_enhancer(base)
+    grown = build_enhancer(num_frames=3, channels=4, num_blocks=1, context_blocks=1)
+    copied, total = init_from_bundle(grown, base)
+    assert copied == len(source.state_dict()) < total
+    x = torch.rand(1, 3, 3, 24, 32)
+    assert torch.equal(grown.eval()(x), source(x))
+
+    wider = build_enhancer(num_frames=3, channels=6, num_blocks=1, scale=2)
+    with pytest.raises(BundleError, match="no weight"):
+        init_from_bundle(wider, base)
+    cls = save_bundle(tmp_path / "cls.vidlab", config={"task": "classify"})
+    with pytest.raises(BundleError, match="not an enhancement bundle"):
+        init_from_bundle(grown, cls.path)
+
+    run = train_enhancer(clean_root, tmp_path / "grown", tiny_config(
+        steps=2, init=str(base), context_blocks=1, luma_weight=0.5))
+    assert load_bundle(run["bundle"]).model_spec["kwargs"]["context_blocks"] == 1
+
+
+def test_luma_weight_moves_the_loss_onto_luma():
+    import torch
+
+    from vidlab.enhance.train import enhance_loss
+
+    target = torch.full((1, 3, 4, 4), 0.5)
+    chroma_only = target + torch.tensor([0.1, -0.0511, 0.0]).view(1, 3, 1, 1)  # luma unchanged
+    assert enhance_loss(chroma_only, target) > 0.05
+    assert enhance_loss(chroma_only, target, luma_weight=1.0) < 2e-3
+    with pytest.raises(Exception, match="luma_weight"):
+        tiny_config(luma_weight=1.5)
+
+
+def test_batches_fit_windows_smaller_than_the_patch(tmp_path):
+    """Small source videos make small windows: every batch's patches share the largest side
+    all windows hold, instead of failing to stack."""
+    from vidlab.enhance.pool import POOL_DIR, PairPool
+
+    root = tmp_path / POOL_DIR
+    root.mkdir()
+    records = []
+    for i, (h, w) in enumerate([(48, 64), (40, 72)]):
+        frames = np.full((5, h, w, 3), 10 * i, np.uint8)
+        np.save(root / f"w{i}_clean.npy", frames)
+        np.save(root / f"w{i}_degraded.npy", frames)
+        records.append({"name": f"w{i}", "split": "train"})
+    pool = PairPool(tmp_path, records, "train", num_frames=3, scale=1)
+    x, y = pool.batch(6, patch=96)
+    assert x.shape == (6, 3, 3, 40, 40) and y.shape == (6, 3, 40, 40)

@@ -72,6 +72,13 @@ def train_cmd(
     frames: int = typer.Option(5, "--frames", help="Input frames (odd)."),
     channels: int = typer.Option(48, "--channels"),
     blocks: int = typer.Option(8, "--blocks", help="Residual blocks."),
+    context_blocks: int = typer.Option(0, "--context-blocks",
+                                       help="Residual blocks of a quarter-resolution context "
+                                            "branch (0: none)."),
+    luma_weight: float = typer.Option(0.0, "--luma-weight",
+                                      help="Share of the loss on luma rather than RGB (0-1)."),
+    init: Path = typer.Option(None, "--init", help="Start from this enhancement bundle's "
+                                                   "weights (those whose names/shapes fit)."),
     lr: float = typer.Option(1e-3, "--lr"),
     windows: int = typer.Option(192, "--windows",
                                 help="Degraded/clean training windows in the pool (+1/8 for "
@@ -93,7 +100,8 @@ def train_cmd(
         raise ConfigError(f"--quality must be MIN:MAX, got {quality!r}") from None
     cfg = EnhanceTrainConfig(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
-        channels=channels, num_blocks=blocks, lr=lr, seed=seed, threads=threads,
+        channels=channels, num_blocks=blocks, context_blocks=context_blocks,
+        luma_weight=luma_weight, init=str(init) if init else None, lr=lr, seed=seed, threads=threads,
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
         pool={"windows": windows, "val_windows": max(1, min(16, windows // 8)),
               "quality_range": (qmin, qmax)})

@@ -5,6 +5,9 @@ feature extractor at half resolution (pixel-unshuffle, so the residual trunk cos
 full resolution and sees twice as far — compression blocks are 8–16 px), the frames' features
 are fused early by one 1x1 convolution, a handful of residual blocks refine them, and the output
 is a residual added onto the centre input frame (restore) or onto its bicubic upscaling (sr2x).
+An optional context branch (`context_blocks`) runs residual blocks at quarter resolution and
+adds their upsampled result to the fused features before the trunk: heavy compression smears
+whole 16 px macroblocks, and the branch sees ~4x as far for ~20 % more compute.
 
 Input: float `B×C×T×H×W` in [0, 1] (the DESIGN clip layout), T odd. Output: `B×C×sH×sW`.
 Any H, W work: the input is reflect-padded to even size and the output cropped back.
@@ -30,11 +33,31 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
+class ContextBranch(nn.Module):
+    """Residual blocks at half the trunk's resolution; the output starts at zero, so adding the
+    branch to a trained model leaves its output unchanged until the branch has learned."""
+
+    def __init__(self, channels: int, num_blocks: int):
+        super().__init__()
+        wide = channels * 4 // 3 // 4 * 4 or channels
+        self.down = nn.Sequential(nn.Conv2d(channels, wide, 3, stride=2, padding=1),
+                                  nn.LeakyReLU(0.1, inplace=True))
+        self.blocks = nn.Sequential(*[ResidualBlock(wide) for _ in range(num_blocks)])
+        self.up = nn.Sequential(nn.Conv2d(wide, channels * 4, 3, padding=1), nn.PixelShuffle(2))
+        nn.init.zeros_(self.up[0].weight)
+        nn.init.zeros_(self.up[0].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = self.up(self.blocks(self.down(x)))
+        return y[..., :h, :w]
+
+
 class EnhanceNet(nn.Module):
     """Few frames in, centre frame out; `scale` 1 (restore) or 2 (sr2x)."""
 
     def __init__(self, num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                 scale: int = 1):
+                 scale: int = 1, context_blocks: int = 0):
         super().__init__()
         if num_frames < 1 or num_frames % 2 == 0:
             raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
@@ -45,6 +68,7 @@ class EnhanceNet(nn.Module):
             nn.Conv2d(3 * 4, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.fuse = nn.Sequential(  # early temporal fusion of all frames' features
             nn.Conv2d(channels * num_frames, channels, 1), nn.LeakyReLU(0.1, inplace=True))
+        self.context = ContextBranch(channels, context_blocks) if context_blocks else None
         self.trunk = nn.Sequential(*[ResidualBlock(channels) for _ in range(num_blocks)])
         self.trunk_out = nn.Conv2d(channels, channels, 3, padding=1)
         up = 2 * scale  # back from half resolution, then the SR factor
@@ -65,6 +89,8 @@ class EnhanceNet(nn.Module):
         feats = self.extract(F.pixel_unshuffle(frames, 2))
         feats = feats.reshape(b, t * feats.shape[1], *feats.shape[2:])
         fused = self.fuse(feats)
+        if self.context is not None:
+            fused = fused + self.context(fused)
         fused = fused + self.trunk_out(self.trunk(fused))
         residual = self.head(fused)[..., : h * self.scale, : w * self.scale]
         return base_frame(centre, self.scale) + residual
@@ -78,6 +104,7 @@ def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def build_enhancer(num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                   scale: int = 1) -> EnhanceNet:
+                   scale: int = 1, context_blocks: int = 0) -> EnhanceNet:
     """Builder with plain keyword arguments (the bundle's `model.kwargs`)."""
-    return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale)
+    return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale,
+                      context_blocks=context_blocks)

@@ -149,6 +149,9 @@ class PairPool:
             self.degraded.append(np.load(root / f"{r['name']}_degraded.npy", mmap_mode="r"))
         if not self.clean:
             raise DatasetError(f"no {split} windows with at least {num_frames} frames", root)
+        self.max_patch = min(min(d.shape[1:3]) for d in self.degraded)
+        """Largest square patch (input pixels) every window holds: a batch's patches must
+        share one size, and small source videos make small windows."""
 
     def __len__(self) -> int:
         return len(self.clean)
@@ -157,12 +160,12 @@ class PairPool:
         """`(inputs B×3×T×h×w, targets B×3×sh×sw)` float in [0, 1], random patches."""
         xs, ys = [], []
         s = self.scale
-        lr_patch = patch // s
+        side = min(patch // s, self.max_patch)
         for _ in range(batch_size):
             i = int(torch.randint(len(self), ()).item())
             deg, clean = self.degraded[i], self.clean[i]
             t0 = int(torch.randint(deg.shape[0] - self.num_frames + 1, ()).item())
-            ph, pw = min(lr_patch, deg.shape[1]), min(lr_patch, deg.shape[2])
+            ph = pw = side
             y0 = int(torch.randint(deg.shape[1] - ph + 1, ()).item())
             x0 = int(torch.randint(deg.shape[2] - pw + 1, ()).item())
             x = torch.from_numpy(np.array(deg[t0:t0 + self.num_frames, y0:y0 + ph, x0:x0 + pw]))

@@ -40,6 +40,8 @@ class EnhanceTrainConfig:
     num_frames: int = 5
     channels: int = 48
     num_blocks: int = 8
+    context_blocks: int = 0
+    """Residual blocks of the quarter-resolution context branch (0: none)."""
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -48,6 +50,12 @@ class EnhanceTrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     threads: int | None = None
+    luma_weight: float = 0.0
+    """Share of the loss measured on luma (BT.601) instead of RGB: PSNR is usually reported on
+    luma, and heavy compression spends most of its bits there."""
+    init: str | None = None
+    """A bundle to start from: every weight whose name and shape match is copied (a model grown
+    with a context branch starts exactly where the bundle's model was)."""
     pool: dict[str, Any] = field(default_factory=dict)
     """Overrides of `PoolSpec` fields (windows, window_frames, quality_range, ...)."""
 
@@ -58,14 +66,21 @@ class EnhanceTrainConfig:
             raise ConfigError("steps and batch_size must be >= 1")
         if self.patch % (2 * TASKS[self.task]):
             raise ConfigError(f"patch must be a multiple of {2 * TASKS[self.task]}")
+        if not 0.0 <= self.luma_weight <= 1.0:
+            raise ConfigError(f"luma_weight must be in [0, 1], got {self.luma_weight}")
+        if self.context_blocks < 0:
+            raise ConfigError("context_blocks must be >= 0")
 
     @property
     def scale(self) -> int:
         return TASKS[self.task]
 
     def model_kwargs(self) -> dict[str, int]:
-        return {"num_frames": self.num_frames, "channels": self.channels,
-                "num_blocks": self.num_blocks, "scale": self.scale}
+        kwargs = {"num_frames": self.num_frames, "channels": self.channels,
+                  "num_blocks": self.num_blocks, "scale": self.scale}
+        if self.context_blocks:  # absent from older bundles, whose models have no branch
+            kwargs["context_blocks"] = self.context_blocks
+        return kwargs
 
     def pool_spec(self) -> PoolSpec:
         kw = dict(self.pool)
@@ -77,6 +92,37 @@ class EnhanceTrainConfig:
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """A smooth L1: robust like L1, differentiable at zero."""
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
+
+
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0
+                 ) -> torch.Tensor:
+    """Charbonnier on RGB, with `luma_weight` of it moved onto the BT.601 luma."""
+    loss = charbonnier(pred, target)
+    if luma_weight:
+        luma = charbonnier((pred * _LUMA).sum(1), (target * _LUMA).sum(1))
+        loss = (1 - luma_weight) * loss + luma_weight * luma
+    return loss
+
+
+def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, int]:
+    """Copy the weights of `bundle` whose names and shapes match into `model`; returns
+    `(copied, total)` tensors. A bundle of another task or with nothing in common is an error."""
+    from vidlab.bundle import load_bundle
+    from vidlab.errors import BundleError
+
+    b = load_bundle(bundle)
+    if b.task != "enhance":
+        raise BundleError(f"not an enhancement bundle (task is {b.task!r})", b.path)
+    own = model.state_dict()
+    matched = {k: v for k, v in b.state_dict().items()
+               if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise BundleError("no weight of this bundle fits the model being trained", b.path)
+    model.load_state_dict(matched, strict=False)
+    return len(matched), len(own)
 
 
 def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig | None = None,
@@ -118,6 +164,9 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     val_pool = PairPool(run, records, "val", cfg.num_frames, cfg.scale)
 
     model = build_enhancer(**cfg.model_kwargs())
+    if cfg.init and not resume:
+        copied, total = init_from_bundle(model, cfg.init)
+        log.info("initialised %d of %d weight tensors from %s", copied, total, cfg.init)
     optimizer = build_optimizer(model, OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay))
     schedule = Schedule(optimizer, ScheduleConfig(warmup_epochs=cfg.warmup_steps),
                         steps_per_epoch=1, total_steps=cfg.steps)
@@ -150,7 +199,7 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     model.train()
     while step < last:
         inputs, targets = train_pool.batch(cfg.batch_size, cfg.patch)
-        loss = charbonnier(model(inputs), targets)
+        loss = enhance_loss(model(inputs), targets, cfg.luma_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -6,7 +6,7 @@ Every method runs in this process on the same decoded frames; PSNR/SSIM are luma
 gains are dB over the input (restore) or bicubic (sr2x) measured in the same run, and frames/s
 are wall-clock on this (shared, noisy) machine.
 
-    python benchmarks/enhance.py [--restore BUNDLE] [--sr BUNDLE] [--frames N] [--json]
+    python benchmarks/enhance.py [--restore BUNDLE] [--sr BUNDLE] [--frames N] [--per-clip] [--json]
 """
 
 from __future__ import annotations
@@ -34,21 +34,30 @@ def read_all(path: Path, limit: int | None) -> np.ndarray:
         return np.stack(list(r.iter_frames(0, limit)))
 
 
-def restore_clips(frames: int, limit: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """name → (clean, degraded) frames."""
+def unseen_clips(frames: int, seed: int) -> dict[str, np.ndarray]:
+    """Two procedural texture clips (a seed training never used) and io's moving pattern."""
     from vidlab.io.writer import moving_pattern
 
+    rng = np.random.default_rng(seed)
+    clips = {f"texture {i + 1}": render_clip(rng, frames, 144, 176) for i in range(2)}
+    clips["moving pattern"] = moving_pattern(frames, (144, 176), seed=7)
+    return clips
+
+
+def restore_clips(frames: int, limit: int | None,
+                  per_clip: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name → (clean, degraded) frames; the unseen clips pooled, or one by one (`per_clip`)."""
     clips = {}
     if (SHARED / "carphone_distorted.mp4").is_file():
         clips["carphone (real, x264 QP 50)"] = (read_all(SHARED / "carphone_pristine.mp4", limit),
                                                 read_all(SHARED / "carphone_distorted.mp4", limit))
-    rng = np.random.default_rng(12345)  # training used seeds 0/1: these clips are new
-    unseen = [render_clip(rng, frames, 144, 176) for _ in range(2)]
-    unseen.append(moving_pattern(frames, (144, 176), seed=7))
+    unseen = unseen_clips(frames, seed=12345)  # training used seeds 0/1: these clips are new
     for spec in (CompressionSpec("h264", "qp", 50), CompressionSpec("h264", "crf", 40)):
-        clean = np.concatenate(unseen)
-        degraded = np.concatenate([encode_decode(c, spec) for c in unseen])
-        clips[f"unseen x3 ({spec.codec} {spec.mode} {spec.quality})"] = (clean, degraded)
+        tag = f"{spec.codec} {spec.mode} {spec.quality}"
+        pairs = {name: (c, encode_decode(c, spec)) for name, c in unseen.items()}
+        if per_clip:
+            clips.update({f"unseen {name} ({tag})": pair for name, pair in pairs.items()})
+        clips[f"unseen x3 ({tag})"] = tuple(np.concatenate(x) for x in zip(*pairs.values(), strict=True))
     return clips
 
 
@@ -68,7 +77,8 @@ def model_fn(bundle: Path, ensemble: bool = False) -> Callable[[np.ndarray], np.
     return lambda x: np.stack(list(enhance_stream(model, x, ensemble=ensemble)))
 
 
-def restore_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
+def restore_rows(bundle: Path | None, frames: int, limit: int | None,
+                 per_clip: bool = False) -> list[dict]:
     methods: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {"input": lambda x: x}
     have = available_filters()
     for name in ("hqdn3d", "nlmeans", "atadenoise", "deblock"):
@@ -77,7 +87,7 @@ def restore_rows(bundle: Path | None, frames: int, limit: int | None) -> list[di
         methods["vidlab restore"] = model_fn(bundle)
         methods["vidlab restore --ensemble"] = model_fn(bundle, ensemble=True)
     rows = []
-    for clip, (clean, degraded) in restore_clips(frames, limit).items():
+    for clip, (clean, degraded) in restore_clips(frames, limit, per_clip).items():
         base = None
         for name, fn in methods.items():
             if fn is None:
@@ -93,14 +103,10 @@ def restore_rows(bundle: Path | None, frames: int, limit: int | None) -> list[di
 
 
 def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
-    from vidlab.io.writer import moving_pattern
-
     clips = {}
     if (SHARED / "carphone_pristine.mp4").is_file():
         clips["carphone pristine"] = read_all(SHARED / "carphone_pristine.mp4", limit)
-    rng = np.random.default_rng(54321)
-    unseen = [render_clip(rng, frames, 144, 176) for _ in range(2)]
-    clips["unseen x3"] = np.concatenate([*unseen, moving_pattern(frames, (144, 176), seed=7)])
+    clips["unseen x3"] = np.concatenate(list(unseen_clips(frames, seed=54321).values()))
     methods = {"bicubic": bicubic2x}
     if bundle is not None:
         methods["vidlab sr2x"] = model_fn(bundle)
@@ -127,13 +133,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24, help="frames per unseen clip")
     ap.add_argument("--limit", type=int, default=None, help="carphone frames (default: all 120)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--per-clip", action="store_true",
+                    help="restore: also a row group for each unseen clip")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     import torch
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    rows = restore_rows(a.restore, a.frames, a.limit) + sr_rows(a.sr, a.frames, a.limit)
+    rows = restore_rows(a.restore, a.frames, a.limit, a.per_clip) + sr_rows(a.sr, a.frames, a.limit)
     info = {"restore_bundle": str(a.restore), "sr_bundle": str(a.sr),
             "filters": {k: DENOISERS[k] for k, ok in available_filters().items() if ok},
             "torch_threads": torch.get_num_threads()}

@@ -48,3 +48,27 @@ def test_pool_windows_are_cut_after_their_lead_in(tmp_path):
         assert clean.shape == degraded.shape == (5, 48, 64, 3)
     index = json.loads((tmp_path / "run" / "pool" / "pool.json").read_text())
     assert index["spec"]["lead_frames"] == 8
+
+
+@pytest.mark.parametrize("kind", ["texture", "graphics"])
+def test_procedural_clips_are_real_videos_of_their_kind(tmp_path, kind):
+    """Textures are busy everywhere; graphics are mostly flat or smooth with hard edges."""
+    from vidlab.enhance.textures import make_texture_clips
+
+    paths = make_texture_clips(tmp_path, num_clips=3, num_frames=6, seed=1, kind=kind)
+    assert [p.parent.name for p in paths] == [kind] * 3
+    smooth = []
+    for path in paths:
+        with VideoReader(path) as r:
+            frames = np.stack(list(r.iter_frames())).astype(float)
+        assert frames.shape[0] == 6 and frames.std() > 5
+        second_diff = np.abs(frames[:, :, 2:] - 2 * frames[:, :, 1:-1] + frames[:, :, :-2])
+        smooth.append(float(np.mean(second_diff.max(-1) < 6)))  # codec dither
+    if kind == "graphics":
+        assert min(smooth) > 0.6
+    else:
+        assert max(smooth) < 0.4
+    with pytest.raises(OutputExistsError):
+        make_texture_clips(tmp_path, num_clips=1, kind=kind)
+    with pytest.raises(ValueError, match="kind"):
+        make_texture_clips(tmp_path / "other", kind="cartoon")

@@ -3,8 +3,12 @@
 Natural images have a ~1/f^2 power spectrum, soft and hard edges, occlusions and camera motion;
 the built-in moving-shapes set has flat colours and little else. These clips pan and zoom over
 a coloured 1/f^a texture (or over still photos you pass in) while textured, anti-aliased
-ellipses and boxes move across it. They are written as near-lossless H.264 (crf 10) in a
-folder-per-class tree (`OUT/texture/clip_0000.mp4`), so any vidlab data command reads them.
+ellipses and boxes move across it. `kind="graphics"` makes the other half of what people
+film and stream: animation, overlays and screen content — flat colours and smooth gradients
+(some banded, wrapping around), hard-edged solid shapes, sharp colour edges — which a model
+trained only on camera footage learns to "restore" into something worse. They are written as
+near-lossless H.264 (crf 10) in a folder-per-class tree (`OUT/texture/clip_0000.mp4` or
+`OUT/graphics/...`), so any vidlab data command reads them.
 """
 
 from __future__ import annotations
@@ -86,6 +90,49 @@ def render_clip(rng: np.random.Generator, num_frames: int, h: int, w: int,
     return frames
 
 
+def gradient_fill(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """`float32 3×h×w` in [0, 1]: per channel a flat colour or a linear ramp in a random
+    direction, sometimes wrapping around (banded, hard edges) instead of saturating."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    channels = []
+    for _ in range(3):
+        if rng.random() < 0.3:
+            channels.append(np.full((h, w), rng.uniform(0, 1), np.float32))
+            continue
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * xx + np.sin(angle) * yy) / max(h, w)
+        ramp = ramp * rng.uniform(0.3, 3.0) + rng.uniform(0, 1)
+        channels.append(ramp % 1.0 if rng.random() < 0.4 else np.clip(ramp, 0, 1))
+    return np.stack(channels).astype(np.float32)
+
+
+def render_graphics_clip(rng: np.random.Generator, num_frames: int, h: int, w: int) -> np.ndarray:
+    """`uint8 T×h×w×3`: a (possibly panning) gradient background with hard-edged flat or
+    gradient shapes moving across it."""
+    canvas = torch.from_numpy(gradient_fill(rng, h * 2, w * 2))[None]
+    velocity = rng.normal(0, 0.01, size=2) * (rng.random() < 0.5)
+    objects = []
+    for _ in range(int(rng.integers(1, 5))):
+        obj = _random_object(rng, h, w)
+        size = obj["texture"].shape[-1]
+        fill = (gradient_fill(rng, size, size) if rng.random() < 0.3
+                else np.ones((3, size, size), np.float32) * rng.uniform(0, 1, (3, 1, 1)))
+        obj.update(texture=torch.from_numpy(fill.astype(np.float32)),
+                   softness=rng.uniform(0.0005, 0.004))
+        objects.append(obj)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    frames = np.empty((num_frames, h, w, 3), np.uint8)
+    for t in range(num_frames):
+        dx, dy = velocity * t
+        grid = torch.stack([xx * 0.5 + dx, yy * 0.5 + dy], -1)[None].float()
+        frame = F.grid_sample(canvas, grid, mode="nearest", padding_mode="reflection",
+                              align_corners=False)[0]
+        for obj in objects:
+            frame = _composite(frame, obj, t, xx, yy)
+        frames[t] = (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return frames
+
+
 def _random_object(rng: np.random.Generator, h: int, w: int) -> dict:
     size = int(max(h, w) * rng.uniform(0.2, 0.5))
     return {"texture": torch.from_numpy(fractal_texture(rng, size, size)),
@@ -109,21 +156,27 @@ def _composite(frame: torch.Tensor, obj: dict, t: int, xx: torch.Tensor,
     return frame * (1 - alpha) + tex * alpha
 
 
+KINDS = ("texture", "graphics")
+
+
 def make_texture_clips(out: str | Path, num_clips: int = 40, num_frames: int = 48,
                        seed: int = 0, stills: list[str | Path] | None = None,
-                       overwrite: bool = False) -> list[Path]:
-    """Write `num_clips` procedural clips under `out/texture/` and return their paths."""
+                       overwrite: bool = False, kind: str = "texture") -> list[Path]:
+    """Write `num_clips` procedural clips under `out/<kind>/` and return their paths."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     root = Path(out)
-    if root.exists() and any(root.iterdir()) and not overwrite:
-        raise OutputExistsError("already exists and is not empty (pass overwrite)", root)
-    (root / "texture").mkdir(parents=True, exist_ok=True)
+    if (root / kind).exists() and any((root / kind).iterdir()) and not overwrite:
+        raise OutputExistsError("already exists and is not empty (pass overwrite)", root / kind)
+    (root / kind).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     still_paths = [Path(s) for s in stills or []]
     paths = []
     for i in range(num_clips):
         h, w = SIZES[int(rng.integers(len(SIZES)))]
-        frames = render_clip(rng, num_frames, h, w, still_paths)
-        path = root / "texture" / f"clip_{i:04d}.mp4"
+        frames = (render_graphics_clip(rng, num_frames, h, w) if kind == "graphics"
+                  else render_clip(rng, num_frames, h, w, still_paths))
+        path = root / kind / f"clip_{i:04d}.mp4"
         with av.open(str(path), "w") as c:
             stream = c.add_stream("libx264", rate=25)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
@@ -136,7 +189,8 @@ def make_texture_clips(out: str | Path, num_clips: int = 40, num_frames: int = 4
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m vidlab.enhance.textures OUT [--clips N] [--frames T] [--seed S] [--still IMG]`"""
+    """`python -m vidlab.enhance.textures OUT [--kind texture|graphics] [--clips N] [--frames T]
+    [--seed S] [--still IMG]`"""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__)
@@ -146,8 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--still", action="append", default=[])
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--kind", choices=KINDS, default="texture")
     a = p.parse_args(argv)
-    paths = make_texture_clips(a.out, a.clips, a.frames, a.seed, a.still, a.overwrite)
+    paths = make_texture_clips(a.out, a.clips, a.frames, a.seed, a.still, a.overwrite, a.kind)
     print(f"wrote {len(paths)} clips under {a.out}")
 
 

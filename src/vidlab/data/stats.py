@@ -18,10 +18,11 @@ import numpy as np
 
 from vidlab.data.parallel import parallel_map
 from vidlab.data.transforms import Preprocess
+from vidlab.io.quality import LUMA_WEIGHTS
 
 META_FEATURES = ("width", "height", "fps", "duration")
 CLIP_FEATURES = ("brightness", "contrast", "motion")
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array(LUMA_WEIGHTS, np.float32)
 
 
 def clip_features(frames: np.ndarray) -> dict[str, float]:

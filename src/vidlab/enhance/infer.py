@@ -18,14 +18,20 @@ TILE = 256
 OVERLAP = 32
 
 
-def load_enhancer(bundle: str | Path) -> tuple[EnhanceNet, Any]:
-    """The model (eval mode, weights loaded) and the loaded bundle; `BundleError` if the bundle
-    is not an enhancement bundle."""
+def load_enhance_bundle(bundle: str | Path) -> Any:
+    """The loaded bundle; `BundleError` if it is not an enhancement bundle."""
     from vidlab.bundle import load_bundle
 
     b = load_bundle(bundle)
     if b.task != "enhance":
         raise BundleError(f"not an enhancement bundle (task is {b.task!r})", b.path)
+    return b
+
+
+def load_enhancer(bundle: str | Path) -> tuple[EnhanceNet, Any]:
+    """The model (eval mode, weights loaded) and the loaded bundle; `BundleError` if the bundle
+    is not an enhancement bundle."""
+    b = load_enhance_bundle(bundle)
     kwargs = b.model_spec.get("kwargs", {})
     try:
         model = build_enhancer(**kwargs)

@@ -20,6 +20,7 @@ import torch
 from vidlab.enhance.model import build_enhancer
 from vidlab.enhance.pool import PairPool, PoolSpec, build_pool
 from vidlab.errors import CheckpointError, ConfigError
+from vidlab.io.quality import LUMA_WEIGHTS
 from vidlab.progress import progress
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+_LUMA = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
 
 
 def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0
@@ -110,12 +111,10 @@ def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 
 def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, int]:
     """Copy the weights of `bundle` whose names and shapes match into `model`; returns
     `(copied, total)` tensors. A bundle of another task or with nothing in common is an error."""
-    from vidlab.bundle import load_bundle
+    from vidlab.enhance.infer import load_enhance_bundle
     from vidlab.errors import BundleError
 
-    b = load_bundle(bundle)
-    if b.task != "enhance":
-        raise BundleError(f"not an enhancement bundle (task is {b.task!r})", b.path)
+    b = load_enhance_bundle(bundle)
     own = model.state_dict()
     matched = {k: v for k, v in b.state_dict().items()
                if k in own and own[k].shape == v.shape}

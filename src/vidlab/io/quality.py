@@ -17,7 +17,9 @@ import numpy as np
 from vidlab.errors import VideoError
 
 PSNR_CAP_DB = 100.0
-_LUMA = np.array([0.299, 0.587, 0.114])
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+"""BT.601 luma weights of R, G, B: the luma every vidlab PSNR/SSIM (and loss) is measured on."""
+_LUMA = np.array(LUMA_WEIGHTS)
 
 
 class QualityMismatchError(VideoError):

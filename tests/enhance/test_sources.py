@@ -50,6 +50,25 @@ def test_pool_windows_are_cut_after_their_lead_in(tmp_path):
     assert index["spec"]["lead_frames"] == 8
 
 
+def test_pool_is_the_same_made_by_one_process_or_several(tmp_path):
+    """Each window has its own generator, so parallel pair-making changes nothing but speed."""
+    for k in range(2):
+        root = tmp_path / "clean" / f"c{k}"
+        root.mkdir(parents=True)
+        encode_video(root / "v.mp4", moving_square_frames(16, 48, 64, seed=k), options={"crf": "12"})
+    spec = PoolSpec(task="restore", windows=5, val_windows=1, window_frames=4, max_height=32,
+                    max_width=48, lead_frames=4, seed=7)
+    serial = build_pool(tmp_path / "one", tmp_path / "clean", spec, workers=1)
+    parallel = build_pool(tmp_path / "two", tmp_path / "clean", spec, workers=2)
+    assert serial == parallel and len(serial) == 6
+    for r in serial:
+        for part in ("clean", "degraded"):
+            a, b = (np.load(tmp_path / run / "pool" / f"{r['name']}_{part}.npy")
+                    for run in ("one", "two"))
+            np.testing.assert_array_equal(a, b)
+    assert len({r["clip"] for r in serial if r["split"] == "val"}) == 1
+
+
 @pytest.mark.parametrize("kind", ["texture", "graphics"])
 def test_procedural_clips_are_real_videos_of_their_kind(tmp_path, kind):
     """Textures are busy everywhere; graphics are mostly flat or smooth with hard edges."""

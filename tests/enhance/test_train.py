@@ -84,6 +84,10 @@ def test_init_copies_fitting_weights_and_refuses_other_bundles(clean_root, tmp_p
     assert copied == len(source.state_dict()) < total
     x = torch.rand(1, 3, 3, 24, 32)
     assert torch.equal(grown.eval()(x), source(x))
+    deeper = build_enhancer(num_frames=3, channels=4, num_blocks=3)  # new trunk blocks
+    init_from_bundle(deeper, base)
+    assert torch.equal(deeper.eval()(x), source(x))
+    assert deeper.trunk[2].conv1.weight.abs().sum() > 0  # only the blocks' outputs start at 0
 
     wider = build_enhancer(num_frames=3, channels=6, num_blocks=1, scale=2)
     with pytest.raises(BundleError, match="no weight"):
@@ -126,3 +130,12 @@ def test_batches_fit_windows_smaller_than_the_patch(tmp_path):
     pool = PairPool(tmp_path, records, "train", num_frames=3, scale=1)
     x, y = pool.batch(6, patch=96)
     assert x.shape == (6, 3, 3, 40, 40) and y.shape == (6, 3, 40, 40)
+
+
+def test_max_minutes_ends_the_run_with_a_bundle(clean_root, tmp_path):
+    """A spent time budget ends the run early, evaluated and bundled, and says so."""
+    summary = train_enhancer(clean_root, tmp_path / "timed", tiny_config(steps=500,
+                                                                           max_minutes=1e-4))
+    assert summary["stopped_by_time_limit"] and 1 <= summary["step"] < 500
+    assert load_bundle(summary["bundle"]).metrics["val"]["windows"] >= 1
+    assert summary["device"] == "cpu"

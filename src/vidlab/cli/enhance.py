@@ -87,6 +87,13 @@ def train_cmd(
                                 help="Compression strength range MIN:MAX (crf or qp)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, "
+                                                      "cuda:1, ..."),
+    max_minutes: float = typer.Option(None, "--max-minutes",
+                                      help="Wall-clock budget: end the run there (bundle "
+                                           "written) even before --steps."),
+    workers: int = typer.Option(None, "--workers", help="Processes making the training pairs "
+                                                        "(default: one per core, at most 8)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train an enhancer on degraded/clean pairs made from clean clips; writes RUN/enhancer.vidlab."""
@@ -102,6 +109,7 @@ def train_cmd(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
         channels=channels, num_blocks=blocks, context_blocks=context_blocks,
         luma_weight=luma_weight, init=str(init) if init else None, lr=lr, seed=seed, threads=threads,
+        device=device, pool_workers=workers, max_minutes=max_minutes,
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
         pool={"windows": windows, "val_windows": max(1, min(16, windows // 8)),
               "quality_range": (qmin, qmax)})

@@ -49,7 +49,9 @@ def enhance_window(model: EnhanceNet, window: np.ndarray, tile: int = TILE,
     `ensemble` averages the outputs for the 4 horizontal/vertical flips of the input (the
     training augmentations): usually a little better, 4x slower.
     """
-    x = torch.from_numpy(np.ascontiguousarray(window)).permute(3, 0, 1, 2)[None].float() / 255
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(window)).to(device).permute(3, 0, 1, 2)[None]
+    x = x.float() / 255
 
     def run(inp: torch.Tensor) -> torch.Tensor:
         return _tiled(model, inp, tile) if max(inp.shape[-2:]) > tile else model(inp)
@@ -59,14 +61,14 @@ def enhance_window(model: EnhanceNet, window: np.ndarray, tile: int = TILE,
         out = sum(run(x.flip(f)).flip(f) if f else run(x) for f in flips) / len(flips)
     else:
         out = run(x)
-    return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
     """Overlapping tiles, each output keeping only its interior (no seams)."""
     s = model.scale
     h, w = x.shape[-2:]
-    out = torch.empty(1, 3, h * s, w * s)
+    out = torch.empty(1, 3, h * s, w * s, device=x.device)
     pad = min(OVERLAP, tile // 4)
     step = tile - 2 * pad
     for y0 in range(0, h, step):

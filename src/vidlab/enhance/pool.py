@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,8 +66,14 @@ def clip_paths(data: str | Path) -> list[Path]:
     return paths
 
 
-def build_pool(run_dir: str | Path, data: str | Path, spec: PoolSpec) -> list[dict[str, Any]]:
-    """Make (or reuse) the pool under `run_dir/pool` and return its index records."""
+def build_pool(run_dir: str | Path, data: str | Path, spec: PoolSpec,
+               workers: int | None = None) -> list[dict[str, Any]]:
+    """Make (or reuse) the pool under `run_dir/pool` and return its index records.
+
+    Each window draws from its own generator (seeded by `spec.seed` and its index), so the pool
+    is the same whether it is made by one process or by `workers` (default: one per core, at
+    most 8, fewer for small pools) — encoding is what makes a large pool slow.
+    """
     root = Path(run_dir) / POOL_DIR
     index_path = root / POOL_INDEX
     if index_path.is_file():
@@ -74,36 +83,51 @@ def build_pool(run_dir: str | Path, data: str | Path, spec: PoolSpec) -> list[di
         log.warning("%s: pool made with other settings, rebuilding it", root)
     root.mkdir(parents=True, exist_ok=True)
     paths = clip_paths(data)
-    rng = np.random.default_rng(spec.seed)
-    order = rng.permutation(len(paths))
+    order = np.random.default_rng(spec.seed).permutation(len(paths))
     n_val_clips = max(1, len(paths) // 10) if len(paths) > 1 else 0
     val_clips = {int(i) for i in order[:n_val_clips]}
     train_ids = [i for i in range(len(paths)) if i not in val_clips] or list(range(len(paths)))
     val_ids = sorted(val_clips) or train_ids
-    records = []
-    total = spec.windows + spec.val_windows
-    for w in progress(range(total), total=total, desc="making training pairs"):
+    jobs = []
+    for w in range(spec.windows + spec.val_windows):
         split = "val" if w >= spec.windows else "train"
         ids = val_ids if split == "val" else train_ids
-        clip = paths[ids[w % len(ids)]]
-        lead = int(rng.integers(0, spec.lead_frames + 1)) if spec.task == "restore" else 0
-        clean = _read_window(clip, spec, rng, lead)
-        if clean is None:
-            continue
-        degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
-        lead = max(0, min(lead, len(clean) - spec.window_frames))
-        clean, degraded = clean[lead:], degraded[lead:]
-        if lead:
-            info["lead_frames"] = lead
-        name = f"w{w:05d}"
-        np.save(root / f"{name}_clean.npy", clean)
-        np.save(root / f"{name}_degraded.npy", degraded)
-        records.append({"name": name, "split": split, "clip": str(clip), **info})
+        jobs.append((root, paths[ids[w % len(ids)]], spec, w, split))
+    workers = workers or min(os.cpu_count() or 1, 8, max(1, len(jobs) // 32))
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads,
+                                 initargs=(1,)) as pool:
+            made = list(progress(pool.map(_make_window, jobs, chunksize=4), total=len(jobs),
+                                 desc=f"making training pairs ({workers} processes)"))
+    else:
+        made = [_make_window(job) for job in progress(jobs, total=len(jobs),
+                                                      desc="making training pairs")]
+    records = [r for r in made if r is not None]
     if not any(r["split"] == "train" for r in records):
         raise DatasetError("no clip had enough frames to make training pairs", data)
     index = {"spec": spec.to_dict(), "windows": records}
     index_path.write_text(json.dumps(index, indent=1))
     return records
+
+
+def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] | None:
+    """Read, degrade and save window number `w`; its record, or None if the clip was bad."""
+    root, clip, spec, w, split = job
+    rng = np.random.default_rng([spec.seed, w])
+    lead = int(rng.integers(0, spec.lead_frames + 1)) if spec.task == "restore" else 0
+    clean = _read_window(clip, spec, rng, lead)
+    if clean is None:
+        return None
+    degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
+    lead = max(0, min(lead, len(clean) - spec.window_frames))
+    clean, degraded = clean[lead:], degraded[lead:]
+    if lead:
+        info["lead_frames"] = lead
+    name = f"w{w:05d}"
+    np.save(root / f"{name}_clean.npy", clean)
+    np.save(root / f"{name}_degraded.npy", degraded)
+    return {"name": name, "split": split, "clip": str(clip), **info}
 
 
 def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator,

@@ -51,6 +51,13 @@ class EnhanceTrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     threads: int | None = None
+    device: str = "auto"
+    """`auto`: CUDA when present, else CPU; or any torch device name."""
+    max_minutes: float | None = None
+    """Wall-clock budget of one call: when it is spent the run ends there as if it had reached
+    `steps` (EMA weights evaluated and bundled), the way a scheduled job must."""
+    pool_workers: int | None = None
+    """Processes that make the pool (default: one per core, at most 8); not part of the result."""
     luma_weight: float = 0.0
     """Share of the loss measured on luma (BT.601) instead of RGB: PSNR is usually reported on
     luma, and heavy compression spends most of its bits there."""
@@ -95,23 +102,27 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-_LUMA = torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1)
-
-
 def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0
                  ) -> torch.Tensor:
     """Charbonnier on RGB, with `luma_weight` of it moved onto the BT.601 luma."""
     loss = charbonnier(pred, target)
     if luma_weight:
-        luma = charbonnier((pred * _LUMA).sum(1), (target * _LUMA).sum(1))
+        weights = torch.tensor(LUMA_WEIGHTS, device=pred.device).view(1, 3, 1, 1)
+        luma = charbonnier((pred * weights).sum(1), (target * weights).sum(1))
         loss = (1 - luma_weight) * loss + luma_weight * luma
     return loss
 
 
 def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, int]:
     """Copy the weights of `bundle` whose names and shapes match into `model`; returns
-    `(copied, total)` tensors. A bundle of another task or with nothing in common is an error."""
+    `(copied, total)` tensors. A bundle of another task or with nothing in common is an error.
+
+    Residual blocks the bundle has no weights for (a deeper trunk, a new context branch) start
+    as the identity (last convolution zeroed), so the grown model starts exactly where the
+    bundle's model was and its new blocks learn from there.
+    """
     from vidlab.enhance.infer import load_enhance_bundle
+    from vidlab.enhance.model import ResidualBlock
     from vidlab.errors import BundleError
 
     b = load_enhance_bundle(bundle)
@@ -121,6 +132,10 @@ def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, i
     if not matched:
         raise BundleError("no weight of this bundle fits the model being trained", b.path)
     model.load_state_dict(matched, strict=False)
+    for name, module in model.named_modules():
+        if isinstance(module, ResidualBlock) and f"{name}.conv2.weight" not in matched:
+            torch.nn.init.zeros_(module.conv2.weight)
+            torch.nn.init.zeros_(module.conv2.bias)
     return len(matched), len(own)
 
 
@@ -141,6 +156,7 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     )
     from vidlab.train.config import OptimConfig, ScheduleConfig
     from vidlab.train.ema import ModelEma
+    from vidlab.train.hardware import pick_device
     from vidlab.train.optim import Schedule, build_optimizer
     from vidlab.train.runlog import RunLogger
 
@@ -158,7 +174,10 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
 
-    records = build_pool(run, data, cfg.pool_spec())
+    device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one patch size all run: pick the fastest kernels
+    records = build_pool(run, data, cfg.pool_spec(), workers=cfg.pool_workers)
     train_pool = PairPool(run, records, "train", cfg.num_frames, cfg.scale)
     val_pool = PairPool(run, records, "val", cfg.num_frames, cfg.scale)
 
@@ -166,6 +185,7 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     if cfg.init and not resume:
         copied, total = init_from_bundle(model, cfg.init)
         log.info("initialised %d of %d weight tensors from %s", copied, total, cfg.init)
+    model.to(device)
     optimizer = build_optimizer(model, OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay))
     schedule = Schedule(optimizer, ScheduleConfig(warmup_epochs=cfg.warmup_steps),
                         steps_per_epoch=1, total_steps=cfg.steps)
@@ -195,9 +215,11 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     last = min(cfg.steps, stop_after or cfg.steps)
     bar = progress(total=last, initial=step, desc=f"enhance train ({cfg.task})")
     started, first_step = time.perf_counter(), step
+    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
     model.train()
-    while step < last:
-        inputs, targets = train_pool.batch(cfg.batch_size, cfg.patch)
+    while step < last and time.perf_counter() < deadline:
+        inputs, targets = (t.to(device, non_blocking=True)
+                           for t in train_pool.batch(cfg.batch_size, cfg.patch))
         loss = enhance_loss(model(inputs), targets, cfg.luma_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -215,14 +237,19 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
             logger.log({"phase": "val", "step": step, **val}, step=step)
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr_gain=f"{val['psnr_gain_db']:+.2f}")
             model.train()
-        if step % cfg.checkpoint_every == 0 or step == last:
+        if step % cfg.checkpoint_every == 0 or step == last or time.perf_counter() >= deadline:
             checkpoint()
     bar.close()
     elapsed = time.perf_counter() - started
-    summary: dict[str, Any] = {"run": str(run), "task": cfg.task, "step": step,
+    summary: dict[str, Any] = {"run": str(run), "task": cfg.task, "device": str(device), "step": step,
                                "steps": cfg.steps, "seconds": round(elapsed, 2),
                                "steps_per_s": round((step - first_step) / max(elapsed, 1e-9), 3)}
-    if step >= cfg.steps:
+    out_of_time = step < last
+    if out_of_time:
+        log.warning("max_minutes=%s spent at step %d of %d: ending the run here", cfg.max_minutes,
+                    step, cfg.steps)
+        summary["stopped_by_time_limit"] = True
+    if step >= cfg.steps or out_of_time:
         val = evaluate(ema.module, val_pool, with_filters=cfg.task == "restore")
         bundle = _save(run, cfg, ema.module, val, records)
         summary.update(bundle=str(bundle.path), val=val)

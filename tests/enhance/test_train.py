@@ -139,3 +139,13 @@ def test_max_minutes_ends_the_run_with_a_bundle(clean_root, tmp_path):
     assert summary["stopped_by_time_limit"] and 1 <= summary["step"] < 500
     assert load_bundle(summary["bundle"]).metrics["val"]["windows"] >= 1
     assert summary["device"] == "cpu"
+
+
+def test_time_budget_plans_the_steps_that_fit():
+    """The plan follows the measured pace, never past `steps`, always at least one more step."""
+    from vidlab.enhance.train import steps_that_fit
+
+    assert steps_that_fit(100, 100, 50.0, 25.0, 1000) == 150  # 0.5 s/step, 25 s left
+    assert steps_that_fit(100, 100, 50.0, 5000.0, 1000) == 1000
+    assert steps_that_fit(100, 100, 50.0, -3.0, 1000) == 101
+    assert steps_that_fit(300, 100, 10.0, 10.0, 1000) == 400  # pace of this call's steps only

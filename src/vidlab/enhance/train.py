@@ -54,8 +54,9 @@ class EnhanceTrainConfig:
     device: str = "auto"
     """`auto`: CUDA when present, else CPU; or any torch device name."""
     max_minutes: float | None = None
-    """Wall-clock budget of one call: when it is spent the run ends there as if it had reached
-    `steps` (EMA weights evaluated and bundled), the way a scheduled job must."""
+    """Wall-clock budget of one call: at every evaluation the planned steps are cut to what fits
+    at the measured pace and the cosine is re-fitted to them (so the learning rate still anneals);
+    the run then ends as if it had reached `steps` (EMA weights evaluated and bundled)."""
     pool_workers: int | None = None
     """Processes that make the pool (default: one per core, at most 8); not part of the result."""
     luma_weight: float = 0.0
@@ -216,8 +217,9 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     bar = progress(total=last, initial=step, desc=f"enhance train ({cfg.task})")
     started, first_step = time.perf_counter(), step
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
+    planned = cfg.steps
     model.train()
-    while step < last and time.perf_counter() < deadline:
+    while step < min(last, planned) and time.perf_counter() < deadline:
         inputs, targets = (t.to(device, non_blocking=True)
                            for t in train_pool.batch(cfg.batch_size, cfg.patch))
         loss = enhance_loss(model(inputs), targets, cfg.luma_weight)
@@ -237,14 +239,20 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
             logger.log({"phase": "val", "step": step, **val}, step=step)
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr_gain=f"{val['psnr_gain_db']:+.2f}")
             model.train()
-        if step % cfg.checkpoint_every == 0 or step == last or time.perf_counter() >= deadline:
+            if cfg.max_minutes:
+                planned = steps_that_fit(step, step - first_step, time.perf_counter() - started,
+                                         deadline - time.perf_counter(), cfg.steps)
+                schedule.total_steps = planned
+                schedule._apply()
+        if (step % cfg.checkpoint_every == 0 or step in (last, planned)
+                or time.perf_counter() >= deadline):
             checkpoint()
     bar.close()
     elapsed = time.perf_counter() - started
     summary: dict[str, Any] = {"run": str(run), "task": cfg.task, "device": str(device), "step": step,
                                "steps": cfg.steps, "seconds": round(elapsed, 2),
                                "steps_per_s": round((step - first_step) / max(elapsed, 1e-9), 3)}
-    out_of_time = step < last
+    out_of_time = step < last and (step >= planned or time.perf_counter() >= deadline)
     if out_of_time:
         log.warning("max_minutes=%s spent at step %d of %d: ending the run here", cfg.max_minutes,
                     step, cfg.steps)
@@ -255,6 +263,13 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
         summary.update(bundle=str(bundle.path), val=val)
     logger.close()
     return summary
+
+
+def steps_that_fit(step: int, done: int, spent_s: float, left_s: float, steps: int) -> int:
+    """The run's planned length under a time budget: `step` plus what fits in `left_s` at the
+    pace of the `done` steps that took `spent_s`, never beyond `steps` nor before `step + 1`."""
+    per_step = spent_s / max(done, 1)
+    return max(step + 1, min(steps, step + int(max(left_s, 0.0) / max(per_step, 1e-9))))
 
 
 @torch.no_grad()

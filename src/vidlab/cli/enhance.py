@@ -90,8 +90,8 @@ def train_cmd(
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, "
                                                       "cuda:1, ..."),
     max_minutes: float = typer.Option(None, "--max-minutes",
-                                      help="Wall-clock budget: end the run there (bundle "
-                                           "written) even before --steps."),
+                                      help="Time budget: the steps are cut to what fits and "
+                                           "the cosine re-fitted; the bundle is written."),
     workers: int = typer.Option(None, "--workers", help="Processes making the training pairs "
                                                         "(default: one per core, at most 8)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

@@ -242,8 +242,7 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
             if cfg.max_minutes:
                 planned = steps_that_fit(step, step - first_step, time.perf_counter() - started,
                                          deadline - time.perf_counter(), cfg.steps)
-                schedule.total_steps = planned
-                schedule._apply()
+                schedule.refit(planned)
         if (step % cfg.checkpoint_every == 0 or step in (last, planned)
                 or time.perf_counter() >= deadline):
             checkpoint()

@@ -100,6 +100,11 @@ class Schedule:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def refit(self, total_steps: int) -> None:
+        """Re-plan the run's length (a time budget's estimate) and set this step's rate to it."""
+        self.total_steps = max(1, total_steps)
+        self._apply()
+
     def _apply(self) -> None:
         f = lr_factor(self.step_num, self.total_steps, self.steps_per_epoch, self.cfg)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):

@@ -335,8 +335,7 @@ class Trainer:
         if planned != self.epochs:
             log.info("time budget %.1f min: %d epochs of %.1f s fit", budget, planned, per_epoch)
             self.epochs = planned
-            self.schedule.total_steps = self.steps_per_epoch * planned
-            self.schedule._apply()
+            self.schedule.refit(self.steps_per_epoch * planned)
 
     def _train_mode(self) -> None:
         self.model.train()

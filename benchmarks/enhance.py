@@ -26,7 +26,7 @@ from vidlab.io import VideoReader, psnr, ssim
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-PRETRAINED = ROOT / "src" / "vidlab" / "enhance" / "pretrained" / "restore.vidlab"
+PRETRAINED = ROOT / "src" / "vidlab" / "enhance" / "pretrained"
 
 
 def read_all(path: Path, limit: int | None) -> np.ndarray:
@@ -72,7 +72,7 @@ def restore_clips(frames: int, limit: int | None, per_clip: bool = False) -> dic
             clips.update({f"unseen {name} ({tag})": clip for name, clip in group.items()})
         clean, degraded, qps = zip(*group.values(), strict=True)
         clips[f"unseen x3 ({tag})"] = (np.concatenate(clean), np.concatenate(degraded),
-                                       None if None in qps else np.concatenate(qps))
+                                       None if any(q is None for q in qps) else np.concatenate(qps))
     return clips
 
 
@@ -147,9 +147,10 @@ def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--restore", type=Path, default=PRETRAINED if PRETRAINED.is_dir() else None,
-                    help="restore bundle (default: the committed pretrained one)")
-    ap.add_argument("--sr", type=Path, default=None, help="sr2x bundle (RUN/enhancer.vidlab)")
+    for task, flag in (("restore", "--restore"), ("sr2x", "--sr")):
+        committed = PRETRAINED / f"{task}.vidlab"
+        ap.add_argument(flag, type=Path, default=committed if committed.is_dir() else None,
+                        help=f"{task} bundle (default: the committed pretrained one)")
     ap.add_argument("--frames", type=int, default=24, help="frames per unseen clip")
     ap.add_argument("--limit", type=int, default=None, help="carphone frames (default: all 120)")
     ap.add_argument("--threads", type=int, default=None)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vidlab.enhance.baselines import DENOISERS, available_filters, bicubic2x, ffmpeg_filter
-from vidlab.enhance.degrade import CompressionSpec, downscale2x, encode_decode_qp
+from vidlab.enhance.degrade import CompressionSpec, downscale2x, encode_decode
 from vidlab.enhance.infer import enhance_stream, load_enhancer
 from vidlab.enhance.textures import render_clip
 from vidlab.io import VideoReader, psnr, ssim
@@ -34,15 +34,6 @@ def read_all(path: Path, limit: int | None) -> np.ndarray:
         return np.stack(list(r.iter_frames(0, limit)))
 
 
-def read_with_qp(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Frames and the decoder's QP maps (None unless every frame has one)."""
-    with VideoReader(path) as r:
-        items = list(r.iter_frames_with_qp(0, limit))
-    qps = [q for *_, q in items]
-    return (np.stack([f for _, _, f, _ in items]),
-            None if any(q is None for q in qps) else np.stack(qps))
-
-
 def unseen_clips(frames: int, seed: int) -> dict[str, np.ndarray]:
     """Two procedural texture clips (a seed training never used) and io's moving pattern."""
     from vidlab.io.writer import moving_pattern
@@ -53,26 +44,20 @@ def unseen_clips(frames: int, seed: int) -> dict[str, np.ndarray]:
     return clips
 
 
-Clip = tuple[np.ndarray, np.ndarray, np.ndarray | None]
-"""clean frames, degraded frames, the degraded stream's QP maps (None: the codec exports none)"""
-
-
-def restore_clips(frames: int, limit: int | None, per_clip: bool = False) -> dict[str, Clip]:
-    """name → clip; the unseen clips pooled, or one by one (`per_clip`)."""
-    clips: dict[str, Clip] = {}
+def restore_clips(frames: int, limit: int | None,
+                  per_clip: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name → (clean, degraded) frames; the unseen clips pooled, or one by one (`per_clip`)."""
+    clips = {}
     if (SHARED / "carphone_distorted.mp4").is_file():
         clips["carphone (real, x264 QP 50)"] = (read_all(SHARED / "carphone_pristine.mp4", limit),
-                                                *read_with_qp(SHARED / "carphone_distorted.mp4",
-                                                              limit))
+                                                read_all(SHARED / "carphone_distorted.mp4", limit))
     unseen = unseen_clips(frames, seed=12345)  # training used seeds 0/1: these clips are new
     for spec in (CompressionSpec("h264", "qp", 50), CompressionSpec("h264", "crf", 40)):
         tag = f"{spec.codec} {spec.mode} {spec.quality}"
-        group = {name: (c, *encode_decode_qp(c, spec)) for name, c in unseen.items()}
+        pairs = {name: (c, encode_decode(c, spec)) for name, c in unseen.items()}
         if per_clip:
-            clips.update({f"unseen {name} ({tag})": clip for name, clip in group.items()})
-        clean, degraded, qps = zip(*group.values(), strict=True)
-        clips[f"unseen x3 ({tag})"] = (np.concatenate(clean), np.concatenate(degraded),
-                                       None if any(q is None for q in qps) else np.concatenate(qps))
+            clips.update({f"unseen {name} ({tag})": pair for name, pair in pairs.items()})
+        clips[f"unseen x3 ({tag})"] = tuple(np.concatenate(x) for x in zip(*pairs.values(), strict=True))
     return clips
 
 
@@ -81,39 +66,34 @@ def score(clean: np.ndarray, out: np.ndarray) -> tuple[float, float]:
             float(np.mean([ssim(a, b) for a, b in zip(clean, out, strict=True)])))
 
 
-Method = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
-"""(degraded frames, their QP maps or None) → output frames"""
-
-
-def timed(fn: Method, x: np.ndarray, qp: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def timed(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, float]:
     t = time.perf_counter()
-    out = fn(x, qp)
+    out = fn(x)
     return out, len(x) / (time.perf_counter() - t)
 
 
-def model_fn(bundle: Path, ensemble: bool = False) -> Method:
-    """The model over a stream; a model trained with QP maps reads them (`None`: blind)."""
+def model_fn(bundle: Path, ensemble: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     model, _ = load_enhancer(bundle)
-    return lambda x, qp: np.stack(list(enhance_stream(model, x, ensemble=ensemble, qps=qp)))
+    return lambda x: np.stack(list(enhance_stream(model, x, ensemble=ensemble)))
 
 
 def restore_rows(bundle: Path | None, frames: int, limit: int | None,
                  per_clip: bool = False) -> list[dict]:
-    methods: dict[str, Method | None] = {"input": lambda x, qp: x}
+    methods: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {"input": lambda x: x}
     have = available_filters()
     for name in ("hqdn3d", "nlmeans", "atadenoise", "deblock"):
-        methods[f"ffmpeg {name}"] = (lambda x, qp, n=name: ffmpeg_filter(x, n)) if have[name] else None
+        methods[f"ffmpeg {name}"] = (lambda x, n=name: ffmpeg_filter(x, n)) if have[name] else None
     if bundle is not None:
         methods["vidlab restore"] = model_fn(bundle)
         methods["vidlab restore --ensemble"] = model_fn(bundle, ensemble=True)
     rows = []
-    for clip, (clean, degraded, qp) in restore_clips(frames, limit, per_clip).items():
+    for clip, (clean, degraded) in restore_clips(frames, limit, per_clip).items():
         base = None
         for name, fn in methods.items():
             if fn is None:
                 rows.append({"clip": clip, "method": name, "note": "not in this FFmpeg build"})
                 continue
-            out, fps = timed(fn, degraded, qp)
+            out, fps = timed(fn, degraded)
             p, s = score(clean, out)
             base = p if name == "input" else base
             rows.append({"clip": clip, "method": name, "psnr": round(p, 3), "ssim": round(s, 4),
@@ -127,7 +107,7 @@ def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
     if (SHARED / "carphone_pristine.mp4").is_file():
         clips["carphone pristine"] = read_all(SHARED / "carphone_pristine.mp4", limit)
     clips["unseen x3"] = np.concatenate(list(unseen_clips(frames, seed=54321).values()))
-    methods: dict[str, Method] = {"bicubic": lambda x, qp: bicubic2x(x)}
+    methods = {"bicubic": bicubic2x}
     if bundle is not None:
         methods["vidlab sr2x"] = model_fn(bundle)
         methods["vidlab sr2x --ensemble"] = model_fn(bundle, ensemble=True)

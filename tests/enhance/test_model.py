@@ -64,16 +64,3 @@ def test_context_branch_starts_silent_and_learns_to_act(h, w):
     assert torch.equal(grown(x), plain(x))
     torch.nn.init.normal_(grown.context.up[0].weight, 0, 0.05)
     assert grown(x).shape == (2, 3, h, w) and not torch.allclose(grown(x), plain(x))
-
-
-def test_the_qp_channel_reaches_the_output_and_unknown_is_the_default():
-    torch.manual_seed(0)
-    model = build_enhancer(num_frames=3, channels=8, num_blocks=1, qp_input=True).eval()
-    torch.nn.init.normal_(model.head[0].weight, 0, 0.05)
-    window = np.random.default_rng(2).integers(0, 255, (3, 20, 24, 3), dtype=np.uint8)
-    fine, coarse, unknown = (enhance_window(model, window, qp=np.full((3, 20, 24), q, np.uint8))
-                             for q in (20, 51, 255))
-    assert not np.array_equal(fine, coarse)
-    np.testing.assert_array_equal(enhance_window(model, window), unknown)
-    with pytest.raises(ValueError, match="B×4×3"):
-        model(torch.rand(1, 3, 3, 16, 16))

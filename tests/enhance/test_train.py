@@ -100,50 +100,6 @@ def test_init_copies_fitting_weights_and_refuses_other_bundles(clean_root, tmp_p
         steps=2, init=str(base), context_blocks=1, luma_weight=0.5))
     assert load_bundle(run["bundle"]).model_spec["kwargs"]["context_blocks"] == 1
 
-    reads_qp = build_enhancer(num_frames=3, channels=4, num_blocks=1, qp_input=True)
-    init_from_bundle(reads_qp, base)  # the QP planes' weights start at zero
-    for q in (0.5, -1.0):
-        assert torch.equal(reads_qp.eval()(torch.cat([x, torch.full_like(x[:, :1], q)], 1)),
-                           source(x))
-
-
-def test_qp_runs_keep_the_decoders_maps_and_learn_to_read_them(clean_root, tmp_path):
-    import torch
-
-    from vidlab.enhance import load_enhancer
-    from vidlab.enhance.pool import POOL_DIR, PairPool, build_pool
-
-    cfg = tiny_config(steps=2, qp_input=True)
-    summary = train_enhancer(clean_root, tmp_path / "qp", cfg)
-    model, bundle = load_enhancer(summary["bundle"])
-    assert model.qp_input and bundle.model_spec["kwargs"]["qp_input"] is True
-    records = build_pool(tmp_path / "qp", clean_root, cfg.pool_spec())
-    for r in records:  # the tiny clips are too small for x265, so every window is H.264
-        qp = np.load(tmp_path / "qp" / POOL_DIR / f"{r['name']}_qp.npy")
-        q = r["quality"]  # constant QP: I frames 3 finer, B frames 2 coarser (x264's ratios)
-        lo, hi = (q - 3, min(q + 2, 51)) if r["mode"] == "qp" else (1, 51)
-        assert r["qp_map"] and qp.shape == (5, 48, 64) and lo <= qp.min() <= qp.max() <= hi
-    pool = PairPool(tmp_path / "qp", records, "train", 3, 1, with_qp=True)
-    x, _ = pool.batch(4, patch=16)
-    assert x.shape == (4, 4, 3, 16, 16) and x[:, 3].min() > 0 and x[:, 3].max() <= 1
-    hidden, _ = PairPool(tmp_path / "qp", records, "train", 3, 1, with_qp=True,
-                         qp_drop=1.0).batch(4, patch=16)
-    assert torch.equal(hidden[:, 3], torch.full_like(hidden[:, 3], -1.0))
-    with pytest.raises(Exception, match="qp_input needs task restore"):
-        tiny_config("sr2x", qp_input=True)
-
-
-def test_mse_loss_is_what_psnr_measures():
-    import torch
-
-    from vidlab.enhance.train import enhance_loss
-
-    pred, target = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
-    assert enhance_loss(pred, target, kind="mse").item() == pytest.approx(0.25)
-    assert enhance_loss(pred, target).item() == pytest.approx(0.5, abs=1e-3)
-    with pytest.raises(Exception, match="unknown loss"):
-        tiny_config(loss="l3")
-
 
 def test_luma_weight_moves_the_loss_onto_luma():
     import torch

@@ -83,21 +83,6 @@ def test_cli_train_then_enhance_json(clean_root, tmp_path, capsys):
     assert "OutputExistsError" in capsys.readouterr().err
 
 
-def test_a_qp_model_reads_h264_maps_and_runs_blind_on_hevc(clean_root, tmp_path):
-    from tests.enhance.conftest import tiny_config
-
-    from vidlab.enhance import train_enhancer
-
-    bundle = train_enhancer(clean_root, tmp_path / "qp", tiny_config(qp_input=True))["bundle"]
-    frames = moving_square_frames(8, 64, 64, seed=5)
-    h264 = encode_video(tmp_path / "in.mp4", frames, options={"qp": "45"})
-    hevc = encode_video(tmp_path / "in_hevc.mp4", frames, codec="libx265",
-                        options={"x265-params": "qp=40:log-level=none"})
-    for src, with_maps in ((h264, 8), (hevc, 0)):
-        result = enhance_video(bundle, src, tmp_path / f"out_{src.stem}.mp4")
-        assert result["frames"] == 8 and result["qp_map_frames"] == with_maps
-
-
 def _carphone_pair(shared_clips, frames: int = 24) -> tuple[list, list]:
     from vidlab.io import VideoReader
 

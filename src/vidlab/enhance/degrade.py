@@ -13,8 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidlab.io.qp import EXPORT_OPTIONS, qp_map
-
 ENCODERS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9",
             "av1": "libsvtav1"}
 X265_MIN_SIDE = 64
@@ -36,13 +34,6 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
 
     H and W must be even (4:2:0). Returns the decoded frames, same shape, presentation order.
     """
-    return encode_decode_qp(frames, spec, fps)[0]
-
-
-def encode_decode_qp(frames: np.ndarray, spec: CompressionSpec, fps: int = 25
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
-    """`encode_decode`, and the decoder's QP maps `uint8 T×H×W` (None for codecs whose decoder
-    exports none: everything but H.264, see `vidlab.io.qp`)."""
     t, h, w, _ = frames.shape
     if spec.codec in ("h265", "hevc") and min(h, w) < X265_MIN_SIDE:
         raise ValueError(f"x265 needs frames of at least {X265_MIN_SIDE} px, got {w}x{h}")
@@ -57,15 +48,10 @@ def encode_decode_qp(frames: np.ndarray, spec: CompressionSpec, fps: int = 25
         out.mux(stream.encode())
     buf.seek(0)
     with av.open(buf, "r") as inp:
-        stream = inp.streams.video[0]
-        stream.codec_context.options = dict(EXPORT_OPTIONS)
-        decoded, qps = [], []
-        for fr in inp.decode(stream):
-            decoded.append(fr.to_ndarray(format="rgb24"))
-            qps.append(qp_map(fr))
+        decoded = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
     if len(decoded) != t:
         raise RuntimeError(f"round trip through {spec} returned {len(decoded)} of {t} frames")
-    return np.stack(decoded), None if any(q is None for q in qps) else np.stack(qps)
+    return np.stack(decoded)
 
 
 def _encoder_options(spec: CompressionSpec) -> dict[str, str]:
@@ -110,13 +96,12 @@ def upscale2x_bicubic(frames: np.ndarray) -> np.ndarray:
 
 def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
             quality_range: tuple[int, int] = (30, 51), noise_prob: float = 0.2,
-            max_noise: float = 6.0) -> tuple[np.ndarray, dict, np.ndarray | None]:
-    """The training input for `frames` under `task` ("restore" or "sr2x"), what was done, and
-    the decoder's QP maps (None when the codec exports none, or for sr2x)."""
+            max_noise: float = 6.0) -> tuple[np.ndarray, dict]:
+    """The training input for `frames` under `task` ("restore" or "sr2x") and what was done."""
     info: dict = {}
     x = frames
     if task == "sr2x":
-        return downscale2x(x), {"downscale": 2}, None
+        return downscale2x(x), {"downscale": 2}
     if rng.random() < noise_prob:
         sigma = float(rng.uniform(1.0, max_noise))
         x = add_noise(x, sigma, rng)
@@ -124,5 +109,4 @@ def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
     spec = random_compression(rng, quality_range,
                               h265_prob=0.2 if min(x.shape[1:3]) >= X265_MIN_SIDE else 0.0)
     info.update(codec=spec.codec, mode=spec.mode, quality=spec.quality, preset=spec.preset)
-    decoded, qp = encode_decode_qp(x, spec)
-    return decoded, info, qp
+    return encode_decode(x, spec), info

@@ -3,7 +3,6 @@ frames are large, so memory stays bounded), and a whole stream of frames (a slid
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidlab.enhance.model import QP_UNKNOWN_U8, EnhanceNet, build_enhancer, model_input
+from vidlab.enhance.model import EnhanceNet, build_enhancer
 from vidlab.errors import BundleError
 
 TILE = 256
@@ -44,21 +43,15 @@ def load_enhancer(bundle: str | Path) -> tuple[EnhanceNet, Any]:
 
 @torch.no_grad()
 def enhance_window(model: EnhanceNet, window: np.ndarray, tile: int = TILE,
-                   ensemble: bool = False, qp: np.ndarray | None = None) -> np.ndarray:
+                   ensemble: bool = False) -> np.ndarray:
     """`uint8 T×H×W×3` (T = model.num_frames) → the enhanced centre frame `uint8 sH×sW×3`.
 
-    `qp`: the frames' decoder QP maps `uint8 T×H×W` (255 where unknown; None: all unknown),
-    read only by a model trained with them (`model.qp_input`). `ensemble` averages the outputs
-    for the 4 horizontal/vertical flips of the input (the training augmentations): usually a
-    little better, 4x slower.
+    `ensemble` averages the outputs for the 4 horizontal/vertical flips of the input (the
+    training augmentations): usually a little better, 4x slower.
     """
     device = next(model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(window)).to(device).permute(3, 0, 1, 2)[None]
-    if model.qp_input:
-        q = (torch.full(x.shape[2:], QP_UNKNOWN_U8, dtype=torch.uint8) if qp is None
-             else torch.from_numpy(np.ascontiguousarray(qp)))
-        x = torch.cat([x, q.to(device)[None, None]], 1)
-    x = model_input(x)
+    x = x.float() / 255
 
     def run(inp: torch.Tensor) -> torch.Tensor:
         return _tiled(model, inp, tile) if max(inp.shape[-2:]) > tile else model(inp)
@@ -90,33 +83,24 @@ def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray], tile: int = TILE,
-                   ensemble: bool = False,
-                   qps: Iterable[np.ndarray | None] | None = None) -> Iterator[np.ndarray]:
+                   ensemble: bool = False) -> Iterator[np.ndarray]:
     """Enhance every frame of a stream, in order; memory holds `num_frames` input frames.
 
-    `qps`: each frame's decoder QP map or None (in step with `frames`; see `enhance_window`).
     The window around frame p is frames p-r..p+r, clamped to the first and last frame.
     """
     r = model.num_frames // 2
-    recent: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    qps = itertools.repeat(None) if qps is None else qps
+    recent: dict[int, np.ndarray] = {}
 
-    def run(p: int, last: int) -> np.ndarray:
-        items = [recent[min(max(i, 0), last)] for i in range(p - r, p + r + 1)]
-        window = np.stack([f for f, _ in items])
-        qp = None
-        if model.qp_input and any(q is not None for _, q in items):
-            qp = np.stack([np.full(f.shape[:2], QP_UNKNOWN_U8, np.uint8) if q is None else q
-                           for f, q in items])
-        return enhance_window(model, window, tile, ensemble, qp)
+    def window(p: int, last: int) -> np.ndarray:
+        return np.stack([recent[min(max(i, 0), last)] for i in range(p - r, p + r + 1)])
 
     n = 0
-    for i, (frame, qp) in enumerate(zip(frames, qps, strict=False)):  # qps may be endless
-        recent[i] = frame, qp
+    for i, frame in enumerate(frames):
+        recent[i] = frame
         n = i + 1
         p = i - r
         if p >= 0:
-            yield run(p, i)
+            yield enhance_window(model, window(p, i), tile, ensemble)
             recent.pop(p - r, None)
     for p in range(max(0, n - r), n):
-        yield run(p, n - 1)
+        yield enhance_window(model, window(p, n - 1), tile, ensemble)

@@ -9,13 +9,8 @@ An optional context branch (`context_blocks`) runs residual blocks at quarter re
 adds their upsampled result to the fused features before the trunk: heavy compression smears
 whole 16 px macroblocks, and the branch sees ~4x as far for ~20 % more compute.
 
-With `qp_input` the model also reads the decoder's quantiser map (`vidlab.io.qp`) as a fourth
-input channel: QP / 51 per pixel, or -1 where the codec exported none. Heavy and light
-compression need different strengths; a blind model averages them, one that reads the QP does not
-have to (and still works blind on -1, which training shows it on purpose).
-
-Input: float `B×C×T×H×W` in [0, 1] (the DESIGN clip layout; C = 3, or 4 with `qp_input`), T odd.
-Output: `B×3×sH×sW`. Any H, W work: the input is padded to even size and the output cropped back.
+Input: float `B×C×T×H×W` in [0, 1] (the DESIGN clip layout), T odd. Output: `B×C×sH×sW`.
+Any H, W work: the input is reflect-padded to even size and the output cropped back.
 """
 
 from __future__ import annotations
@@ -23,8 +18,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from vidlab.io.qp import H264_QP_MAX
 
 
 class ResidualBlock(nn.Module):
@@ -60,37 +53,19 @@ class ContextBranch(nn.Module):
         return y[..., :h, :w]
 
 
-QP_UNKNOWN = -1.0
-"""The QP channel's value where the decoder exported no quantiser map."""
-QP_UNKNOWN_U8 = 255
-"""The same in uint8 QP maps (the pool's and the stream's format)."""
-
-
-def model_input(x: torch.Tensor) -> torch.Tensor:
-    """uint8 `B×C×T×H×W` — RGB, then (C = 4) a QP map — → the model's float input: RGB in
-    [0, 1], QP / 51 or `QP_UNKNOWN`."""
-    rgb = x[:, :3].float() / 255
-    if x.shape[1] == 3:
-        return rgb
-    q = x[:, 3:].float()
-    return torch.cat([rgb, torch.where(q > H264_QP_MAX, QP_UNKNOWN, q / H264_QP_MAX)], 1)
-
-
 class EnhanceNet(nn.Module):
     """Few frames in, centre frame out; `scale` 1 (restore) or 2 (sr2x)."""
 
     def __init__(self, num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                 scale: int = 1, context_blocks: int = 0, qp_input: bool = False):
+                 scale: int = 1, context_blocks: int = 0):
         super().__init__()
         if num_frames < 1 or num_frames % 2 == 0:
             raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
         if scale not in (1, 2):
             raise ValueError(f"scale must be 1 or 2, got {scale}")
-        self.num_frames, self.scale, self.qp_input = num_frames, scale, qp_input
-        self.in_channels = 4 if qp_input else 3
-        self.extract = nn.Sequential(  # per frame, shared weights, at half resolution; the QP
-            nn.Conv2d(3 * 4 + 2 * qp_input, channels, 3, padding=1),  # planes come last
-            nn.LeakyReLU(0.1, inplace=True))
+        self.num_frames, self.scale = num_frames, scale
+        self.extract = nn.Sequential(  # per frame, shared weights, at half resolution
+            nn.Conv2d(3 * 4, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.fuse = nn.Sequential(  # early temporal fusion of all frames' features
             nn.Conv2d(channels * num_frames, channels, 1), nn.LeakyReLU(0.1, inplace=True))
         self.context = ContextBranch(channels, context_blocks) if context_blocks else None
@@ -104,19 +79,14 @@ class EnhanceNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
-        if t != self.num_frames or c != self.in_channels:
-            raise ValueError(f"expected B×{self.in_channels}×{self.num_frames}×H×W, "
-                             f"got {tuple(x.shape)}")
-        centre = x[:, :3, t // 2]
+        if t != self.num_frames or c != 3:
+            raise ValueError(f"expected B×3×{self.num_frames}×H×W, got {tuple(x.shape)}")
+        centre = x[:, :, t // 2]
         ph, pw = h % 2, w % 2
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
         if ph or pw:
             frames = F.pad(frames, (0, pw, 0, ph), mode="replicate")
-        inp = F.pixel_unshuffle(frames[:, :3], 2)
-        if self.qp_input:  # [QP, known] at half resolution (a macroblock is 8×8 there)
-            q = F.max_pool2d(frames[:, 3:], 2)
-            inp = torch.cat([inp, q.clamp(min=0), (q >= 0).to(q.dtype)], 1)
-        feats = self.extract(inp)
+        feats = self.extract(F.pixel_unshuffle(frames, 2))
         feats = feats.reshape(b, t * feats.shape[1], *feats.shape[2:])
         fused = self.fuse(feats)
         if self.context is not None:
@@ -134,7 +104,7 @@ def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def build_enhancer(num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                   scale: int = 1, context_blocks: int = 0, qp_input: bool = False) -> EnhanceNet:
+                   scale: int = 1, context_blocks: int = 0) -> EnhanceNet:
     """Builder with plain keyword arguments (the bundle's `model.kwargs`)."""
     return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale,
-                      context_blocks=context_blocks, qp_input=qp_input)
+                      context_blocks=context_blocks)

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from vidlab.enhance.degrade import degrade
-from vidlab.enhance.model import QP_UNKNOWN_U8, model_input
 from vidlab.errors import DatasetError
 from vidlab.progress import progress
 
@@ -48,8 +47,6 @@ class PoolSpec:
     lead_frames: int = 16
     """Up to this many frames (drawn per window) are encoded before the window and dropped:
     most frames of a real video sit far from a keyframe, not at the start of a fresh stream."""
-    qp_maps: bool = True
-    """Windows keep the decoder's QP maps (`RUN/pool/wNNNNN_qp.npy`; H.264 windows only)."""
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,7 +119,7 @@ def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] |
     clean = _read_window(clip, spec, rng, lead)
     if clean is None:
         return None
-    degraded, info, qp = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
+    degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
     lead = max(0, min(lead, len(clean) - spec.window_frames))
     clean, degraded = clean[lead:], degraded[lead:]
     if lead:
@@ -130,9 +127,6 @@ def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] |
     name = f"w{w:05d}"
     np.save(root / f"{name}_clean.npy", clean)
     np.save(root / f"{name}_degraded.npy", degraded)
-    if qp is not None and spec.qp_maps:
-        np.save(root / f"{name}_qp.npy", qp[lead:])
-        info["qp_map"] = True
     return {"name": name, "split": split, "clip": str(clip), **info}
 
 
@@ -162,20 +156,13 @@ def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator,
 
 class PairPool:
     """Memory-mapped windows of one split; draws training batches with torch's global RNG
-    (so a resumed run, whose RNG state is restored, draws exactly the same batches).
-
-    With `with_qp` the inputs carry the QP channel (`B×4×T×h×w`); each sample hides its map
-    with probability `qp_drop` (and H.265 windows have none), so the model also learns to
-    restore blind.
-    """
+    (so a resumed run, whose RNG state is restored, draws exactly the same batches)."""
 
     def __init__(self, run_dir: str | Path, records: list[dict[str, Any]], split: str,
-                 num_frames: int, scale: int, with_qp: bool = False, qp_drop: float = 0.0):
+                 num_frames: int, scale: int):
         root = Path(run_dir) / POOL_DIR
         self.num_frames, self.scale = num_frames, scale
-        self.with_qp, self.qp_drop = with_qp, qp_drop
         self.clean, self.degraded = [], []
-        self.qp: list[np.ndarray | None] = []
         for r in records:
             if r["split"] != split:
                 continue
@@ -184,8 +171,6 @@ class PairPool:
                 continue
             self.clean.append(clean)
             self.degraded.append(np.load(root / f"{r['name']}_degraded.npy", mmap_mode="r"))
-            qp_path = root / f"{r['name']}_qp.npy"
-            self.qp.append(np.load(qp_path, mmap_mode="r") if qp_path.is_file() else None)
         if not self.clean:
             raise DatasetError(f"no {split} windows with at least {num_frames} frames", root)
         self.max_patch = min(min(d.shape[1:3]) for d in self.degraded)
@@ -196,8 +181,7 @@ class PairPool:
         return len(self.clean)
 
     def batch(self, batch_size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(inputs B×C×T×h×w, targets B×3×sh×sw)` float, random patches: RGB in [0, 1] and,
-        `with_qp`, the QP channel."""
+        """`(inputs B×3×T×h×w, targets B×3×sh×sw)` float in [0, 1], random patches."""
         xs, ys = [], []
         s = self.scale
         side = min(patch // s, self.max_patch)
@@ -212,29 +196,18 @@ class PairPool:
             c = t0 + self.num_frames // 2
             y = torch.from_numpy(np.array(clean[c, y0 * s:(y0 + ph) * s, x0 * s:(x0 + pw) * s]))
             x, y = x.permute(3, 0, 1, 2), y.permute(2, 0, 1)  # 3×T×h×w, 3×H×W
-            if self.with_qp:  # the QP map rides along as a 4th channel through the flips
-                qp = self.qp[i]
-                hide = qp is None or float(torch.rand(())) < self.qp_drop
-                q = (torch.full(x.shape[1:], QP_UNKNOWN_U8, dtype=torch.uint8) if hide else
-                     torch.from_numpy(np.array(qp[t0:t0 + self.num_frames, y0:y0 + ph,
-                                                  x0:x0 + pw])))
-                x = torch.cat([x, q[None]])
             x, y = _augment(x, y)
             xs.append(x)
             ys.append(y)
-        return model_input(torch.stack(xs)), torch.stack(ys).float() / 255
+        return torch.stack(xs).float() / 255, torch.stack(ys).float() / 255
 
-    def window(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The `num_frames` degraded frames around window `i`'s middle, their QP maps (None
-        without), and the clean centre frame."""
+    def window(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `num_frames` degraded frames around window `i`'s middle, and its clean centre."""
         deg, clean = self.degraded[i], self.clean[i]
         c = deg.shape[0] // 2
         r = self.num_frames // 2
         c = min(max(c, r), deg.shape[0] - 1 - r)
-        qp = self.qp[i]
-        return (np.array(deg[c - r:c + r + 1]),
-                None if qp is None else np.array(qp[c - r:c + r + 1]), np.array(clean[c]))
-
+        return np.array(deg[c - r:c + r + 1]), np.array(clean[c])
 
 
 def _augment(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -62,15 +62,6 @@ class EnhanceTrainConfig:
     luma_weight: float = 0.0
     """Share of the loss measured on luma (BT.601) instead of RGB: PSNR is usually reported on
     luma, and heavy compression spends most of its bits there."""
-    loss: str = "charbonnier"
-    """`charbonnier` (a smooth L1: robust, sharp) or `mse` (what PSNR measures: a short `mse`
-    fine-tune of a Charbonnier-trained model usually adds a little PSNR)."""
-    qp_input: bool = False
-    """The model also reads the decoder's QP maps (`vidlab.io.qp`: H.264's quantiser per
-    macroblock), so one model can match its strength to the compression it sees."""
-    qp_drop: float = 0.15
-    """With `qp_input`: share of training samples whose QP map is hidden (read as unknown),
-    so the model still restores streams whose codec exports none."""
     init: str | None = None
     """A bundle to start from: every weight whose name and shape match is copied (a model grown
     with a context branch starts exactly where the bundle's model was)."""
@@ -88,12 +79,6 @@ class EnhanceTrainConfig:
             raise ConfigError(f"luma_weight must be in [0, 1], got {self.luma_weight}")
         if self.context_blocks < 0:
             raise ConfigError("context_blocks must be >= 0")
-        if not 0.0 <= self.qp_drop <= 1.0:
-            raise ConfigError(f"qp_drop must be in [0, 1], got {self.qp_drop}")
-        if self.qp_input and self.task != "restore":
-            raise ConfigError("qp_input needs task restore (sr2x inputs are not decoded streams)")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
 
     @property
     def scale(self) -> int:
@@ -104,8 +89,6 @@ class EnhanceTrainConfig:
                   "num_blocks": self.num_blocks, "scale": self.scale}
         if self.context_blocks:  # absent from older bundles, whose models have no branch
             kwargs["context_blocks"] = self.context_blocks
-        if self.qp_input:
-            kwargs["qp_input"] = True
         return kwargs
 
     def pool_spec(self) -> PoolSpec:
@@ -120,21 +103,13 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return ((pred - target) ** 2).mean()
-
-
-LOSSES = {"charbonnier": charbonnier, "mse": mse}
-
-
-def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0,
-                 kind: str = "charbonnier") -> torch.Tensor:
-    """`kind` (charbonnier or mse) on RGB, with `luma_weight` of it moved onto BT.601 luma."""
-    fn = LOSSES[kind]
-    loss = fn(pred, target)
+def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0
+                 ) -> torch.Tensor:
+    """Charbonnier on RGB, with `luma_weight` of it moved onto the BT.601 luma."""
+    loss = charbonnier(pred, target)
     if luma_weight:
         weights = torch.tensor(LUMA_WEIGHTS, device=pred.device).view(1, 3, 1, 1)
-        luma = fn((pred * weights).sum(1), (target * weights).sum(1))
+        luma = charbonnier((pred * weights).sum(1), (target * weights).sum(1))
         loss = (1 - luma_weight) * loss + luma_weight * luma
     return loss
 
@@ -144,9 +119,8 @@ def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, i
     `(copied, total)` tensors. A bundle of another task or with nothing in common is an error.
 
     Residual blocks the bundle has no weights for (a deeper trunk, a new context branch) start
-    as the identity (last convolution zeroed), and convolutions that gained input channels (the
-    QP planes of `qp_input`) keep the bundle's weights with zeros for the new channels, so the
-    grown model starts exactly where the bundle's model was and learns from there.
+    as the identity (last convolution zeroed), so the grown model starts exactly where the
+    bundle's model was and its new blocks learn from there.
     """
     from vidlab.enhance.infer import load_enhance_bundle
     from vidlab.enhance.model import ResidualBlock
@@ -154,9 +128,8 @@ def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, i
 
     b = load_enhance_bundle(bundle)
     own = model.state_dict()
-    matched = {k: v if own[k].shape == v.shape else _widened(v, own[k])
-               for k, v in b.state_dict().items()
-               if k in own and (own[k].shape == v.shape or _widens(v, own[k]))}
+    matched = {k: v for k, v in b.state_dict().items()
+               if k in own and own[k].shape == v.shape}
     if not matched:
         raise BundleError("no weight of this bundle fits the model being trained", b.path)
     model.load_state_dict(matched, strict=False)
@@ -165,19 +138,6 @@ def init_from_bundle(model: torch.nn.Module, bundle: str | Path) -> tuple[int, i
             torch.nn.init.zeros_(module.conv2.weight)
             torch.nn.init.zeros_(module.conv2.bias)
     return len(matched), len(own)
-
-
-def _widens(theirs: torch.Tensor, ours: torch.Tensor) -> bool:
-    """A convolution that gained input channels (the QP planes come after RGB)."""
-    return (theirs.ndim == 4 and ours.ndim == 4 and theirs.shape[0] == ours.shape[0]
-            and theirs.shape[1] < ours.shape[1] and theirs.shape[2:] == ours.shape[2:])
-
-
-def _widened(theirs: torch.Tensor, ours: torch.Tensor) -> torch.Tensor:
-    """`theirs` on the leading input channels, zeros on the new ones: same output as before."""
-    out = torch.zeros_like(ours)
-    out[:, :theirs.shape[1]] = theirs
-    return out
 
 
 def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig | None = None,
@@ -219,9 +179,8 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one patch size all run: pick the fastest kernels
     records = build_pool(run, data, cfg.pool_spec(), workers=cfg.pool_workers)
-    train_pool = PairPool(run, records, "train", cfg.num_frames, cfg.scale, cfg.qp_input,
-                          cfg.qp_drop)
-    val_pool = PairPool(run, records, "val", cfg.num_frames, cfg.scale, cfg.qp_input)
+    train_pool = PairPool(run, records, "train", cfg.num_frames, cfg.scale)
+    val_pool = PairPool(run, records, "val", cfg.num_frames, cfg.scale)
 
     model = build_enhancer(**cfg.model_kwargs())
     if cfg.init and not resume:
@@ -263,7 +222,7 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     while step < min(last, planned) and time.perf_counter() < deadline:
         inputs, targets = (t.to(device, non_blocking=True)
                            for t in train_pool.batch(cfg.batch_size, cfg.patch))
-        loss = enhance_loss(model(inputs), targets, cfg.luma_weight, cfg.loss)
+        loss = enhance_loss(model(inputs), targets, cfg.luma_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -324,9 +283,9 @@ def evaluate(model: torch.nn.Module, pool: PairPool, with_filters: bool = False)
     if with_filters:
         scores.update(psnr_nlmeans=[])
     for i in range(len(pool)):
-        window, qp, clean = pool.window(i)
+        window, clean = pool.window(i)
         centre = window[len(window) // 2]
-        scores["psnr"].append(psnr(clean, enhance_window(model, window, qp=qp)))
+        scores["psnr"].append(psnr(clean, enhance_window(model, window)))
         base = bicubic2x(centre[None])[0] if pool.scale == 2 else centre
         scores["psnr_input"].append(psnr(clean, base))
         if with_filters:

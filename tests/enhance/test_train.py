@@ -101,6 +101,18 @@ def test_init_copies_fitting_weights_and_refuses_other_bundles(clean_root, tmp_p
     assert load_bundle(run["bundle"]).model_spec["kwargs"]["context_blocks"] == 1
 
 
+def test_mse_loss_is_what_psnr_measures():
+    import torch
+
+    from vidlab.enhance.train import enhance_loss
+
+    pred, target = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
+    assert enhance_loss(pred, target, kind="mse").item() == pytest.approx(0.25)
+    assert enhance_loss(pred, target).item() == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(Exception, match="unknown loss"):
+        tiny_config(loss="l3")
+
+
 def test_luma_weight_moves_the_loss_onto_luma():
     import torch
 

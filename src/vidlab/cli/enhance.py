@@ -77,6 +77,9 @@ def train_cmd(
                                             "branch (0: none)."),
     luma_weight: float = typer.Option(0.0, "--luma-weight",
                                       help="Share of the loss on luma rather than RGB (0-1)."),
+    loss: str = typer.Option("charbonnier", "--loss",
+                             help="charbonnier (smooth L1) or mse (what PSNR measures; for a "
+                                  "short final fine-tune)."),
     init: Path = typer.Option(None, "--init", help="Start from this enhancement bundle's "
                                                    "weights (those whose names/shapes fit)."),
     lr: float = typer.Option(1e-3, "--lr"),
@@ -108,7 +111,8 @@ def train_cmd(
     cfg = EnhanceTrainConfig(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
         channels=channels, num_blocks=blocks, context_blocks=context_blocks,
-        luma_weight=luma_weight, init=str(init) if init else None, lr=lr, seed=seed, threads=threads,
+        luma_weight=luma_weight, loss=loss, init=str(init) if init else None, lr=lr,
+        seed=seed, threads=threads,
         device=device, pool_workers=workers, max_minutes=max_minutes,
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
         pool={"windows": windows, "val_windows": max(1, min(16, windows // 8)),

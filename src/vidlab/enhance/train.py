@@ -62,6 +62,9 @@ class EnhanceTrainConfig:
     luma_weight: float = 0.0
     """Share of the loss measured on luma (BT.601) instead of RGB: PSNR is usually reported on
     luma, and heavy compression spends most of its bits there."""
+    loss: str = "charbonnier"
+    """`charbonnier` (a smooth L1: robust, sharp) or `mse` (what PSNR measures; for a short final
+    fine-tune of a Charbonnier-trained model)."""
     init: str | None = None
     """A bundle to start from: every weight whose name and shape match is copied (a model grown
     with a context branch starts exactly where the bundle's model was)."""
@@ -79,6 +82,8 @@ class EnhanceTrainConfig:
             raise ConfigError(f"luma_weight must be in [0, 1], got {self.luma_weight}")
         if self.context_blocks < 0:
             raise ConfigError("context_blocks must be >= 0")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
 
     @property
     def scale(self) -> int:
@@ -103,13 +108,21 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0
-                 ) -> torch.Tensor:
-    """Charbonnier on RGB, with `luma_weight` of it moved onto the BT.601 luma."""
-    loss = charbonnier(pred, target)
+def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((pred - target) ** 2).mean()
+
+
+LOSSES = {"charbonnier": charbonnier, "mse": mse}
+
+
+def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0,
+                 kind: str = "charbonnier") -> torch.Tensor:
+    """`kind` (charbonnier or mse) on RGB, with `luma_weight` of it moved onto BT.601 luma."""
+    fn = LOSSES[kind]
+    loss = fn(pred, target)
     if luma_weight:
         weights = torch.tensor(LUMA_WEIGHTS, device=pred.device).view(1, 3, 1, 1)
-        luma = charbonnier((pred * weights).sum(1), (target * weights).sum(1))
+        luma = fn((pred * weights).sum(1), (target * weights).sum(1))
         loss = (1 - luma_weight) * loss + luma_weight * luma
     return loss
 
@@ -222,7 +235,7 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     while step < min(last, planned) and time.perf_counter() < deadline:
         inputs, targets = (t.to(device, non_blocking=True)
                            for t in train_pool.batch(cfg.batch_size, cfg.patch))
-        loss = enhance_loss(model(inputs), targets, cfg.luma_weight)
+        loss = enhance_loss(model(inputs), targets, cfg.luma_weight, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

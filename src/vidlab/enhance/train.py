@@ -108,11 +108,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
     return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
 
 
-def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return ((pred - target) ** 2).mean()
-
-
-LOSSES = {"charbonnier": charbonnier, "mse": mse}
+LOSSES = {"charbonnier": charbonnier, "mse": torch.nn.functional.mse_loss}
 
 
 def enhance_loss(pred: torch.Tensor, target: torch.Tensor, luma_weight: float = 0.0,

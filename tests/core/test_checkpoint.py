@@ -30,17 +30,39 @@ def test_rng_state_roundtrip_through_a_checkpoint_replays_the_same_draws(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
-def test_load_refuses_pickled_code(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
+class _Evil:
+    """Pickles to a call of `open(marker, "w")`: loading it unsafely would create `marker`."""
 
-    path = tmp_path / "evil.pt"
-    path.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(CheckpointError, match="evil.pt"):
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle"])
+def test_load_refuses_pickled_code_without_running_it_or_suggesting_unsafe_loading(tmp_path, how):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "last.pt"
+    if how == "torch.save":
+        torch.save({"model": _Evil(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(_Evil(marker)))
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a vidlab checkpoint") and "\n" not in message
+    assert "weights_only" not in message and "trust" not in message
+    assert not marker.exists()
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_junk_checkpoint_is_named_unreadable(tmp_path):
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch file"):
+        load_checkpoint(path)
 
 
 def test_runlog_truncates_records_a_resume_will_redo(tmp_path):

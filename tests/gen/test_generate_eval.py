@@ -107,8 +107,23 @@ def test_missing_or_bad_i3d_file_is_a_clear_error(tmp_path: Path, tiny_run: Path
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torchscript archive")
     with pytest.raises(ModelError, match="not a loadable TorchScript"):
-        load_i3d(bad)
+        load_i3d(bad, trust_code=True)
     code = run_cli("gan", "eval", str(tiny_run / "generator.vidlab"), "--classifier", "x",
-                   "--data", "y", "--i3d", str(bad))
+                   "--data", "y", "--i3d", str(bad), "--trust-i3d-code")
     assert code == 1
     assert "bad.pt" in capsys.readouterr().err
+
+
+def test_a_torchscript_detector_is_only_loaded_when_trusted(tmp_path: Path, tiny_run: Path,
+                                                            capsys):
+    """TorchScript runs code when loaded: a real TorchScript file is refused unless asked."""
+    from vidlab.gen.fvd import load_i3d
+
+    path = tmp_path / "i3d_torchscript.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(ModelError, match="runs the code it holds.*--trust-i3d-code"):
+        load_i3d(path)
+    assert load_i3d(path, trust_code=True) is not None
+    code = run_cli("gan", "eval", str(tiny_run / "generator.vidlab"), "--classifier", "x",
+                   "--data", "y", "--i3d", str(path))
+    assert code == 1 and "--trust-i3d-code" in capsys.readouterr().err

@@ -6,6 +6,7 @@ parsing and printing only and call the public Python function behind each verb.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -66,15 +67,31 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
+    except Exception as exc:  # usage errors (bad verb, flag or value) and the like
+        kinds = _usage_exception_types()
+        if isinstance(exc, kinds["Exit"]):
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        if isinstance(exc, kinds["ClickException"]):
+            exc.show()  # the usage line, then "Error: <one line>"
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, kinds["Abort"]):
             print("aborted", file=sys.stderr)
             sys.exit(1)
         raise
+
+
+def _usage_exception_types() -> dict[str, tuple[type, ...]]:
+    """The `Exit`, `Abort` and `ClickException` classes Typer raises, whichever generation is
+    installed: Typer >= 0.26 defines them itself (`typer.exceptions`, its vendored click in
+    `typer._click`), older Typer re-raises click's. `tests/core/test_cli_usage.py` runs both."""
+    kinds: dict[str, list[type]] = {"Exit": [], "Abort": [], "ClickException": []}
+    for name in ("typer.exceptions", "typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for kind, found in kinds.items():
+            cls = getattr(module, kind, None)
+            if isinstance(cls, type):
+                found.append(cls)
+    return {kind: tuple(found) for kind, found in kinds.items()}

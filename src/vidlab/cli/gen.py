@@ -61,8 +61,11 @@ def eval_(
     data: str = typer.Option(..., "--data", help="Real videos: folder-per-class tree or manifest."),
     num_samples: int = typer.Option(256, "--num-samples", "-n", help="Clips per set."),
     seed: int = typer.Option(0, "--seed"),
-    i3d: Path | None = typer.Option(None, "--i3d", help="I3D TorchScript file for FVD "
-                                    "(trusted files only: TorchScript runs code)."),
+    i3d: Path | None = typer.Option(None, "--i3d", help="I3D TorchScript file for FVD. "
+                                    "Loading it EXECUTES the code in the file: refused "
+                                    "unless --trust-i3d-code is given too."),
+    trust_i3d_code: bool = typer.Option(False, "--trust-i3d-code",
+                                        help="Allow loading (running) the --i3d file."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Fréchet distance (classifier features) and class consistency, with real baselines."""
@@ -73,7 +76,7 @@ def eval_(
     if i3d is not None:
         from vidlab.gen.fvd import load_i3d
 
-        fvd_detector = load_i3d(i3d)  # fail fast, before the long evaluation
+        fvd_detector = load_i3d(i3d, trust_code=trust_i3d_code)  # fail fast
     entries = load_entries(data)
     result = evaluate_generator(bundle, classifier, entries, num_samples=num_samples, seed=seed)
     if fvd_detector is not None:

@@ -23,11 +23,18 @@ FVD_FRAMES = 16
 DETECTOR_KWARGS = {"rescale": False, "resize": True, "return_features": True}
 
 
-def load_i3d(path: str | Path) -> Any:
-    """Load the I3D TorchScript detector; `ModelError` naming the file if that is impossible."""
+def load_i3d(path: str | Path, *, trust_code: bool = False) -> Any:
+    """Load the I3D TorchScript detector; `ModelError` naming the file if that is impossible.
+
+    Loading TorchScript runs the code the file holds, so it is refused unless the caller says
+    the file is trusted (`trust_code=True`, `--trust-i3d-code` on the command line).
+    """
     p = Path(path)
     if not p.is_file():
         raise ModelError("I3D detector file not found (pass a local i3d_torchscript.pt)", p)
+    if not trust_code:
+        raise ModelError("loading a TorchScript file runs the code it holds; pass "
+                         "--trust-i3d-code (trust_code=True) if you trust this file", p)
     try:
         return torch.jit.load(str(p), map_location="cpu").eval()
     except Exception as exc:  # TorchScript raises RuntimeError and several internal types

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,26 @@ from vidlab.errors import ModelError
 log = logging.getLogger(__name__)
 
 _WRAPPERS = ("state_dict", "model", "model_state", "module")
+
+
+def load_torch_data(path: str | Path) -> Any:
+    """`torch.load` of tensors and plain containers only (`weights_only=True`): no code runs.
+
+    Raises `ValueError` with a reason that never repeats torch's advice to load the file
+    unsafely (`weights_only=False`): a file holding other pickled objects is not ours to run.
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError("it holds pickled Python objects besides tensors and plain data, "
+                         "which vidlab never loads (nothing in the file was run)") from exc
+    except Exception as exc:  # RuntimeError and others for junk or truncated files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in first or "trust" in first:
+            first = type(exc).__name__
+        raise ValueError(f"not a readable PyTorch file ({first})") from exc
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -43,10 +64,9 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
             raise ModelError("holds no tensors", path)
         return obj
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for non-tensor pickles, RuntimeError for junk
-        raise ModelError("not a plain tensor state dict (refusing to unpickle arbitrary objects "
-                         f"with weights_only=True): {str(exc).splitlines()[0]}", path) from exc
+        obj = load_torch_data(path)
+    except ValueError as exc:
+        raise ModelError(f"not a plain tensor state dict: {exc}", path) from exc
     while isinstance(obj, dict) and not _is_tensor_dict(obj):
         key = next((k for k in _WRAPPERS if k in obj and isinstance(obj[k], dict)), None)
         if key is None:

@@ -39,10 +39,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError("no checkpoint to resume from", p)
+    from vidlab.models.weights import load_torch_data
+
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for bad files
-        raise CheckpointError(f"unreadable checkpoint ({exc})", p) from exc
+        state = load_torch_data(p)
+    except ValueError as exc:
+        raise CheckpointError(f"not a vidlab checkpoint: {exc}", p) from exc
+    if not isinstance(state, dict):
+        raise CheckpointError("not a vidlab checkpoint (expected a dict of training state)", p)
+    return state
 
 
 def capture_rng_state() -> dict[str, Any]:

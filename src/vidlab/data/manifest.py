@@ -211,6 +211,26 @@ def write_manifest(entries: list[dict[str, Any]], path: str | Path,
     return p
 
 
+def check_entries(entries: list[dict[str, Any]], workers: int | None = None,
+                  progress: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Probe every entry's file, as a folder scan does, whatever metadata the manifest claims.
+
+    Returns `(usable, unusable)`: usable entries carry freshly probed metadata; unusable ones
+    (missing, empty, not a video, ...) keep `path` and `label` and gain `reason`.
+    """
+    usable, unusable = [], []
+    probed = probe_many([e["path"] for e in entries], workers, progress)
+    for entry, (_, meta, code, why) in zip(entries, probed, strict=True):
+        if meta is None:
+            unusable.append({"path": entry["path"], "label": entry["label"],
+                             "reason": f"{code}: {why}"})
+        else:
+            row = {k: v for k, v in entry.items() if k != "error"}
+            row.update(meta)
+            usable.append(row)
+    return usable, unusable
+
+
 def load_entries(root_or_manifest: str | Path, workers: int | None = None,
                  progress: bool = False) -> list[dict[str, Any]]:
     """Entries from a folder-per-class tree (scanned; bad files logged) or a manifest file."""

@@ -38,8 +38,10 @@ CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.jsonl"
 DATA_STATS_FILE = "data_stats.json"
 BUNDLE_DIR = "best.vidlab"
-_RUN_OUTPUTS = (CONFIG_FILE, MANIFEST_FILE, DATA_STATS_FILE, BUNDLE_DIR, "metrics.jsonl",
-                "tensorboard", "checkpoints", "curves.png", "confusion_matrix.png")
+EXCLUDED_FILE = "excluded.jsonl"
+_RUN_OUTPUTS = (CONFIG_FILE, MANIFEST_FILE, EXCLUDED_FILE, DATA_STATS_FILE, BUNDLE_DIR,
+                "metrics.jsonl", "tensorboard", "checkpoints", "curves.png",
+                "confusion_matrix.png")
 
 
 @dataclass
@@ -241,6 +243,8 @@ def _write_manifest(data: PreparedData, run_dir: Path) -> None:
     from vidlab.data.manifest import write_manifest
 
     write_manifest(data.all_entries(), run_dir / MANIFEST_FILE, overwrite=True)
+    if data.excluded:  # the dataset's unusable files, each with its reason
+        write_manifest(data.excluded, run_dir / EXCLUDED_FILE, overwrite=True)
 
 
 def _data_stats(data: PreparedData, config: TrainConfig, run_dir: Path) -> dict[str, Any]:

@@ -31,6 +31,10 @@ class VideoDecodeError(VideoError):
     """Frames that were asked for cannot be decoded (corrupt or truncated data)."""
 
 
+class VideoTooLongError(VideoError):
+    """A video is longer than the limit its reader was given (a server's `--max-duration-s`)."""
+
+
 class VideoWriteError(VideoError):
     """A video could not be written or transcoded."""
 

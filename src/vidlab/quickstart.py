@@ -68,6 +68,7 @@ def run(out: str | Path = DEFAULT_OUT, per_class: int = DEFAULT_PER_CLASS, seed:
     from vidlab.accel import bench, optimize
     from vidlab.data.clean import clean
     from vidlab.data.manifest import scan, write_manifest
+    from vidlab.data.samplers import views_label
     from vidlab.data.split import split
     from vidlab.data.synth import synth
     from vidlab.train import evaluate, fit
@@ -112,7 +113,8 @@ def run(out: str | Path = DEFAULT_OUT, per_class: int = DEFAULT_PER_CLASS, seed:
         result = evaluate(steps.records["train"]["bundle"], str(out / "split.jsonl"),
                           split="test", confusion_png=out / "test_confusion_matrix.png")
         report = result.to_dict()
-        return {"test": {k: report[k] for k in ("top1", "top5", "mean_class_acc", "num_clips")}}
+        test = {k: report[k] for k in ("top1", "top5", "mean_class_acc", "num_clips")}
+        return {"test": {**test, "views": views_label(result.views)}}
 
     def optimize_step() -> dict[str, Any]:
         bundle = optimize(steps.records["train"]["bundle"], out / "model.vidlab", onnx=True,

@@ -38,8 +38,8 @@ def dataset(tmp_path_factory) -> Path:
 
 def make_bundle(path: Path, model_name: str, dataset: Path | None = None, epochs: int = 0):
     """Save a bundle of `model_name` (8 frames, 32²), trained `epochs` on the dataset's train split."""
-    from vidlab.accel.clips import dataset_splits
     from vidlab.accel.finetune import finetune
+    from vidlab.accel.inputs import dataset_splits
     from vidlab.bundle import save_bundle
     from vidlab.data.transforms import Preprocess
     from vidlab.models import create

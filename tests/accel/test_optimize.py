@@ -10,7 +10,7 @@ import torch
 from tests.accel.conftest import make_bundle
 
 from vidlab.accel import optimize
-from vidlab.accel.clips import dataset_splits, load_clips
+from vidlab.accel.inputs import bundle_clips, dataset_splits
 from vidlab.bundle import load_bundle
 from vidlab.errors import ConfigError, ModelError, OutputExistsError
 from vidlab.runtime import choose_runtime, load_runner
@@ -27,14 +27,14 @@ def int8_bundle(trained_bundle, dataset, tmp_path_factory):
 def test_onnx_export_matches_pytorch_on_real_clips(int8_bundle, dataset):
     report = int8_bundle.metrics["optimize"]["onnx"]
     assert report["max_abs_diff"] < 1e-4 and report["argmax_agreement"] == 1.0
-    clips = load_clips(int8_bundle, dataset_splits(int8_bundle, dataset).val)
+    clips = bundle_clips(int8_bundle, dataset_splits(int8_bundle, dataset).val)
     torch_out = load_runner(int8_bundle, "torch")(clips.clips)
     onnx_out = load_runner(int8_bundle, "onnx")(clips.clips)  # a batch > 1: dynamic axis
     np.testing.assert_allclose(onnx_out, torch_out, atol=1e-4, rtol=1e-4)
 
 
 def test_int8_runs_in_ort_close_to_fp32_and_is_3x_smaller(int8_bundle, dataset):
-    clips = load_clips(int8_bundle, dataset_splits(int8_bundle, dataset).val)
+    clips = bundle_clips(int8_bundle, dataset_splits(int8_bundle, dataset).val)
     fp32 = load_runner(int8_bundle, "onnx")(clips.clips)
     int8 = load_runner(int8_bundle, "onnx-int8")(clips.clips)
     assert (fp32.argmax(1) == int8.argmax(1)).mean() >= 0.8
@@ -188,7 +188,7 @@ def test_finetune_distils_from_the_teacher_not_only_the_labels(dataset, tmp_path
 
     bundle = make_bundle(tmp_path / "r3d.vidlab", "r3d_tiny")
     splits = dataset_splits(bundle, dataset)
-    clips = load_clips(bundle, splits.val)
+    clips = bundle_clips(bundle, splits.val)
     predicted = {}
     for alpha in (0.0, 1.0):
         torch.manual_seed(0)

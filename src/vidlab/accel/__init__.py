@@ -14,10 +14,11 @@ from vidlab.accel.pipeline import optimize
 
 
 def evaluate_runner(runner: Any, bundle: Any, entries: list[Any], limit: int | None = None) -> float | None:
-    """Top-1 (0–1) of a runner on dataset entries, preprocessed exactly as the bundle says."""
-    from vidlab.accel.clips import load_clips, top1
+    """Top-1 (0–1) of a runner on dataset entries, preprocessed exactly as the bundle says
+    (one centred view per video, through `vidlab.train.evaluate`)."""
+    from vidlab.accel.inputs import bundle_clips, top1
 
-    return top1(runner, load_clips(bundle, entries, limit))
+    return top1(runner, bundle_clips(bundle, entries, limit))["top1"]
 
 
 __all__ = ["optimize", "bench", "plot_bench", "evaluate_runner"]

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from vidlab.accel.clips import ClipSet, dataset_splits, load_clips, top1
+from vidlab.accel.inputs import VIEWS, bundle_clips, dataset_splits, top1
 from vidlab.accel.measure import peak_rss_mb, size_mb, time_runners
 from vidlab.bundle import Bundle, load_bundle
+from vidlab.data.clips import ClipSet
+from vidlab.data.samplers import views_label
 from vidlab.errors import BundleError
 
 _FILES = {"torch": "weights.safetensors", "onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -38,7 +40,8 @@ def variant_name(bundle: Bundle, runtime: str) -> str:
 def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips: int | None = 256,
           rounds: int = 5, rss: bool = True, threads: int | None = None) -> list[dict[str, Any]]:
     """Rows `{variant, runtime, bundle, latency_ms_p50, latency_ms_p95, throughput_clips_s,
-    size_mb, top1, peak_rss_mb, speedup}`; `top1` is None without `data` (validation split).
+    size_mb, top1, views, peak_rss_mb, speedup}`; `top1` (on the validation split, measured
+    with `views`) is None without `data`.
 
     `threads` (default: all cores) is used by every variant alike, PyTorch and ONNX Runtime.
     """
@@ -58,7 +61,7 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
     for i, (b, rt) in enumerate(plan):
         key = json.dumps(b.preprocess_spec, sort_keys=True)
         if key not in clip_sets:
-            clip_sets[key] = (load_clips(b, dataset_splits(b, data).val, eval_clips)
+            clip_sets[key] = (bundle_clips(b, dataset_splits(b, data).val, eval_clips)
                               if data is not None else _random_clip(b))
         inputs[i] = clip_sets[key]
         runners[i] = load_runner(b, rt, device="cpu", threads=threads)
@@ -69,7 +72,8 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
         rows.append({
             "variant": variant_name(b, rt), "runtime": rt, "bundle": str(b.path),
             **timing[i], "size_mb": size_mb(b.file(_FILES[rt])),
-            "top1": top1(runners[i], inputs[i]) if data is not None else None,
+            **(top1(runners[i], inputs[i]) if data is not None
+               else {"top1": None, "views": views_label(VIEWS)}),
             "peak_rss_mb": peak_rss_mb(b.path, rt, inputs[i].clips.shape[1:], threads=threads)
             if rss else None, "threads": threads or _cores(),
         })
@@ -89,7 +93,8 @@ def _random_clip(bundle: Bundle) -> ClipSet:
     """Timing-only input of the bundle's shape (no data given: no accuracy either)."""
     pre = bundle.preprocess()
     x = np.random.default_rng(0).standard_normal((1, 3, pre.num_frames, pre.crop_size, pre.crop_size))
-    return ClipSet(x.astype(np.float32), np.asarray([-1]), ["<random>"])
+    return ClipSet(x.astype(np.float32), np.asarray([-1]), np.asarray([0]), ["<random>"],
+                   bundle.labels)
 
 
 def plot_bench(rows: list[dict[str, Any]], path: str | Path) -> Path:

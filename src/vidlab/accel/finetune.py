@@ -37,7 +37,7 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
     cfg = dict(bundle.config.get("train") or {})
     spec = bundle.model_spec
     cfg["model"] = {"name": spec["name"], "kwargs": spec.get("kwargs", {})}
-    cfg["data"] = _data_config(bundle, data_config_of).model_dump(mode="json")
+    cfg["data"] = data_config_of(bundle).model_dump(mode="json")
     optim = dict(cfg.get("optim") or {})
     optim["lr"] = lr if lr is not None else 0.5 * float(optim.get("lr", 2e-3))
     loop = dict(cfg.get("train") or {})
@@ -68,20 +68,3 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
     return {"epochs": epochs, "lr": optim["lr"], "distill": distill,
             "val": {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}}
 
-
-def _data_config(bundle: Bundle, data_config_of: Callable[[Bundle], Any]) -> Any:
-    """`data_config_of(bundle)`, working around Preprocess.sampling ("clips"/"segments") not
-    matching DataConfig.sampling ("random"/"segments") in the version this was written against."""
-    from pydantic import ValidationError
-
-    try:
-        return data_config_of(bundle)
-    except ValidationError:
-        from vidlab.data.config import DataConfig
-
-        data = dict((bundle.config.get("train") or {}).get("data") or {})
-        data.update({k: v for k, v in bundle.preprocess_spec.items()
-                     if k in DataConfig.model_fields and k != "sampling"})
-        if bundle.preprocess_spec.get("sampling") == "segments":
-            data["sampling"] = "segments"
-        return DataConfig.model_validate(data)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidlab.accel.clips import ClipSet
+from vidlab.data.clips import ClipSet
 from vidlab.errors import ModelError
 from vidlab.runtime import OnnxRunner
 

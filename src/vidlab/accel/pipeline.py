@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vidlab.accel import clips as clipsets
+from vidlab.accel.inputs import bundle_clips, dataset_splits, top1
 from vidlab.accel.measure import size_mb, time_runners
 from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle, load_bundle, save_bundle
 from vidlab.errors import BundleError, ConfigError, DatasetError, OutputExistsError
@@ -52,7 +52,8 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
     with weight `distill`) → ONNX fp32 (`onnx`) → ONNX INT8
     (`int8`; `int8_method` "auto" measures the candidate formats and keeps the fastest one
     within `max_top1_loss`). The output's metrics.json gets `variants[runtime] = {latency_ms_p50,
-    latency_ms_p95, throughput_clips_s, size_mb, top1, ...}` for every runtime it holds, plus
+    latency_ms_p95, throughput_clips_s, size_mb, top1, views, ...}` for every runtime it holds
+    (top-1 on the validation split, one centred view per video: `views` "1x1"), plus
     `optimize` (what was done, measured against the source bundle's PyTorch eager in the same
     run). `threads` (default: all cores) applies to PyTorch and ONNX Runtime alike. Raises
     `OutputExistsError` if `out_path` exists and not `overwrite`.
@@ -78,12 +79,12 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
     started = time.time()
     if threads:
         torch.set_num_threads(threads)
-    splits = clipsets.dataset_splits(src, data)
+    splits = dataset_splits(src, data)
     if not splits.val:
         raise DatasetError("has no validation clips to measure accuracy on", data or src.path)
     pre = src.preprocess()
-    val = clipsets.load_clips(src, splits.val, eval_clips)
-    train = clipsets.load_clips(src, splits.train, calib_clips, seed=1) if int8 else None
+    val = bundle_clips(src, splits.val, eval_clips)
+    train = bundle_clips(src, splits.train, calib_clips, seed=1) if int8 else None
     source_model = src.build_model()
     model = src.build_model()
     info: dict[str, Any] = {"source": str(src.path), "data": str(data), "val_clips": len(val),
@@ -139,8 +140,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
                  "onnx-int8": extra.get(ONNX_INT8_FILE)}
         variants = {}
         for rt, run in runners.items():
-            variants[rt] = {**timing[rt], "size_mb": size_mb(files[rt]),
-                            "top1": clipsets.top1(run, val)}
+            variants[rt] = {**timing[rt], "size_mb": size_mb(files[rt]), **top1(run, val)}
         base = variants.pop("source")
         for v in variants.values():
             v["speedup_vs_source_torch"] = base["latency_ms_p50"] / v["latency_ms_p50"]

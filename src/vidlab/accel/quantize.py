@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from vidlab.accel.clips import ClipSet, predictions, top1
+from vidlab.accel.inputs import predicted, top1
 from vidlab.accel.measure import size_mb, time_runners
+from vidlab.data.clips import ClipSet
 from vidlab.errors import ModelError
 from vidlab.runtime import OnnxRunner
 
@@ -114,7 +115,8 @@ def quantize_best(fp32_path: str | Path, out_path: str | Path, calib: ClipSet | 
                   threads: int | None = None) -> dict[str, Any]:
     """Try INT8 `methods` (default: `candidate_methods`), keep the fastest accurate one.
 
-    Accuracy is top-1 on `evalclips` when they carry labels, else argmax agreement with fp32
+    Accuracy is top-1 on `evalclips` (through `vidlab.train.evaluate`, with the views the
+    clips were loaded with) when they carry labels, else argmax agreement with fp32
     (≥ 1 − `max_top1_loss`). Returns the report stored in metrics.json: every candidate's
     latency, size, accuracy and agreement, the choice and why.
     """
@@ -136,13 +138,14 @@ def quantize_best(fp32_path: str | Path, out_path: str | Path, calib: ClipSet | 
         runners = {"fp32": OnnxRunner(str(fp32_path), threads=threads)}
         runners.update({m: OnnxRunner(str(p), name=m, threads=threads) for m, p in files.items()})
         timing = time_runners(runners, evalclips.clips[:1], rounds=timing_rounds, throughput_iters=0)
-        ref = predictions(runners["fp32"], evalclips).argmax(1)
-        ref_top1 = top1(runners["fp32"], evalclips)
-        report: dict[str, Any] = {"fp32": {**timing["fp32"], "top1": ref_top1}, "candidates": {},
+        ref = predicted(runners["fp32"], evalclips)
+        measured = top1(runners["fp32"], evalclips)
+        ref_top1 = measured["top1"]
+        report: dict[str, Any] = {"fp32": {**timing["fp32"], **measured}, "candidates": {},
                                   "failed": failures}
         for m in files:
-            agree = float((predictions(runners[m], evalclips).argmax(1) == ref).mean())
-            report["candidates"][m] = {**timing[m], "top1": top1(runners[m], evalclips),
+            agree = float((predicted(runners[m], evalclips) == ref).mean())
+            report["candidates"][m] = {**timing[m], **top1(runners[m], evalclips),
                                        "argmax_agreement": agree, "size_mb": size_mb(files[m]),
                                        "speedup_vs_fp32": timing["fp32"]["latency_ms_p50"]
                                        / timing[m]["latency_ms_p50"]}

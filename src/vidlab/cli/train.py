@@ -60,7 +60,7 @@ def train(
     if test:
         console.print(f"test top-1 {test['top1']:.4f}  top-5 {test['top5']:.4f}  mean class acc "
                       f"{test['mean_class_acc']:.4f}  ({test['num_clips']} clips, "
-                      f"{test['views'][0]}x{test['views'][1]} views)")
+                      f"{test['views']} views)")
     console.print(f"bundle: {result.bundle}")
 
 

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from vidlab.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocess
+from vidlab.data.transforms import KINETICS_MEAN, KINETICS_STD, Preprocess, sampling_word
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,12 @@ class DataConfig(BaseModel):
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
     short_video: Literal["loop", "pad"] = "loop"
-    # training sampling: "random" = one clip at a random start; "segments" = TSN, one frame per
-    # equal segment (num_frames segments), at a random offset inside each segment
-    sampling: Literal["random", "segments"] = "random"
+    # which frames make a clip (`transforms.SAMPLING`, the word the bundle's `Preprocess` keeps):
+    # "clips" = contiguous clips (a random start in training, evenly spread views in
+    # evaluation); "segments" = TSN, one frame per equal segment (num_frames segments) of the
+    # whole video, at a random offset inside each segment in training. "random" (the word
+    # older configs used for "clips") is still accepted.
+    sampling: Literal["clips", "segments"] = "clips"
     temporal_jitter: bool = True
     # augmentation (train only; every frame of a clip gets the same draw). Mild by default, as in
     # MMAction2's/PySlowFast's 3D-CNN recipes (crop + flip, no colour jitter): on the built-in
@@ -67,6 +70,14 @@ class DataConfig(BaseModel):
     val_views: tuple[int, int] = (1, 1)
     test_views: tuple[int, int] = (3, 1)
 
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _sampling_word(cls, value: Any) -> Any:
+        try:
+            return sampling_word(value)
+        except ValueError:
+            return value  # pydantic then names the allowed words
+
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
         if self.crop_size > self.short_side:
@@ -82,8 +93,7 @@ class DataConfig(BaseModel):
         return Preprocess(num_frames=self.num_frames, stride=self.stride,
                           short_side=self.short_side, crop_size=self.crop_size,
                           mean=tuple(self.mean), std=tuple(self.std), target_fps=self.target_fps,
-                          short_video=self.short_video,
-                          sampling="segments" if self.sampling == "segments" else "clips")
+                          short_video=self.short_video, sampling=self.sampling)
 
     def flip_targets(self, labels: list[str]) -> list[int]:
         """Per class index: the class a horizontally flipped clip belongs to, or -1 (never flip)."""
@@ -105,6 +115,13 @@ class DataConfig(BaseModel):
         (only the fields left unset here)."""
         return self.with_dataset_info(read_dataset_info(root_or_manifest) if root_or_manifest
                                       else {})
+
+    def for_entries(self, entries: list[dict[str, Any]]) -> DataConfig:
+        """A copy with the unset flip fields filled from the `dataset.json` of the
+        folder-per-class tree holding `entries` (unchanged when both are set)."""
+        if self.flip_map is not None and self.direction_sensitive is not None:
+            return self
+        return self.with_dataset_info(find_dataset_info([e["path"] for e in entries]))
 
     def with_dataset_info(self, info: dict[str, Any]) -> DataConfig:
         """A copy with the unset flip fields taken from a parsed `dataset.json`."""

@@ -1,5 +1,12 @@
 """The clip `Dataset` and the `DataLoader` factory used by training and evaluation.
 
+Both branches take clips by the one path of `vidlab.data.clips`: a sampler built once from the
+`Preprocess` picks the frames (`train_sampler` in training, `view_sampler` in evaluation),
+`read_clips` decodes them, and the transform (`TrainTransform` / `Preprocess.views`) makes the
+tensor. The config is used as given: resolve it once first (`DataConfig.for_entries` fills the
+flip settings from the dataset's `dataset.json`; training's `resolve_config` does both that and
+the model's defaults).
+
 Determinism: every random draw of sample `i` in epoch `e` comes from one generator seeded with
 `(seed, e, i)`, so batches are identical for a seed whatever the number of workers, and a run
 resumed at epoch `e` (`loader.set_epoch(e, skip_batches=k)`) sees exactly the batches an
@@ -23,10 +30,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlab.data.cache import ClipCache, default_cache_dir
-from vidlab.data.config import DataConfig, find_dataset_info
+from vidlab.data.clips import open_video, read_clips, sample
+from vidlab.data.config import DataConfig
 from vidlab.data.parallel import fork_safe
-from vidlab.data.samplers import make_train_sampler
-from vidlab.data.transforms import TrainTransform, eval_views
+from vidlab.data.samplers import train_sampler, view_sampler
+from vidlab.data.transforms import Preprocess, TrainTransform, eval_views
 from vidlab.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -36,13 +44,16 @@ class ClipDataset(Dataset):
     """Entries → `(clip, target)`: train clips `C×T×S×S`; eval `V×C×T×S×S` when `views` has more
     than one view (clips × crops), else `C×T×S×S`.
 
-    `decode`: "seek" decodes only the frames a clip needs (default); "full" decodes the whole
-    video and then picks frames (the naive approach, kept as a benchmark baseline).
+    Evaluation uses `preprocess` (default: `config.preprocess()`; a bundle's own when
+    evaluating a bundle). `decode`: "seek" decodes only the frames a clip needs (default);
+    "full" decodes the whole video and then picks frames (the naive approach, kept as a
+    benchmark baseline).
     """
 
     def __init__(self, entries: list[dict[str, Any]], labels: list[str], config: DataConfig,
                  train: bool, seed: int = 0, views: tuple[int, int] = (1, 1),
-                 decode: str = "seek", cache: ClipCache | None = None):
+                 decode: str = "seek", cache: ClipCache | None = None,
+                 preprocess: Preprocess | None = None):
         if not entries:
             raise DatasetError("no clips to load (empty entry list)")
         index = {name: i for i, name in enumerate(labels)}
@@ -54,9 +65,9 @@ class ClipDataset(Dataset):
         self.train, self.seed, self.views, self.decode = train, seed, tuple(views), decode
         self.epoch = 0
         self.cache = cache
-        self.preprocess = config.preprocess()
-        self.sampler = make_train_sampler(config.sampling, config.num_frames, config.stride,
-                                          config.temporal_jitter, config.short_video)
+        self.preprocess = preprocess or config.preprocess()
+        self.sampler = (train_sampler(self.preprocess, config.temporal_jitter) if train
+                        else view_sampler(self.preprocess, self.views[0]))
         self.transform = TrainTransform(config, config.flip_targets(self.labels))
         self._bad: set[int] = set()
 
@@ -79,27 +90,21 @@ class ClipDataset(Dataset):
                            f"(last: {self.entries[j]['path']})")
 
     def _load(self, j: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        if not self.train:
+            with open_video(self.entries[j]["path"], self.preprocess) as reader:
+                frames = read_clips(reader, sample(reader, self.sampler))
+            x = eval_views(frames, self.preprocess, self.views[1])
+            return (x[0] if x.shape[0] == 1 else x), self.targets[j]
         video, reader = self._source(j)
-        n = len(video) if video is not None else len(reader)
-        fps = self.entries[j].get("fps") or (reader.fps if reader is not None else None)
-        if self.train:
-            if self.config.sampling == "segments":
-                idx = self.sampler(n, rng)
-            else:
-                stride = self.preprocess.stride_for(fps)
-                self.sampler.stride = stride
-                idx = self.sampler(n, rng)
-            frames = self._frames(video, reader, idx)
-            return self.transform(frames, self.targets[j], rng)
-        clips = self.preprocess.clip_indices(n, self.views[0], fps=fps)
-        flat = np.concatenate(clips)
-        frames = self._frames(video, reader, flat)
-        per_clip = np.split(frames, len(clips))
-        x = eval_views(per_clip, self.preprocess, self.views[1])
-        return (x[0] if x.shape[0] == 1 else x), self.targets[j]
+        if video is not None:
+            plans = self.sampler(len(video), self.entries[j].get("fps"), rng=rng)
+        else:
+            plans = sample(reader, self.sampler, rng)
+        (frames,) = read_clips(video if video is not None else reader, plans)
+        return self.transform(frames, self.targets[j], rng)
 
     def _source(self, j: int):
-        """(decoded video array or None, reader or None) for entry `j`."""
+        """(decoded video array or None, reader or None) for training entry `j`."""
         if self.cache is not None and self.cache.covers(j):
             video = self.cache.get(j)
             if video is None:
@@ -112,20 +117,10 @@ class ClipDataset(Dataset):
         return None, reader
 
     def _reader(self, j: int):
-        from vidlab.io import VideoReader
-
-        return VideoReader(self.entries[j]["path"], size=self.config.short_side)
+        return open_video(self.entries[j]["path"], self.preprocess)
 
     def _decode_all(self, j: int) -> np.ndarray:
         return _read_all(self._reader(j), self.entries[j]["path"])
-
-    @staticmethod
-    def _frames(video: np.ndarray | None, reader, idx: np.ndarray) -> np.ndarray:
-        if video is not None:
-            return np.asarray(video[np.asarray(idx)])
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        frames = reader.get_frames([int(k) for k in uniq])
-        return frames[inverse]
 
 
 def _read_all(reader, path: str) -> np.ndarray:
@@ -187,30 +182,23 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def resolve_config(config: DataConfig, entries: list[dict[str, Any]]) -> DataConfig:
-    """Fill `flip_map`/`direction_sensitive` from the dataset's `dataset.json` when unset."""
-    if config.flip_map is not None and config.direction_sensitive is not None:
-        return config
-    return config.with_dataset_info(find_dataset_info([e["path"] for e in entries]))
-
-
 def make_loader(entries: list[dict[str, Any]], labels: list[str], config: DataConfig,
                 train: bool, batch_size: int, seed: int = 0, sampler: Sampler | None = None,
                 views: tuple[int, int] = (1, 1), drop_last: bool | None = None,
-                decode: str = "seek") -> ClipLoader:
+                decode: str = "seek", preprocess: Preprocess | None = None) -> ClipLoader:
     """A DataLoader of `(clips float B×C×T×H×W, targets int64 B)`; with eval `views` (clips,
     crops) other than (1, 1), clips are `B×V×C×T×H×W` with V = clips × crops (clip-major).
 
     Train loaders shuffle (seeded by `seed` and the epoch) and drop the last partial batch;
     pass a `DistributedSampler` as `sampler` for DDP. Call `loader.set_epoch(e)` each epoch.
+    `preprocess` overrides `config.preprocess()` (evaluating a bundle: the bundle's own).
     """
-    config = resolve_config(config, entries)
     cache = None
     if config.cache and train:
         directory = default_cache_dir() if config.cache is True else Path(str(config.cache))
         cache = ClipCache(directory, entries, config.short_side, config.cache_mb)
     dataset = ClipDataset(entries, labels, config, train=train, seed=seed, views=views,
-                          decode=decode, cache=cache)
+                          decode=decode, cache=cache, preprocess=preprocess)
     if sampler is None:
         sampler = EpochSampler(len(dataset), shuffle=train, seed=seed)
     workers = config.num_workers

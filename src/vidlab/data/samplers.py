@@ -1,8 +1,58 @@
-"""Clip samplers over frame indices: small classes, one job each, unaware of decoding."""
+"""Clip samplers: which frames of a video make each clip a model sees.
+
+A sampler is a pure function of (video length, fps, the resolved `Preprocess`) → a list of
+`ClipPlan`s (frame indices in presentation order, plus the time span they stand for);
+`num_views` says how many plans it makes per video (None: it depends on the video). It knows
+nothing of decoding, is built once from the preprocessing, and is never changed per item, so
+the same call gives the same clips in training, evaluation, `predict`, the server, a stream or
+an index. Four samplers, one job each (PyTorchVideo's clip samplers, over frame indices):
+
+- `RandomClipSampler` — training, `sampling="clips"`: one clip of `num_frames` frames at the
+  stride (or `target_fps`), starting anywhere it fits (temporal jitter);
+- `SegmentSampler` — `sampling="segments"` (TSN, "whole-clip uniform"): the video cut into
+  `num_frames` equal segments, one frame from each; random offsets in training, evenly placed
+  offsets for each evaluation view;
+- `UniformMultiViewSampler` — evaluation, `sampling="clips"`: N clips spread evenly from the
+  first frame to the last (the N of N×M test views; the M spatial crops are the transform's);
+- `SlidingWindowSampler` — long videos: one clip per time window (`predict`'s timeline, the
+  server; live streams and library indexes build on it).
+
+The factories `train_sampler`, `view_sampler` and `window_sampler` pick the class that fits a
+`Preprocess.sampling`, so callers never branch on the sampling word themselves.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from vidlab.data.transforms import Preprocess
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """One clip: its time span in seconds and its frame indices (int64, presentation order)."""
+
+    start: float
+    end: float
+    indices: np.ndarray
+
+
+class ClipSampler(Protocol):
+    """`sampler(num_frames, fps, rng=..., timestamps=...) -> [ClipPlan, ...]`.
+
+    `num_frames` is the video's frame count, `fps` its frame rate (None: unknown, the fixed
+    stride is used), `rng` the generator of a random sampler (ignored by deterministic ones),
+    `timestamps` the seconds of every frame (exact time spans in variable-frame-rate video;
+    without them frame `i` is at `i / fps`).
+    """
+
+    def __call__(self, num_frames: int, fps: float | None = None, *,
+                 rng: np.random.Generator | None = None,
+                 timestamps: np.ndarray | None = None) -> list[ClipPlan]: ...
 
 
 def fit_indices(indices: np.ndarray, num_video_frames: int, short_video: str = "loop") -> np.ndarray:
@@ -16,77 +66,200 @@ def fit_indices(indices: np.ndarray, num_video_frames: int, short_video: str = "
     raise ValueError(f"unknown short_video policy {short_video!r} (loop or pad)")
 
 
-class UniformMultiViewSampler:
-    """`num_clips` clips of `num_frames` at `stride`, spread evenly over the video (testing)."""
+def plan(indices: np.ndarray, fps: float | None, timestamps: np.ndarray | None = None) -> ClipPlan:
+    """A `ClipPlan` for `indices`: from its first frame's time to the end of its last frame."""
+    idx = np.asarray(indices, np.int64)
+    lo, hi = int(idx.min()), int(idx.max())
+    if timestamps is not None and len(timestamps) > hi:
+        step = 1.0 / fps if fps else 0.0
+        end = float(timestamps[hi + 1]) if hi + 1 < len(timestamps) else float(timestamps[hi]) + step
+        return ClipPlan(round(float(timestamps[lo]), 6), round(end, 6), idx)
+    if fps:
+        return ClipPlan(round(lo / fps, 6), round((hi + 1) / fps, 6), idx)
+    return ClipPlan(0.0, 0.0, idx)
 
-    def __init__(self, num_frames: int, stride: int, num_clips: int = 1, short_video: str = "loop"):
-        self.num_frames, self.stride, self.num_clips = num_frames, stride, num_clips
-        self.short_video = short_video
 
-    def __call__(self, num_video_frames: int) -> list[np.ndarray]:
-        span = (self.num_frames - 1) * self.stride + 1
-        room = max(0, num_video_frames - span)
-        if self.num_clips == 1:
-            starts = [room // 2]
-        else:
-            starts = [round(room * i / (self.num_clips - 1)) for i in range(self.num_clips)]
-        base = np.arange(self.num_frames) * self.stride
-        return [fit_indices(s + base, num_video_frames, self.short_video) for s in starts]
+def _check_length(num_frames: int) -> None:
+    if num_frames <= 0:
+        raise ValueError("video has no frames")
 
 
 class RandomClipSampler:
-    """Training: one clip of `num_frames` at `stride`, starting anywhere it fits (temporal
-    jitter); without jitter, the centred clip. Short videos follow `short_video`."""
+    """Training, `sampling="clips"`: one clip of `pre.num_frames` frames `pre.stride_for(fps)`
+    apart, starting anywhere it fits (`jitter`), else the centred clip. Short videos follow
+    `pre.short_video` (with "loop" and jitter, any phase of the loop is a clip)."""
 
-    def __init__(self, num_frames: int, stride: int, jitter: bool = True,
-                 short_video: str = "loop"):
-        self.num_frames, self.stride, self.jitter = num_frames, max(1, stride), jitter
-        self.short_video = short_video
+    num_views = 1
 
-    def __call__(self, num_video_frames: int, rng: np.random.Generator) -> np.ndarray:
-        span = (self.num_frames - 1) * self.stride + 1
-        room = max(0, num_video_frames - span)
-        start = int(rng.integers(0, room + 1)) if self.jitter else room // 2
-        if room == 0 and self.jitter and self.short_video == "loop" and num_video_frames > 0:
-            start = int(rng.integers(0, num_video_frames))  # any phase of the loop is a clip
-        idx = start + np.arange(self.num_frames) * self.stride
-        return fit_indices(idx, num_video_frames, self.short_video)
+    def __init__(self, pre: Preprocess, jitter: bool = True):
+        self.pre, self.jitter = pre, jitter
+
+    def __call__(self, num_frames: int, fps: float | None = None, *,
+                 rng: np.random.Generator | None = None,
+                 timestamps: np.ndarray | None = None) -> list[ClipPlan]:
+        _check_length(num_frames)
+        pre, stride = self.pre, self.pre.stride_for(fps)
+        span = (pre.num_frames - 1) * stride + 1
+        room = max(0, num_frames - span)
+        jitter = self.jitter and rng is not None
+        start = int(rng.integers(0, room + 1)) if jitter else room // 2
+        if room == 0 and jitter and pre.short_video == "loop":
+            start = int(rng.integers(0, num_frames))  # any phase of the loop is a clip
+        idx = fit_indices(start + np.arange(pre.num_frames) * stride, num_frames, pre.short_video)
+        return [plan(idx, fps, timestamps)]
 
 
 class SegmentSampler:
-    """TSN: split the video into `num_segments` equal segments and take one frame from each —
-    at a random offset (training) or the segment's centre (evaluation)."""
+    """`sampling="segments"` (TSN): `pre.num_frames` equal segments over the whole video, one
+    frame from each. With `random` and an `rng` (training) the frame sits at a random offset
+    inside its segment; otherwise view k of `views` sits at offset (k + 0.5) / views, so one
+    view takes every segment's centre and several views interleave."""
 
-    def __init__(self, num_segments: int, random_offset: bool = True):
-        self.num_segments, self.random_offset = num_segments, random_offset
+    def __init__(self, pre: Preprocess, views: int = 1, random: bool = False):
+        if views < 1:
+            raise ValueError(f"views must be at least 1, got {views}")
+        self.pre, self.views, self.random = pre, views, random
+        self.num_views = 1 if random else views
 
-    def __call__(self, num_video_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        if num_video_frames <= 0:
-            raise ValueError("video has no frames")
-        edges = np.linspace(0, num_video_frames, self.num_segments + 1)
-        lo, hi = edges[:-1], edges[1:]
-        if self.random_offset and rng is not None:
-            pos = lo + rng.random(self.num_segments) * (hi - lo)
+    def __call__(self, num_frames: int, fps: float | None = None, *,
+                 rng: np.random.Generator | None = None,
+                 timestamps: np.ndarray | None = None) -> list[ClipPlan]:
+        _check_length(num_frames)
+        segments = self.pre.num_frames
+        edges = np.linspace(0, num_frames, segments + 1)
+        lo, width = edges[:-1], np.diff(edges)
+        if self.random and rng is not None:
+            offsets = [rng.random(segments)]
         else:
-            pos = (lo + hi) / 2
-        return np.clip(np.floor(pos).astype(np.int64), 0, num_video_frames - 1)
+            offsets = [np.full(segments, (k + 0.5) / self.views) for k in range(self.views)]
+        return [plan(np.clip(np.floor(lo + o * width).astype(np.int64), 0, num_frames - 1),
+                     fps, timestamps) for o in offsets]
 
 
-def make_train_sampler(kind: str, num_frames: int, stride: int, jitter: bool = True,
-                       short_video: str = "loop"):
-    """The training sampler named by `DataConfig.sampling` ("random" or "segments")."""
-    if kind == "random":
-        return RandomClipSampler(num_frames, stride, jitter=jitter, short_video=short_video)
-    if kind == "segments":
-        return SegmentSampler(num_frames, random_offset=jitter)
-    raise ValueError(f"unknown sampling {kind!r} (random or segments)")
+class UniformMultiViewSampler:
+    """Evaluation, `sampling="clips"`: `clips` clips of `pre.num_frames` frames at
+    `pre.stride_for(fps)`, spread evenly from the start of the video to its end (one clip: the
+    centred one). Short videos follow `pre.short_video`."""
+
+    def __init__(self, pre: Preprocess, clips: int = 1):
+        if clips < 1:
+            raise ValueError(f"clips must be at least 1, got {clips}")
+        self.pre, self.clips = pre, clips
+        self.num_views = clips
+
+    def __call__(self, num_frames: int, fps: float | None = None, *,
+                 rng: np.random.Generator | None = None,
+                 timestamps: np.ndarray | None = None) -> list[ClipPlan]:
+        _check_length(num_frames)
+        pre, stride = self.pre, self.pre.stride_for(fps)
+        span = (pre.num_frames - 1) * stride + 1
+        room = max(0, num_frames - span)
+        if self.clips == 1:
+            starts = [room // 2]
+        else:
+            starts = [round(room * i / (self.clips - 1)) for i in range(self.clips)]
+        base = np.arange(pre.num_frames) * stride
+        return [plan(fit_indices(s + base, num_frames, pre.short_video), fps, timestamps)
+                for s in starts]
 
 
-def segment_views(num_video_frames: int, num_segments: int, num_clips: int = 1) -> list[np.ndarray]:
-    """Deterministic TSN views: view k of n takes offset (k + 0.5) / n inside every segment."""
-    if num_video_frames <= 0:
-        raise ValueError("video has no frames")
-    edges = np.linspace(0, num_video_frames, num_segments + 1)
-    lo, width = edges[:-1], np.diff(edges)
-    return [np.clip(np.floor(lo + (k + 0.5) / num_clips * width).astype(np.int64), 0,
-                    num_video_frames - 1) for k in range(num_clips)]
+def window_starts(duration: float, window: float, stride: float) -> list[float]:
+    """Window start times covering `[0, duration]`; the last window ends at the video's end."""
+    if stride <= 0:
+        stride = window
+    starts, t = [], 0.0
+    while t + window <= duration + 1e-6:
+        starts.append(round(t, 6))
+        t += stride
+    last = round(max(0.0, duration - window), 6)
+    if not starts or starts[-1] + window < duration - 1e-6:
+        starts.append(last)
+    return starts
+
+
+class SlidingWindowSampler:
+    """Long videos: one clip per `window`-second window, windows `stride` seconds apart, the
+    last one ending at the video's end — a timeline that covers the video end to end.
+
+    Each window's clip keeps the training sampling of contiguous clips (`pre.num_frames` frames
+    `pre.stride_for(fps)` apart, on the frame-step grid), centred in its window, so it looks to
+    the model like a training clip. A video no longer than one window (or any video when
+    `window` is 0/None) gets the single centred view of `view_sampler(pre)` instead, spanning
+    the whole video. With `max_clips`, the stride widens so at most that many windows are made.
+    """
+
+    def __init__(self, pre: Preprocess, window: float | None = 2.0, stride: float | None = 1.0,
+                 max_clips: int | None = None):
+        self.pre, self.window, self.stride, self.max_clips = pre, window, stride, max_clips
+        self.num_views = None  # depends on the video's length
+
+    def windowed(self, num_frames: int, fps: float) -> bool:
+        """Whether a video of `num_frames` at `fps` gets a timeline (else one clip)."""
+        return bool(self.window and self.window > 0 and num_frames / fps > self.window + 1e-6)
+
+    def __call__(self, num_frames: int, fps: float | None = None, *,
+                 rng: np.random.Generator | None = None,
+                 timestamps: np.ndarray | None = None) -> list[ClipPlan]:
+        if num_frames <= 0 or not fps or fps <= 0:
+            raise ValueError(f"cannot plan clips for {num_frames} frames at {fps} fps")
+        duration = num_frames / fps
+        if not self.windowed(num_frames, fps):
+            (one,) = view_sampler(self.pre)(num_frames, fps)
+            return [ClipPlan(0.0, round(duration, 3), one.indices)]
+        window = float(self.window)  # type: ignore[arg-type]
+        stride = self.stride or window
+        if self.max_clips and self.max_clips > 1 and (duration - window) / stride + 2 > self.max_clips:
+            stride = (duration - window) / (self.max_clips - 1) + 1e-6  # n-1 steps reach the end
+        pre, step = self.pre, self.pre.stride_for(fps)
+        span = (pre.num_frames - 1) * step + 1
+        last_start = max(0, (num_frames - span) // step * step)
+        offsets = np.arange(pre.num_frames) * step
+        plans = []
+        for start in window_starts(duration, window, stride):
+            end = min(duration, start + window)
+            middle = (start + end) / 2
+            centre = middle * fps if timestamps is None else \
+                float(np.searchsorted(timestamps, middle - 1e-9))
+            first = int(round((centre - (span - 1) / 2) / step)) * step  # on the frame-step grid
+            first = min(max(0, first), last_start)
+            indices = fit_indices(first + offsets, num_frames, pre.short_video)
+            plans.append(ClipPlan(round(start, 3), round(end, 3), indices.astype(np.int64)))
+        return plans
+
+
+def train_sampler(pre: Preprocess, jitter: bool = True) -> ClipSampler:
+    """The training sampler for `pre.sampling`: random clips, or TSN segments at random offsets
+    (`jitter` False: the centred clip / segment centres)."""
+    if pre.sampling == "segments":
+        return SegmentSampler(pre, views=1, random=jitter)
+    return RandomClipSampler(pre, jitter=jitter)
+
+
+def view_sampler(pre: Preprocess, clips: int = 1) -> ClipSampler:
+    """The evaluation sampler for `pre.sampling`: `clips` temporal views of each video."""
+    if pre.sampling == "segments":
+        return SegmentSampler(pre, views=clips)
+    return UniformMultiViewSampler(pre, clips=clips)
+
+
+def window_sampler(pre: Preprocess, window: float | None = 2.0, stride: float | None = 1.0,
+                   max_clips: int | None = None) -> SlidingWindowSampler:
+    """The timeline sampler of `predict` and the server (see `SlidingWindowSampler`)."""
+    return SlidingWindowSampler(pre, window, stride, max_clips)
+
+
+def views_label(views: tuple[int, int] | list[int]) -> str:
+    """`(3, 1)` → `"3x1"`: how metrics state the views (temporal clips × spatial crops)."""
+    clips, crops = (int(v) for v in views)
+    return f"{clips}x{crops}"
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """`"3x1"` → `(3, 1)`; `ValueError` for anything else."""
+    try:
+        clips, crops = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"views {text!r} is not CLIPSxCROPS (e.g. 3x1)") from None
+    if clips < 1 or crops < 1:
+        raise ValueError(f"views {text!r} must be at least 1x1")
+    return clips, crops

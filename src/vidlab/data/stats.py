@@ -4,9 +4,10 @@ Keys (contract): `num_clips`, `class_counts`, `features` (`width`, `height`, `fp
 from the manifest; `brightness`, `contrast`, `motion` from decoded clips), each as a histogram
 `{"edges", "counts", "mean", "std"}`, and `pixel_mean`/`pixel_std` (RGB, 0–1 scale).
 
-Clip features are measured on exactly the frames the model sees before normalization: decoded
-at `preprocess.short_side` at the indices `preprocess.clip_indices` picks. The server calls the
-same `clip_features` on each request's frames, so monitoring compares like with like.
+Clip features are measured on exactly the frames the model sees before normalization: the
+centred view of `vidlab.data.clips.decode_views` (decoded at `preprocess.short_side`, the
+indices `view_sampler(preprocess)` picks). The server calls the same `clip_features` on each
+request's frames, so monitoring compares like with like.
 """
 
 from __future__ import annotations
@@ -67,16 +68,12 @@ def psi(baseline_hist: dict[str, Any], values: list[float] | np.ndarray,
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def _clip_job(job: tuple[str, float | None, dict[str, Any]]) -> dict[str, Any] | None:
-    path, fps, spec = job
+def _clip_job(job: tuple[str, dict[str, Any]]) -> dict[str, Any] | None:
+    path, spec = job
     try:
-        from vidlab.io import VideoReader
+        from vidlab.data.clips import decode_views
 
-        pre = Preprocess.from_dict(spec)
-        reader = VideoReader(path, size=pre.short_side)
-        idx = pre.clip_indices(len(reader), 1, fps=fps or reader.fps)[0]
-        frames = reader.get_frames(idx)
-        reader.close()
+        _, (frames,) = decode_views(path, Preprocess.from_dict(spec))
     except Exception:  # an unreadable clip simply does not contribute
         return None
     x = frames.reshape(-1, 3).astype(np.float64) / 255.0
@@ -95,7 +92,7 @@ def compute_data_stats(entries: list[dict[str, Any]], labels: list[str],
     features = {name: histogram([e.get(name) for e in entries], bins) for name in META_FEATURES}
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(entries))[:max_clips]
-    jobs = [(entries[i]["path"], entries[i].get("fps"), preprocess.to_dict()) for i in pick]
+    jobs = [(entries[i]["path"], preprocess.to_dict()) for i in pick]
     measured = [m for m in parallel_map(_clip_job, jobs, workers) if m is not None]
     for name in CLIP_FEATURES:
         features[name] = histogram([m[name] for m in measured], bins)

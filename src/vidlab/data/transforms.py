@@ -18,9 +18,25 @@ KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
+SAMPLING = ("clips", "segments")
+"""The sampling vocabulary, shared by `DataConfig.sampling` and `Preprocess.sampling`:
+"clips" = contiguous clips of `num_frames` frames at a stride (or `target_fps`); "segments" =
+`num_frames` frames spread over the whole video, one per equal segment (TSN)."""
+_SAMPLING_ALIASES = {"random": "clips", "clip": "clips", "segment": "segments"}
+"""Words older configs and bundles used for the same ideas ("random" was DataConfig's)."""
+
+
+def sampling_word(value: str) -> str:
+    """The vocabulary word for `value` (older spellings accepted); `ValueError` otherwise."""
+    word = _SAMPLING_ALIASES.get(str(value), str(value))
+    if word not in SAMPLING:
+        raise ValueError(f"unknown sampling {value!r} (clips or segments)")
+    return word
+
+
 @dataclass
 class Preprocess:
-    """How a video becomes model input at evaluation time.
+    """How a video becomes model input: the resolved preprocessing saved in every bundle.
 
     - `num_frames` frames are taken `stride` frames apart (or, with `target_fps`, the stride is
       chosen per video so that sampled frames are `1/target_fps` seconds apart);
@@ -28,9 +44,11 @@ class Preprocess:
       `crop_size`×`crop_size` and normalized with `mean`/`std` (0–1 pixel scale);
     - videos shorter than a clip are handled by `short_video`: "loop" repeats them, "pad"
       repeats the last frame;
-    - `sampling` "segments" (TSN models) takes one frame from each of `num_frames` equal
-      segments of the whole video instead of a contiguous clip (view k of n sits at offset
-      (k + 0.5) / n inside every segment).
+    - `sampling` (see `SAMPLING`): "clips" or "segments" (TSN models take one frame from each
+      of `num_frames` equal segments of the whole video instead of a contiguous clip).
+
+    Which frames make a clip is decided by the samplers of `vidlab.data.samplers`, built from
+    this object; how a video is opened and decoded by `vidlab.data.clips`.
     """
 
     num_frames: int = 16
@@ -42,6 +60,9 @@ class Preprocess:
     target_fps: float | None = None
     short_video: str = "loop"
     sampling: str = "clips"
+
+    def __post_init__(self) -> None:
+        self.sampling = sampling_word(self.sampling)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,23 +84,16 @@ class Preprocess:
             return max(1, round(fps / self.target_fps))
         return max(1, self.stride)
 
-    def clip_indices(self, num_video_frames: int, num_clips: int = 1,
-                     fps: float | None = None) -> list[np.ndarray]:
-        """Frame indices of `num_clips` clips spread uniformly over the video (test-time views)."""
-        from vidlab.data.samplers import UniformMultiViewSampler, segment_views
-
-        if self.sampling == "segments":
-            return segment_views(num_video_frames, self.num_frames, num_clips)
-        sampler = UniformMultiViewSampler(self.num_frames, self.stride_for(fps), num_clips,
-                                          short_video=self.short_video)
-        return sampler(num_video_frames)
-
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """`uint8 T×H×W×C` → `float32 C×T×crop×crop` (resize if needed, centre crop, normalize)."""
-        x = _to_float_cthw(frames)
-        x = resize_short_side(x, self.short_side)
-        x = center_crop(x, self.crop_size)
-        return normalize(x, self.mean, self.std)
+        return self.views(frames, 1)[0]
+
+    def views(self, frames: np.ndarray | torch.Tensor, crops: int = 1) -> torch.Tensor:
+        """`uint8 T×H×W×C` → `float32 crops×C×T×crop×crop`: resized to `short_side` if needed,
+        `crops` windows along the long side (1: the centre), each normalized."""
+        x = resize_short_side(to_float_cthw(frames), self.short_side)
+        return torch.stack([normalize(c, self.mean, self.std)
+                            for c in spatial_crops(x, self.crop_size, crops)])
 
 
 def _to_float_cthw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -237,9 +251,12 @@ class TrainTransform:
 def eval_views(frames_per_clip: list[np.ndarray], preprocess: Preprocess,
                num_crops: int = 1) -> torch.Tensor:
     """Stack the test views of one video: every clip × every spatial crop → `V×C×T×S×S`."""
-    views = []
-    for frames in frames_per_clip:
-        x = resize_short_side(to_float_cthw(frames), preprocess.short_side)
-        for crop in spatial_crops(x, preprocess.crop_size, num_crops):
-            views.append(normalize(crop, preprocess.mean, preprocess.std))
-    return torch.stack(views)
+    return torch.cat([preprocess.views(frames, num_crops) for frames in frames_per_clip])
+
+
+def center_crop_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """The central `size`×`size` window of `uint8 T×H×W×C` frames (where `center_crop` cuts a
+    float clip), kept as `uint8` — the pixels the model sees, before normalization."""
+    h, w = frames.shape[1:3]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(frames[:, top:top + size, left:left + size])

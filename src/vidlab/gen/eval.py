@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidlab.data.clips import ClipSet
 from vidlab.errors import BundleError
-from vidlab.gen.clips import ClipSet, load_clips, to_uint8
+from vidlab.gen.clips import real_clips, to_uint8
 from vidlab.gen.frechet import frechet_distance
 
 
@@ -68,9 +69,9 @@ def _balanced_labels(names: list[str], n: int) -> list[str]:
     return [names[i % len(names)] for i in range(n)]
 
 
-def _pick(data: ClipSet, mask: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
+def _pick(mask: np.ndarray, n: int, rng: np.random.Generator) -> torch.Tensor:
     """Indices of `n` clips where `mask` holds (with replacement only when there are too few)."""
-    pool = torch.nonzero(mask).flatten().numpy()
+    pool = np.flatnonzero(mask)
     return torch.from_numpy(rng.choice(pool, n, replace=len(pool) < n))
 
 
@@ -85,17 +86,18 @@ def real_baselines(space: FeatureSpace, data: ClipSet, num_samples: int, seed: i
                    ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
     """Reference features (even-numbered videos) and the two baselines (odd-numbered videos)."""
     rng = np.random.default_rng(seed)
+    clips = torch.from_numpy(data.clips)
     ref_videos = data.video % 2 == 0
-    ref_idx = _pick(data, ref_videos, num_samples, rng)
-    reference, _ = space(data.clips[ref_idx])
-    requested = _balanced_labels(data.label_names, num_samples)
+    ref_idx = _pick(ref_videos, num_samples, rng)
+    reference, _ = space(clips[ref_idx])
+    requested = _balanced_labels(data.labels, num_samples)
     wrong, same = [], []
     for name in requested:
-        y = data.label_names.index(name)
-        wrong.append(_pick(data, ~ref_videos & (data.labels != y), 1, rng)[0])
-        same.append(_pick(data, ~ref_videos & (data.labels == y), 1, rng)[0])
-    wrong_clips = data.clips[torch.stack(wrong)]
-    same_clips = data.clips[torch.stack(same)]
+        y = data.labels.index(name)
+        wrong.append(_pick(~ref_videos & (data.targets != y), 1, rng)[0])
+        same.append(_pick(~ref_videos & (data.targets == y), 1, rng)[0])
+    wrong_clips = clips[torch.stack(wrong)]
+    same_clips = clips[torch.stack(same)]
     shuffled_clips = same_clips.clone()
     t = shuffled_clips.shape[1]
     for i in range(len(shuffled_clips)):
@@ -140,7 +142,7 @@ def evaluate_generator(gen_bundle: Any, classifier_bundle: Any, entries: list[di
                   else classifier_bundle)
     g = load_generator(gen_bundle)
     clip = gen_bundle.config.get("clip", {})
-    data = load_clips(entries, gen_bundle.labels, num_frames=clip.get("num_frames", g.num_frames),
+    data = real_clips(entries, gen_bundle.labels, num_frames=clip.get("num_frames", g.num_frames),
                       size=clip.get("size", g.size), stride=clip.get("stride", 2),
                       target_fps=clip.get("target_fps"), clips_per_video=clips_per_video,
                       progress=progress)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vidlab.errors import ModelError
-from vidlab.gen.clips import load_clips, to_model_range
+from vidlab.gen.clips import real_clips, to_model_range
 from vidlab.gen.frechet import frechet_distance
 
 FVD_FRAMES = 16
@@ -62,12 +62,12 @@ def fvd_of_generator(detector: Any, gen_bundle: Any, entries: list[dict[str, Any
     b = load_bundle(gen_bundle) if isinstance(gen_bundle, str | Path) else gen_bundle
     g = load_generator(b)
     clip = b.config.get("clip", {})
-    data = load_clips(entries, b.labels, num_frames=g.num_frames, size=g.size,
+    data = real_clips(entries, b.labels, num_frames=g.num_frames, size=g.size,
                       stride=clip.get("stride", 2), target_fps=clip.get("target_fps"),
                       progress=False)
     rng = np.random.default_rng(seed)
-    real = data.clips[torch.from_numpy(rng.choice(len(data), num_samples,
-                                                  replace=len(data) < num_samples))]
+    real = torch.from_numpy(data.clips[rng.choice(len(data), num_samples,
+                                                  replace=len(data) < num_samples)])
     fake = to_uint8(g.generate(torch.arange(num_samples) % g.num_classes, seed=seed))
     return frechet_distance(i3d_features(detector, to_model_range(real)),
                             i3d_features(detector, to_model_range(fake)))

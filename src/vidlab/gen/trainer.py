@@ -19,9 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from vidlab.data.clips import ClipSet
 from vidlab.errors import CheckpointError, OutputExistsError
 from vidlab.gen.augment import diff_augment
-from vidlab.gen.clips import ClipSet, load_clips, to_model_range, to_uint8
+from vidlab.gen.clips import real_clips, to_model_range, to_uint8
 from vidlab.gen.config import GanConfig
 from vidlab.gen.losses import d_hinge, g_hinge, r1_penalty
 from vidlab.gen.nets import (
@@ -149,12 +150,13 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
 
     entries = load_entries(cfg.data)
     label_names = labels_of(entries, cfg.labels)
-    data = load_clips(entries, label_names, num_frames=cfg.num_frames, size=cfg.size,
+    data = real_clips(entries, label_names, num_frames=cfg.num_frames, size=cfg.size,
                       stride=cfg.stride, target_fps=cfg.target_fps,
                       clips_per_video=cfg.clips_per_video,
                       max_bytes=int(cfg.max_memory_gb * 2**30), progress=progress)
     log.info("GAN data: %d clips of %d classes in memory (%.0f MB)", len(data),
-             len(label_names), data.clips.numel() / 2**20)
+             len(label_names), data.clips.nbytes / 2**20)
+    real, targets = torch.from_numpy(data.clips), torch.from_numpy(data.targets)
 
     seed_everything(cfg.seed)
     models = GanModels(cfg, len(label_names))
@@ -176,7 +178,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
     try:
         while step < cfg.steps:
             idx = torch.randint(0, len(data), (cfg.batch_size,))
-            losses = train_step(models, data.clips[idx], data.labels[idx], cfg, step)
+            losses = train_step(models, real[idx], targets[idx], cfg, step)
             step += 1
             bar_.update(1)
             if step % cfg.log_every == 0:

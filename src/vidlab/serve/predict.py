@@ -1,9 +1,10 @@
 """Predict labels for video files with a bundle: the core shared by `vidlab predict` and the server.
 
 `Predictor.decode` turns a file into preprocessed clips (one centre clip, or one per time window
-for long videos) plus the input statistics monitoring needs; `Predictor.probabilities` runs a
-batch through the bundle's runtime. The server runs the two halves in different threads (decode
-in a pool, inference in the micro-batcher); `predict_file` chains them with bounded memory.
+for long videos: `vidlab.data.samplers.SlidingWindowSampler`, decoded by `vidlab.data.clips`)
+plus the input statistics monitoring needs; `Predictor.probabilities` runs a batch through the
+bundle's runtime. The server runs the two halves in different threads (decode in a pool,
+inference in the micro-batcher); `predict_file` chains them with bounded memory.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from vidlab.bundle import Bundle, load_bundle
-from vidlab.errors import VideoDecodeError, VideoError, VidlabError
-from vidlab.serve.clips import ClipPlan, frame_range, plan_clips, stream_clips
+from vidlab.data.clips import iter_views, open_video
+from vidlab.data.samplers import ClipPlan, window_sampler
+from vidlab.errors import VideoTooLongError, VidlabError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,7 @@ FEATURES = ("brightness", "contrast", "motion")
 """Per-clip input statistics (from `vidlab.data.stats.clip_features`), logged for drift checks."""
 
 
-class VideoTooLongError(VideoError):
-    """A video is longer than the limit a server was started with."""
+__all__ = ["DecodedVideo", "Predictor", "VideoTooLongError", "predict_files"]
 
 
 @dataclass
@@ -63,52 +64,36 @@ class Predictor:
     # --- decoding (thread-safe: no shared state) -------------------------------------------
 
     def open(self, path: str | Path, max_duration: float | None = None):
-        """A `VideoReader` at the model's short side and the video's facts (one file scan).
+        """A reader at the model's short side and the video's facts (one file scan).
 
         Raises `VideoOpenError`/`VideoDecodeError` for unusable files and `VideoTooLongError`
         past `max_duration` seconds.
         """
-        from vidlab.io import VideoReader
-
-        reader = VideoReader(path, size=self.preprocess.short_side)
-        try:
-            info = reader.info.to_dict()
-        except VidlabError:
-            raise
-        except Exception as exc:
-            raise VideoDecodeError(f"cannot read ({type(exc).__name__}: {exc})", path) from exc
+        reader = open_video(path, self.preprocess, max_duration)
+        info = reader.info.to_dict()
         info["path"] = str(path)
-        if info["num_frames"] <= 0 or info["fps"] <= 0:
-            raise VideoDecodeError("the video stream has no frames", path)
-        if max_duration is not None and info["duration"] > max_duration:
-            raise VideoTooLongError(
-                f"video is {info['duration']:.1f} s long; the limit is {max_duration:g} s", path)
         return reader, info
+
+    def plan(self, reader: Any, window: float | None, stride: float | None,
+             max_clips: int | None = None) -> tuple[list[ClipPlan], bool]:
+        """The clips to run (one centred view, or a timeline of windows) and whether they form
+        a timeline."""
+        sampler = window_sampler(self.preprocess, window, stride, max_clips)
+        plans = sampler(len(reader), reader.fps, timestamps=reader.timestamps)
+        return plans, sampler.windowed(len(reader), reader.fps)
 
     def iter_clips(self, reader: Any, plans: list[ClipPlan]
                    ) -> Iterator[tuple[int, np.ndarray, dict[str, float]]]:
         """Stream `(plan_number, float32 C×T×H×W clip, clip_features)` for each plan."""
-        start, stop, step = frame_range(plans)
-        path = str(reader.path)
-        try:
-            frames = ((i, f) for i, _, f in reader.iter_frames_with_time(start, stop, step))
-            for i, clip in stream_clips(frames, plans, path):
-                yield i, self.preprocess(clip).numpy(), _clip_features(clip)
-        except VidlabError:
-            raise
-        except Exception as exc:  # a decoder failure must name the file, never crash a batch
-            log.debug("decoding %s failed", path, exc_info=True)
-            raise VideoDecodeError(f"cannot decode ({type(exc).__name__}: {exc})", path) from exc
-        finally:
-            reader.close()
+        for i, frames in iter_views(reader, plans):
+            yield i, self.preprocess(frames).numpy(), _clip_features(frames)
 
     def decode(self, path: str | Path, window: float | None = None, stride: float | None = None,
                max_duration: float | None = None, max_clips: int | None = None) -> DecodedVideo:
         """Probe and decode a whole video into its clips, in memory (at most `max_clips`)."""
         t0 = time.perf_counter()
         reader, info = self.open(path, max_duration)
-        plans, windowed = plan_clips(self.preprocess, info["num_frames"], info["fps"],
-                                     window, stride, max_clips, reader.timestamps)
+        plans, windowed = self.plan(reader, window, stride, max_clips)
         out = DecodedVideo(info=info, plans=plans, windowed=windowed)
         out.clips = [np.empty(0)] * len(plans)
         feats = []
@@ -135,8 +120,7 @@ class Predictor:
         """
         t0 = time.perf_counter()
         reader, info = self.open(path)
-        plans, windowed = plan_clips(self.preprocess, info["num_frames"], info["fps"],
-                                     window, stride, timestamps=reader.timestamps)
+        plans, windowed = self.plan(reader, window, stride)
         probs = np.zeros((len(plans), len(self.labels)))
         pending: list[tuple[int, np.ndarray]] = []
         feats: list[dict[str, float]] = []

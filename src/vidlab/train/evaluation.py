@@ -1,14 +1,16 @@
 """Evaluation: top-1/top-5, mean class accuracy, per-class precision/recall, confusion matrix,
-multi-view testing (clips × crops, softmax-averaged).
+multi-view testing (clips × crops, softmax-averaged) — one evaluation for every runner.
 
 Runner-agnostic: `evaluate` takes a bundle (run with `vidlab.runtime.load_runner`), a torch
-module, or any callable mapping a float `B×C×T×H×W` batch (numpy) to `B×num_classes` logits, so
-ONNX, INT8 and pruned variants are measured by exactly the same code.
+module, an ONNX Runtime session, or any callable mapping a float `B×C×T×H×W` batch (numpy) to
+`B×num_classes` logits, so PyTorch, ONNX, INT8 and pruned variants are measured by exactly the
+same code — over entries (decoded here), a `vidlab.data.clips.ClipSet` (decoded once, measured
+many times) or a DataLoader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +27,15 @@ from vidlab.train.metrics import classification_metrics, cross_entropy
 
 @dataclass
 class EvalResult:
-    top1: float
-    top5: float
-    mean_class_acc: float
+    """What `evaluate` measured; `views` are the (temporal clips, spatial crops) per video the
+    figures were taken with (`views_label(result.views)` → "3x1"). Figures are None when no
+    clip had a known label."""
+
+    top1: float | None
+    top5: float | None
+    mean_class_acc: float | None
     num_clips: int
-    loss: float
+    loss: float | None
     views: tuple[int, int]
     labels: list[str]
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -41,57 +47,83 @@ class EvalResult:
         return asdict(self)
 
 
-def evaluate(bundle_or_model: Any, entries: list[dict[str, Any]] | str | Path,
-             views: tuple[int, int] = (1, 1), *, labels: list[str] | None = None,
-             data_config: Any = None, runtime: str = "auto", split: str | None = None,
-             batch_size: int = 8, num_workers: int | None = None,
+def evaluate(runner: Any, data: Any, views: tuple[int, int] = (1, 1), *,
+             labels: list[str] | None = None, preprocess: Any = None, data_config: Any = None,
+             runtime: str = "auto", split: str | None = None, batch_size: int = 8,
+             num_workers: int | None = None,
              confusion_png: str | Path | None = None) -> EvalResult:
-    """Accuracy of a bundle / module / logits-callable on `entries` with `views` test views.
+    """Accuracy of a runner on `data`, class probabilities averaged over each video's views.
 
-    - `bundle_or_model`: a bundle path or `Bundle` (labels and preprocessing come from it, run
-      with `runtime`), an `nn.Module`, or any callable `float32 numpy B×C×T×H×W → logits`;
-      the latter two need `labels` and `data_config` (a `DataConfig`).
-    - `entries`: manifest entries, or a folder/manifest path; `split` keeps only that split.
-    - `views`: (temporal clips, spatial crops) per video; class probabilities are averaged.
+    - `runner`: a bundle path or `Bundle` (labels and preprocessing come from it, run with
+      `runtime`), an `nn.Module`, an ONNX Runtime `InferenceSession`, or any callable
+      `float32 numpy B×C×T×H×W → logits`.
+    - `data`: a `ClipSet` (its labels and views are used as they are), a DataLoader of
+      `(clips, targets)` batches, or entries / a folder / a manifest path, decoded here with
+      `views` (temporal clips, spatial crops) per video and the bundle's preprocessing, else
+      `preprocess`, else `data_config.preprocess()` (`split` keeps only that split).
+    - `labels` are needed unless the runner is a bundle or `data` a `ClipSet`.
     Writes the confusion matrix PNG to `confusion_png` when given.
     """
-    from vidlab.bundle import Bundle, load_bundle
+    from vidlab.data.clips import ClipSet
 
-    runtime_name = None
-    if isinstance(bundle_or_model, str | Path):
-        bundle_or_model = load_bundle(bundle_or_model)
-    if isinstance(bundle_or_model, Bundle):
-        from vidlab.runtime import load_runner
-
-        bundle = bundle_or_model
+    fn, runtime_name, bundle = as_runner(runner, runtime)
+    if bundle is not None:
         labels = labels or bundle.labels
+        preprocess = preprocess or bundle.preprocess()
         data_config = data_config or data_config_of(bundle)
-        runner = load_runner(bundle, runtime)
-        runtime_name, fn = runner.name, _numpy_fn(runner)
-    elif isinstance(bundle_or_model, nn.Module):
-        runtime_name, fn = "torch", _module_fn(bundle_or_model)
-    elif callable(bundle_or_model):
-        runtime_name = getattr(bundle_or_model, "name", None)
-        fn = _numpy_fn(bundle_or_model)
+    if isinstance(data, ClipSet):
+        labels, views = labels or data.labels, data.views
+        logits, targets = clipset_logits(fn, data, batch_size)
+    elif isinstance(data, torch.utils.data.DataLoader):
+        views = tuple(getattr(data.dataset, "views", views))
+        logits, targets = loader_logits(fn, data)
     else:
-        raise TypeError(f"cannot evaluate a {type(bundle_or_model).__name__}")
-    if labels is None or data_config is None:
-        raise ValueError("labels and data_config are required unless evaluating a bundle")
-    entries = _resolve_entries(entries, split)
-    if num_workers is not None:
-        data_config = data_config.model_copy(update={"num_workers": num_workers})
-    logits, targets = collect_logits(fn, entries, labels, data_config, views, batch_size)
+        if labels is None or (preprocess is None and data_config is None):
+            raise ValueError("labels and preprocess (or data_config) are required to evaluate "
+                             "entries unless the runner is a bundle")
+        loader = eval_loader(_resolve_entries(data, split), labels, data_config, views,
+                             batch_size, preprocess=preprocess, num_workers=num_workers)
+        logits, targets = loader_logits(fn, loader)
+    if labels is None:
+        raise ValueError("labels are required to evaluate a DataLoader")
+    known = targets >= 0
+    logits, targets = logits[known], targets[known]
     m = classification_metrics(logits, targets, labels)
-    result = EvalResult(top1=m["top1"], top5=m["top5"], mean_class_acc=m["mean_class_acc"],
-                        num_clips=m["num_clips"], loss=cross_entropy(logits, targets),
+    empty = len(targets) == 0
+    result = EvalResult(top1=None if empty else m["top1"], top5=None if empty else m["top5"],
+                        mean_class_acc=None if empty else m["mean_class_acc"],
+                        num_clips=m["num_clips"],
+                        loss=None if empty else cross_entropy(logits, targets),
                         views=tuple(views), labels=list(labels), per_class=m["per_class"],
                         confusion_matrix=m["confusion_matrix"], runtime=runtime_name)
-    if confusion_png is not None:
+    if confusion_png is not None and not empty:
         from vidlab.train.plots import plot_confusion
 
         result.confusion_png = str(plot_confusion(m["confusion_matrix"], labels, confusion_png,
                                                   title=f"top-1 {m['top1']:.3f} ({views[0]}x{views[1]} views)"))
     return result
+
+
+def as_runner(runner: Any, runtime: str = "auto") -> tuple[Callable[[Any], np.ndarray], str | None, Any]:
+    """`(fn, runtime name, bundle or None)`: `fn` maps a float batch (torch or numpy) to numpy
+    logits, whatever `runner` is (bundle or its path, module, ORT session, callable)."""
+    from vidlab.bundle import Bundle, load_bundle
+
+    if isinstance(runner, str | Path):
+        runner = load_bundle(runner)
+    if isinstance(runner, Bundle):
+        from vidlab.runtime import load_runner
+
+        loaded = load_runner(runner, runtime)
+        return _numpy_fn(loaded), loaded.name, runner
+    if isinstance(runner, nn.Module):
+        return _module_fn(runner), "torch", None
+    if hasattr(runner, "run") and hasattr(runner, "get_inputs"):  # an ORT InferenceSession
+        name = runner.get_inputs()[0].name
+        return _numpy_fn(lambda x: runner.run(None, {name: x})[0]), "onnxruntime", None
+    if callable(runner):
+        return _numpy_fn(runner), getattr(runner, "name", None), None
+    raise TypeError(f"cannot evaluate a {type(runner).__name__}")
 
 
 def evaluate_module(model: nn.Module, entries: list[dict[str, Any]], labels: list[str],
@@ -105,7 +137,8 @@ def evaluate_module(model: nn.Module, entries: list[dict[str, Any]], labels: lis
     model.eval()
     fn = _module_fn(model, device, memory_format, autocast)
     sampler = ResumableShardSampler(len(entries), info, shuffle=False)
-    logits, targets = collect_logits(fn, entries, labels, data_config, views, batch_size, sampler)
+    loader = eval_loader(entries, labels, data_config, views, batch_size, sampler=sampler)
+    logits, targets = loader_logits(fn, loader)
     order = sampler.indices()
     parts = all_gather_objects((order, logits, targets), info)
     seen: dict[int, tuple[np.ndarray, int]] = {}
@@ -121,16 +154,26 @@ def evaluate_module(model: nn.Module, entries: list[dict[str, Any]], labels: lis
     return m
 
 
-def collect_logits(fn: Callable[[torch.Tensor], np.ndarray], entries: list[dict[str, Any]],
-                   labels: list[str], data_config: Any, views: tuple[int, int],
-                   batch_size: int, sampler: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-video log of view-averaged class probabilities, and the targets (loader order)."""
+def eval_loader(entries: list[dict[str, Any]], labels: list[str], data_config: Any,
+                views: tuple[int, int], batch_size: int, *, preprocess: Any = None,
+                sampler: Any = None, num_workers: int | None = None):
+    """The evaluation DataLoader: `views` of every entry, decoded with `preprocess` (default:
+    `data_config.preprocess()`), in entry order (or `sampler`'s)."""
+    from vidlab.data.config import DataConfig
     from vidlab.data.loader import make_loader
 
-    loader = make_loader(entries, labels, data_config, train=False, batch_size=batch_size,
-                         seed=0, sampler=sampler, views=tuple(views))
+    config = data_config if data_config is not None else DataConfig()
+    if num_workers is not None:
+        config = config.model_copy(update={"num_workers": num_workers})
+    return make_loader(entries, labels, config, train=False, batch_size=batch_size, seed=0,
+                       sampler=sampler, views=tuple(views), preprocess=preprocess)
+
+
+def loader_logits(fn: Callable[[Any], np.ndarray], batches: Iterable[tuple[Any, Any]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-video log of view-averaged class probabilities, and the targets (loader order)."""
     out, tgt = [], []
-    for clips, targets in loader:
+    for clips, targets in batches:
         if clips.ndim == 6:  # B×V×C×T×H×W: every view of a video, probabilities averaged
             b, v = clips.shape[:2]
             probs = _softmax(fn(clips.flatten(0, 1))).reshape(b, v, -1).mean(axis=1)
@@ -139,21 +182,33 @@ def collect_logits(fn: Callable[[torch.Tensor], np.ndarray], entries: list[dict[
         out.append(np.log(np.clip(probs, 1e-12, None)))
         tgt.append(np.asarray(targets).reshape(-1))
     if not out:
-        return np.zeros((0, len(labels)), np.float32), np.zeros(0, np.int64)
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
     return np.concatenate(out).astype(np.float32), np.concatenate(tgt).astype(np.int64)
 
 
+def clipset_logits(fn: Callable[[Any], np.ndarray], clips: Any, batch_size: int = 8
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """`loader_logits` over a `ClipSet`: rows of one video (its views) are averaged."""
+    probs = np.concatenate([_softmax(fn(x)) for x, _ in clips.batches(batch_size)])
+    videos, first, group = np.unique(clips.video, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # videos in the order their first row appears
+    sums = np.zeros((len(videos), probs.shape[1]))
+    np.add.at(sums, group, probs)
+    mean = sums / np.bincount(group)[:, None]
+    logp = np.log(np.clip(mean[order], 1e-12, None)).astype(np.float32)
+    return logp, clips.targets[first[order]].astype(np.int64)
+
+
 def data_config_of(bundle: Any):
-    """The `DataConfig` a bundle was trained with (else one matching its preprocessing)."""
+    """The `DataConfig` a bundle was trained with, its clip settings taken from the bundle's
+    saved preprocessing (which wins: nothing re-derives it); defaults for a bundle without a
+    training config."""
     from vidlab.data.config import DataConfig
 
-    data = (bundle.config.get("train") or {}).get("data")
-    if data:
-        return DataConfig.model_validate(data)
-    shared = ("num_frames", "stride", "short_side", "crop_size", "mean", "std", "target_fps",
-              "short_video")
-    return DataConfig.model_validate({k: v for k, v in bundle.preprocess_spec.items()
-                                      if k in shared and v is not None})
+    data = dict((bundle.config.get("train") or {}).get("data") or {})
+    data.update({k: v for k, v in bundle.preprocess_spec.items()
+                 if k in DataConfig.model_fields and v is not None})
+    return DataConfig.model_validate(data)
 
 
 def _resolve_entries(entries: list[dict[str, Any]] | str | Path, split: str | None) -> list[dict]:
@@ -180,9 +235,10 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _numpy_fn(runner: Callable[[np.ndarray], Any]) -> Callable[[torch.Tensor], np.ndarray]:
-    def fn(x: torch.Tensor) -> np.ndarray:
-        out = runner(np.ascontiguousarray(x.numpy(), dtype=np.float32))
+def _numpy_fn(runner: Callable[[np.ndarray], Any]) -> Callable[[Any], np.ndarray]:
+    def fn(x: Any) -> np.ndarray:
+        x = x.numpy() if isinstance(x, torch.Tensor) else x
+        out = runner(np.ascontiguousarray(x, dtype=np.float32))
         return np.asarray(out.detach().cpu() if isinstance(out, torch.Tensor) else out,
                           dtype=np.float32)
 
@@ -191,14 +247,14 @@ def _numpy_fn(runner: Callable[[np.ndarray], Any]) -> Callable[[torch.Tensor], n
 
 def _module_fn(model: nn.Module, device: torch.device | None = None,
                memory_format: torch.memory_format = torch.contiguous_format,
-               autocast: Callable[[], Any] | None = None) -> Callable[[torch.Tensor], np.ndarray]:
+               autocast: Callable[[], Any] | None = None) -> Callable[[Any], np.ndarray]:
     model.eval()
     if device is None:
         device = next(model.parameters()).device
 
-    def fn(x: torch.Tensor) -> np.ndarray:
+    def fn(x: Any) -> np.ndarray:
         with torch.inference_mode(), (autocast() if autocast else nullcontext()):
-            x = x.to(device).to(memory_format=memory_format)
+            x = torch.as_tensor(x).to(device).to(memory_format=memory_format)
             return model(x).float().cpu().numpy()
 
     return fn

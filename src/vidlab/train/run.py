@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from vidlab.config import load_config, save_config
+from vidlab.data.samplers import views_label
 from vidlab.errors import ConfigError, DatasetError, OutputExistsError
 from vidlab.train.checkpoint import seed_everything
 from vidlab.train.config import TrainConfig
@@ -89,8 +90,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
         if data is None:
             data = _load_data(config, run_dir, resume, info, say)
-        if model is None:
-            config = resolve_config(config)
+        config = resolve_config(config, data.train, model_defaults=model is None)
         if info.is_main:
             save_config(config, run_dir / CONFIG_FILE)
             _write_manifest(data, run_dir)
@@ -111,9 +111,10 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             if not write_bundles:
                 best_state.update({k: v.detach().clone() for k, v in module.state_dict().items()})
                 return
+            val = {k: v for k, v in record.items() if k != "confusion_matrix"}
+            val["views"] = views_label(config.data.val_views)
             write_bundle(bundle_path, module, config, data.labels,
-                         {"val": {k: v for k, v in record.items() if k != "confusion_matrix"},
-                          "best_epoch": epoch}, stats)
+                         {"val": val, "best_epoch": epoch}, stats)
 
         trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
                           device, precision, logger, on_best=on_best, on_epoch=on_epoch,
@@ -151,21 +152,27 @@ def param_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def resolve_config(config: TrainConfig) -> TrainConfig:
-    """Fill what depends on the model: clip frames and size from its default input (unless set).
-    (Flip safety comes from the dataset's `dataset.json`, resolved by the loader.)"""
-    from vidlab.models import model_entry
-
-    entry = model_entry(config.model.name)
+def resolve_config(config: TrainConfig, entries: list[dict[str, Any]] | None = None,
+                   model_defaults: bool = True) -> TrainConfig:
+    """The run's data settings, decided once (then saved in the run and the bundle, and never
+    re-derived): clip frames and size from the model's default input (unless set; skipped
+    with `model_defaults=False`, a given module), and flip safety from the `dataset.json` of
+    the dataset holding `entries` (unless set)."""
     d = config.data
-    update: dict[str, Any] = {}
-    if "num_frames" not in d.model_fields_set:
-        update["num_frames"] = entry.num_frames
-    if "crop_size" not in d.model_fields_set:
-        update["crop_size"] = entry.size
-        if "short_side" not in d.model_fields_set:
-            update["short_side"] = max(entry.size, round(entry.size * 8 / 7))
-    d = d.model_copy(update=update)
+    if model_defaults:
+        from vidlab.models import model_entry
+
+        entry = model_entry(config.model.name)
+        update: dict[str, Any] = {}
+        if "num_frames" not in d.model_fields_set:
+            update["num_frames"] = entry.num_frames
+        if "crop_size" not in d.model_fields_set:
+            update["crop_size"] = entry.size
+            if "short_side" not in d.model_fields_set:
+                update["short_side"] = max(entry.size, round(entry.size * 8 / 7))
+        d = d.model_copy(update=update)
+    if entries:
+        d = d.for_entries(entries)
     return config.model_copy(update={"data": d})
 
 
@@ -282,7 +289,7 @@ def _test_and_report(config: TrainConfig, data: PreparedData, trainer, bundle_pa
                             views=tuple(config.data.test_views), info=info, device=trainer.device,
                             batch_size=config.train.batch_size, memory_format=trainer.memory_format)
         metrics[name] = {k: m[k] for k in ("top1", "top5", "mean_class_acc", "num_clips", "loss")}
-        metrics[name]["views"] = list(config.data.test_views)
+        metrics[name]["views"] = views_label(config.data.test_views)
         metrics[name]["per_class"] = m["per_class"]
         if info.is_main:
             logger.log({"phase": name, "step": trainer.step, **{k: metrics[name][k] for k in

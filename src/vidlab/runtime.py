@@ -7,13 +7,13 @@ stored in metrics.json, else INT8 ONNX → fp32 ONNX → PyTorch) unless told wh
 
 from __future__ import annotations
 
-import os
 from typing import Protocol
 
 import numpy as np
 
 from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle
 from vidlab.errors import BundleError
+from vidlab.ort import make_ort_session
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 _RUNTIME_FILES = {"torch": WEIGHTS_FILE, "onnx": ONNX_FILE, "onnx-int8": ONNX_INT8_FILE}
@@ -60,19 +60,6 @@ class OnnxRunner:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0]
-
-
-def make_ort_session(model_path: str, threads: int | None = None):
-    """An ONNX Runtime session: CUDA provider first when available, intra-op threads = cores."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-    opts.inter_op_num_threads = 1
-    available = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return ort.InferenceSession(model_path, sess_options=opts, providers=providers)
 
 
 def available_runtimes(bundle: Bundle) -> list[str]:

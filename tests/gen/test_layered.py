@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from vidlab.gen.generators import build_generator
 from vidlab.gen.layered import LayeredVideoGenerator
-from vidlab.gen.nets import build_generator
 
 
 def tiny_layered(num_classes: int = 3) -> LayeredVideoGenerator:

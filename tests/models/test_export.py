@@ -12,7 +12,7 @@ from tests.models.helpers import small_input_shape
 from vidlab.errors import ModelError
 from vidlab.models import create, list_models
 from vidlab.models.export import export_onnx
-from vidlab.runtime import make_ort_session
+from vidlab.ort import make_ort_session
 
 # Every family through its CPU-sized variant, plus the full-size networks whose layers the tiny
 # ones do not cover (torchvision R3D-18 for the accel stage, and X3D-XS's depthwise/SE stack).

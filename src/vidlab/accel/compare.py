@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidlab.accel.inputs import VIEWS, bundle_clips, dataset_splits, top1
 from vidlab.accel.measure import peak_rss_mb, size_mb, time_runners
 from vidlab.bundle import Bundle, load_bundle
-from vidlab.data.clips import ClipSet
 from vidlab.data.samplers import views_label
 from vidlab.errors import BundleError
+
+if TYPE_CHECKING:
+    from vidlab.data.clips import ClipSet
 
 _FILES = {"torch": "weights.safetensors", "onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 _KIND = {"torch": "pytorch-fp32-eager", "onnx": "onnx-fp32", "onnx-int8": "onnx-int8"}
@@ -91,6 +93,8 @@ def _cores() -> int:
 
 def _random_clip(bundle: Bundle) -> ClipSet:
     """Timing-only input of the bundle's shape (no data given: no accuracy either)."""
+    from vidlab.data.clips import ClipSet
+
     pre = bundle.preprocess()
     x = np.random.default_rng(0).standard_normal((1, 3, pre.num_frames, pre.crop_size, pre.crop_size))
     return ClipSet(x.astype(np.float32), np.asarray([-1]), np.asarray([0]), ["<random>"],
@@ -99,12 +103,11 @@ def _random_clip(bundle: Bundle) -> ClipSet:
 
 def plot_bench(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Speed vs accuracy: batch-1 latency (x, log) against top-1 (y); latency bars without top-1."""
-    import matplotlib
     import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from vidlab.plotting import pyplot
 
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if all(r["top1"] is not None for r in rows):
         for i, r in enumerate(rows):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from vidlab.accel.pipeline import DEFAULT_DISTILL
 from vidlab.bundle import Bundle
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEFAULT_DISTILL = 0.7
+"""Weight of the unpruned model's soft targets when fine-tuning after pruning (0: labels only)."""
 
 
 def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: float | None = None,

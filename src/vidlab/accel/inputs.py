@@ -10,14 +10,16 @@ variant (PyTorch, pruned, ONNX, INT8) is measured on identical inputs, by the on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vidlab.bundle import Bundle
-from vidlab.data.clips import ClipSet, load_clips
 from vidlab.data.samplers import view_sampler, views_label
 from vidlab.errors import DatasetError
+
+if TYPE_CHECKING:
+    from vidlab.data.clips import ClipSet
 
 VIEWS = (1, 1)
 """Views accel measures top-1 with (one centred clip per video; stated in metrics.json)."""
@@ -46,6 +48,8 @@ def bundle_clips(bundle: Bundle, entries: list[Any], limit: int | None = None,
                  seed: int = 0) -> ClipSet:
     """Up to `limit` entries (classes interleaved, seeded) as the bundle's model input, one
     centred view each; unreadable videos are skipped, none readable is a `DatasetError`."""
+    from vidlab.data.clips import load_clips
+
     pre = bundle.preprocess()
     return load_clips(entries, pre, view_sampler(pre, VIEWS[0]), labels=bundle.labels,
                       crops=VIEWS[1], limit=limit, seed=seed)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from vidlab.accel.finetune import DEFAULT_DISTILL
 from vidlab.accel.inputs import bundle_clips, dataset_splits, top1
 from vidlab.accel.measure import size_mb, time_runners
 from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle, load_bundle, save_bundle
@@ -21,8 +22,6 @@ from vidlab.errors import BundleError, ConfigError, DatasetError, OutputExistsEr
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DISTILL = 0.7
-"""Weight of the unpruned model's soft targets when fine-tuning after pruning (0: labels only)."""
 
 
 def torch_runner(model):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vidlab.accel.pipeline import DEFAULT_DISTILL
+from vidlab.accel.finetune import DEFAULT_DISTILL
 
 _HEADERS = {"variant": "variant", "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms",
             "throughput_clips_s": "clips/s @8", "speedup": "speed-up", "size_mb": "MB",

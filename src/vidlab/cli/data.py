@@ -15,13 +15,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
 
 
-def _check_out(path: Path, overwrite: bool) -> None:
-    from vidlab.errors import OutputExistsError
-
-    if path.exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite)", path)
-
-
 @data_app.command("scan")
 def scan_cmd(
     root: Path = typer.Argument(..., help="Folder-per-class tree: ROOT/<label>/<video files>."),
@@ -32,24 +25,18 @@ def scan_cmd(
 ) -> None:
     """Probe every video under ROOT into a manifest; unreadable files are listed, not fatal."""
     from vidlab.cli.common import print_json, print_table
-    from vidlab.data.manifest import scan, write_manifest
+    from vidlab.data.commands import scan_to_manifest
 
-    _check_out(out, overwrite)
-    result = scan(root, workers=workers, progress=not as_json)
-    write_manifest(result.entries, out, overwrite=overwrite)
-    counts: dict[str, int] = {}
-    for e in result.entries:
-        counts[e["label"]] = counts.get(e["label"], 0) + 1
-    summary = {"manifest": str(out), "clips": len(result.entries), "classes": len(counts),
-               "class_counts": dict(sorted(counts.items())), "failures": result.failures}
+    summary = scan_to_manifest(root, out, workers=workers, overwrite=overwrite,
+                               progress=not as_json)
     if as_json:
         print_json(summary)
         return
-    print_table([{"label": k, "clips": v} for k, v in sorted(counts.items())],
-                title=f"{len(result.entries)} clips in {len(counts)} classes → {out}")
-    if result.failures:
-        rows = [{**f, "detail": _short(f["detail"])} for f in result.failures]
-        print_table(rows, title=f"{len(result.failures)} files skipped",
+    print_table([{"label": k, "clips": v} for k, v in summary["class_counts"].items()],
+                title=f"{summary['clips']} clips in {summary['classes']} classes → {out}")
+    if summary["failures"]:
+        rows = [{**f, "detail": _short(f["detail"])} for f in summary["failures"]]
+        print_table(rows, title=f"{len(summary['failures'])} files skipped",
                     columns=["path", "reason", "detail"])
 
 
@@ -70,30 +57,18 @@ def clean_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Find unreadable, truncated, short, duplicate, blank, frozen and outlier clips."""
-    import json
-
     from vidlab.cli.common import console, print_json, print_table
-    from vidlab.data.clean import DEFAULT_DROP, clean
-    from vidlab.data.manifest import load_entries, scan, write_manifest
+    from vidlab.data.commands import clean_manifest
 
-    _check_out(out, overwrite)
-    _check_out(report, overwrite)
-    if manifest.is_dir():  # a folder: files that cannot even be probed are reported too
-        scanned = scan(manifest, workers=workers, progress=not as_json)
-        entries = scanned.entries + [{"path": f["path"], "label": f["label"]}
-                                     for f in scanned.failures]
-    else:
-        entries = load_entries(manifest, workers=workers)
-    result = clean(entries, min_frames=min_frames, workers=workers, progress=not as_json,
-                   drop=set(DEFAULT_DROP) - set(keep))
-    write_manifest(result.entries, out, overwrite=overwrite)
-    report.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    result = clean_manifest(manifest, out, report, min_frames=min_frames, workers=workers,
+                            keep=keep, overwrite=overwrite, progress=not as_json)
+    summary = result.summary()
     if as_json:
-        print_json(result.summary())
+        print_json(summary)
         return
     rows = [{"reason": k, "files": v, "action": "drop" if k in result.drop else "report"}
             for k, v in sorted(result.counts().items())]
-    print_table(rows, title=f"kept {len(result.entries)} of {len(entries)} clips")
+    print_table(rows, title=f"kept {summary['kept']} of {summary['total']} clips")
     console.print(f"clean manifest: {out}  report: {report}")
 
 
@@ -109,13 +84,9 @@ def split_cmd(
 ) -> None:
     """Stratified, group-aware train/val/test split (groups never straddle splits)."""
     from vidlab.cli.common import print_json, print_table
-    from vidlab.data.manifest import load_entries, write_manifest
-    from vidlab.data.split import split, split_counts
+    from vidlab.data.commands import split_manifest
 
-    _check_out(out, overwrite)
-    entries = split(load_entries(manifest), val=val, test=test, seed=seed)
-    write_manifest(entries, out, overwrite=overwrite)
-    counts = split_counts(entries)
+    counts = split_manifest(manifest, out, val=val, test=test, seed=seed, overwrite=overwrite)
     if as_json:
         print_json(counts)
         return
@@ -134,20 +105,13 @@ def synth_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write the built-in moving-shapes dataset: real H.264 clips, 8 motion classes."""
-    import json
-    import time
-
     from vidlab.cli.common import console, print_json
-    from vidlab.data.synth import DATASET_FILE, synth
+    from vidlab.data.commands import synth_dataset
 
-    t0 = time.perf_counter()
-    root = synth(out, per_class=per_class, seed=seed, workers=workers, overwrite=overwrite,
-                 progress=not as_json)
-    info = json.loads((root / DATASET_FILE).read_text())
-    summary = {"root": str(root), "clips": info["num_clips"], "labels": info["labels"],
-               "seconds": round(time.perf_counter() - t0, 2)}
+    summary = synth_dataset(out, per_class=per_class, seed=seed, workers=workers,
+                            overwrite=overwrite, progress=not as_json)
     if as_json:
         print_json(summary)
         return
-    console.print(f"wrote {summary['clips']} clips in {len(info['labels'])} classes to {root} "
-                  f"in {summary['seconds']} s")
+    console.print(f"wrote {summary['clips']} clips in {len(summary['labels'])} classes to "
+                  f"{summary['root']} in {summary['seconds']} s")

@@ -33,16 +33,13 @@ def predict(
     exit status is 1 if any file failed.
     """
     from vidlab.cli.common import print_json
-    from vidlab.errors import VidlabError
-    from vidlab.serve.predict import Predictor
+    from vidlab.serve.predict import Predictor, iter_predictions
 
-    predictor = Predictor(bundle, runtime)
     results, failed = [], 0
-    for path in videos:
-        try:
-            result = predictor.predict_file(path, top_k, window, stride)
-        except VidlabError as exc:
-            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    for result, error in iter_predictions(Predictor(bundle, runtime), videos, top_k, window,
+                                          stride):
+        if error is not None:
+            print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
             failed += 1
             continue
         results.append(result)

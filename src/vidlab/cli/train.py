@@ -77,13 +77,14 @@ def eval_(
 ) -> None:
     """Evaluate a bundle: top-1/top-5, mean class accuracy, per-class precision/recall."""
     from vidlab.cli.common import print_table
+    from vidlab.data.samplers import parse_views
     from vidlab.errors import ConfigError
     from vidlab.train.evaluation import evaluate
 
     try:
-        clips, crops = (int(v) for v in views.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--views {views!r} is not CLIPSxCROPS (e.g. 3x1)") from None
+        clips, crops = parse_views(views)
+    except ValueError as exc:
+        raise ConfigError(f"--{exc}") from None
     png = confusion or Path(bundle).with_name(f"{Path(bundle).name.removesuffix('.vidlab')}"
                                               f"_confusion_{split or 'all'}.png")
     result = evaluate(bundle, data, views=(clips, crops), runtime=runtime, split=split,

@@ -43,15 +43,11 @@ def fork_safe() -> Iterator[None]:
 
 
 def _progress(items: Iterable[Any], total: int, show: bool, desc: str) -> Iterator[Any]:
+    """`items` with vidlab's progress bar (stderr, quiet under `--quiet`) when `show`."""
     if not show:
         yield from items
         return
-    from rich.progress import Progress
+    from vidlab.progress import progress
 
-    from vidlab.cli.common import console
-
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(desc, total=total)
-        for item in items:
-            bar.advance(task)
-            yield item
+    with progress(items, total=total, desc=desc) as bar:
+        yield from bar

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidlab.gen.nets import GeneratorBase, _UpBlock
+from vidlab.gen.nets import GeneratorBase, UpBlock
 
 MAX_STEP = (0.25, 0.25, 0.15, 0.4)
 """Largest per-frame velocity: x and y shift (in half-widths), log-scale, rotation (radians)."""
@@ -33,7 +33,7 @@ class LayeredVideoGenerator(GeneratorBase):
         chans = self.chans
         self.velocity = nn.Linear(self.h0.out_features, 4)
         self._seed(self.content_dim + self.embed.embedding_dim)
-        self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=False)
+        self.blocks = nn.ModuleList(UpBlock(chans[i], chans[i + 1], temporal=False)
                                     for i in range(len(chans) - 1))
         self.to_layers = nn.Conv2d(chans[-1], 7, 3, padding=1)  # background 3, sprite 3, alpha 1
         self.register_buffer("max_step", torch.tensor(MAX_STEP), persistent=False)

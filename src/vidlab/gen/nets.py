@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
-class _UpBlock(nn.Module):
+class UpBlock(nn.Module):
     """×2 spatial upsampling, 3×3 conv per frame, then (optionally) a residual temporal conv."""
 
     def __init__(self, c_in: int, c_out: int, temporal: bool = True):
@@ -115,7 +115,7 @@ class VideoGenerator(GeneratorBase):
         self._seed(self.content_dim + self.embed.embedding_dim + self.h0.out_features)
         # Motion is mixed across frames up to 16×16; the finest block stays per-frame (on a CPU
         # its temporal conv would cost as much as the rest of the generator).
-        self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], temporal=4 << (i + 1) <= 16)
+        self.blocks = nn.ModuleList(UpBlock(chans[i], chans[i + 1], temporal=4 << (i + 1) <= 16)
                                     for i in range(len(chans) - 1))
         self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
 
@@ -130,18 +130,6 @@ class VideoGenerator(GeneratorBase):
             x = block(x, t)
         x = torch.tanh(self.to_rgb(x))
         return x.view(b, t, 3, self.size, self.size).transpose(1, 2).contiguous()
-
-
-def build_generator(kind: str, num_classes: int, **kwargs: int) -> GeneratorBase:
-    """A generator by name: "mocogan" (`VideoGenerator`) or "layered"
-    (`vidlab.gen.layered.LayeredVideoGenerator`)."""
-    from vidlab.gen.layered import LayeredVideoGenerator
-
-    kinds: dict[str, type[GeneratorBase]] = {"mocogan": VideoGenerator,
-                                             "layered": LayeredVideoGenerator}
-    if kind not in kinds:
-        raise ValueError(f"unknown generator {kind!r} ({', '.join(kinds)})")
-    return kinds[kind](num_classes, **kwargs)
 
 
 class _Projection(nn.Module):

@@ -8,9 +8,9 @@ from typing import Any
 
 def plot_quality(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Two panels from the run's `phase: "eval"` records, baselines as dashed lines."""
-    from vidlab.train.plots import _pyplot
+    from vidlab.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     evals = [r for r in records if r.get("phase") == "eval"]
     fig, (ax_fd, ax_cc) = plt.subplots(1, 2, figsize=(10, 4))
     steps = [r["step"] for r in evals]

@@ -9,7 +9,8 @@ import torch
 
 from vidlab.errors import BundleError, ConfigError, OutputExistsError
 from vidlab.gen.clips import to_uint8
-from vidlab.gen.nets import GeneratorBase, build_generator
+from vidlab.gen.generators import build_generator
+from vidlab.gen.nets import GeneratorBase
 
 
 def load_generator(bundle: Any) -> GeneratorBase:

@@ -24,14 +24,9 @@ from vidlab.errors import CheckpointError, OutputExistsError
 from vidlab.gen.augment import diff_augment
 from vidlab.gen.clips import real_clips, to_model_range, to_uint8
 from vidlab.gen.config import GanConfig
+from vidlab.gen.generators import build_generator
 from vidlab.gen.losses import d_hinge, g_hinge, r1_penalty
-from vidlab.gen.nets import (
-    GeneratorBase,
-    ImageDiscriminator,
-    VideoDiscriminator,
-    build_generator,
-    sample_frames,
-)
+from vidlab.gen.nets import GeneratorBase, ImageDiscriminator, VideoDiscriminator, sample_frames
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoints/last.pt"

@@ -92,7 +92,7 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, path: str, opset: in
 
 
 def _check(path: str, x: np.ndarray, expected: np.ndarray, atol: float) -> None:
-    from vidlab.runtime import make_ort_session
+    from vidlab.ort import make_ort_session
 
     session = make_ort_session(path)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]

@@ -10,11 +10,9 @@ import numpy as np
 
 def plot_report(report: dict[str, Any], rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Draw a 2×2 summary of `report` (and the logged `rows` behind it) into the PNG `path`."""
-    import matplotlib
+    from vidlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     ts = np.array([r["ts"] for r in rows], np.float64)
     minutes = (ts - ts.min()) / 60 if len(ts) else ts

@@ -30,7 +30,7 @@ FEATURES = ("brightness", "contrast", "motion")
 """Per-clip input statistics (from `vidlab.data.stats.clip_features`), logged for drift checks."""
 
 
-__all__ = ["DecodedVideo", "Predictor", "VideoTooLongError", "predict_files"]
+__all__ = ["DecodedVideo", "Predictor", "VideoTooLongError", "iter_predictions", "predict_files"]
 
 
 @dataclass
@@ -166,16 +166,28 @@ class Predictor:
         return [{"label": self.labels[i], "prob": float(probs[i])} for i in order]
 
 
+def iter_predictions(predictor: Predictor, paths: list[str | Path], top_k: int = 5,
+                     window: float | None = 2.0, stride: float | None = 1.0
+                     ) -> Iterator[tuple[dict[str, Any] | None, VidlabError | None]]:
+    """`(result, None)` or `(None, error)` for each file in turn, as soon as it is done; a bad
+    file never stops the rest."""
+    for path in paths:
+        try:
+            yield predictor.predict_file(path, top_k, window, stride), None
+        except VidlabError as exc:
+            yield None, exc
+
+
 def predict_files(predictor: Predictor, paths: list[str | Path], top_k: int = 5,
                   window: float | None = 2.0, stride: float | None = 1.0
                   ) -> tuple[list[dict[str, Any]], list[VidlabError]]:
     """Predict every file; a bad file becomes an error in the second list, never stops the rest."""
     results, errors = [], []
-    for path in paths:
-        try:
-            results.append(predictor.predict_file(path, top_k, window, stride))
-        except VidlabError as exc:
-            errors.append(exc)
+    for result, error in iter_predictions(predictor, paths, top_k, window, stride):
+        if error is None:
+            results.append(result)
+        else:
+            errors.append(error)
     return results, errors
 
 

@@ -7,19 +7,12 @@ from typing import Any
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from vidlab.plotting import pyplot
 
 
 def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
     """Loss and accuracy per epoch (train and val) from metrics.jsonl records."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r for r in records if r.get("phase") == "epoch"]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     xs = [r["epoch"] for r in epochs]
@@ -42,7 +35,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | Path) -> Path:
 def plot_confusion(cm: list[list[int]] | np.ndarray, labels: list[str], path: str | Path,
                    title: str = "confusion matrix") -> Path:
     """Row-normalised confusion matrix with counts written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(cm, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * len(labels) + 2)

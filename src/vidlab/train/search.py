@@ -124,9 +124,9 @@ def _importance_plot(study: Any, path: Path) -> str | None:
     except (RuntimeError, ValueError) as exc:  # e.g. a parameter that never varied
         log.warning("parameter importance unavailable: %s", exc)
         return None
-    from vidlab.train.plots import _pyplot
+    from vidlab.plotting import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
     ax.barh(names, [importances[n] for n in names])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,13 +156,8 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     run. `stop_after` ends this call (with a checkpoint) after that many total steps, to split a
     run across sessions. Returns a summary with the bundle path and validation PSNR.
     """
-    from vidlab.train.checkpoint import (
-        capture_rng_state,
-        load_checkpoint,
-        restore_rng_state,
-        save_checkpoint,
-        seed_everything,
-    )
+    from vidlab.train.bookkeeping import RunDir, TimeBudget
+    from vidlab.train.checkpoint import seed_everything
     from vidlab.train.config import OptimConfig, ScheduleConfig
     from vidlab.train.ema import ModelEma
     from vidlab.train.hardware import pick_device
@@ -172,13 +166,8 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
 
     cfg = config or EnhanceTrainConfig()
     run = Path(out)
-    ckpt_path = run / CHECKPOINT
-    if resume and not ckpt_path.is_file():
-        raise CheckpointError("no checkpoint to resume from (run without --resume first)", ckpt_path)
-    if not resume and ckpt_path.is_file():
-        raise CheckpointError("a run already exists here; pass --resume to continue it or "
-                              "choose another --out", run)
-    run.mkdir(parents=True, exist_ok=True)
+    rundir = RunDir(run, "enhancement", checkpoint_name=CHECKPOINT)
+    rundir.claim(resume)  # a CheckpointError either way: nothing to resume, or a run to clobber
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(True)
@@ -203,32 +192,29 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     logger = RunLogger(run)
     step = 0
     if resume:
-        state = load_checkpoint(ckpt_path)
+        state = rundir.load()
         if state.get("task") != cfg.task:
             raise CheckpointError(f"checkpoint is for task {state.get('task')!r}, not "
-                                  f"{cfg.task!r}", ckpt_path)
+                                  f"{cfg.task!r}", rundir.checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         ema.load_state_dict(state["ema"])
         step = int(state["step"])
         schedule.load_state_dict({**state["schedule"], "total_steps": cfg.steps})
-        restore_rng_state(state["rng"])
         logger.truncate_after(step)
     (run / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     def checkpoint() -> None:
-        save_checkpoint(ckpt_path, {
-            "task": cfg.task, "step": step, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-            "ema": ema.state_dict(), "rng": capture_rng_state()})
+        rundir.save({"task": cfg.task, "step": step, "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                     "ema": ema.state_dict()})
 
     last = min(cfg.steps, stop_after or cfg.steps)
     bar = progress(total=last, initial=step, desc=f"enhance train ({cfg.task})")
-    started, first_step = time.perf_counter(), step
-    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else float("inf")
+    budget, first_step = TimeBudget(cfg.max_minutes), step  # this session's budget
     planned = cfg.steps
     model.train()
-    while step < min(last, planned) and time.perf_counter() < deadline:
+    while step < min(last, planned) and not budget.over():
         inputs, targets = (t.to(device, non_blocking=True)
                            for t in train_pool.batch(cfg.batch_size, cfg.patch))
         loss = enhance_loss(model(inputs), targets, cfg.luma_weight, cfg.loss)
@@ -249,18 +235,17 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr_gain=f"{val['psnr_gain_db']:+.2f}")
             model.train()
             if cfg.max_minutes:
-                planned = steps_that_fit(step, step - first_step, time.perf_counter() - started,
-                                         deadline - time.perf_counter(), cfg.steps)
+                planned = steps_that_fit(step, step - first_step, budget.elapsed_s,
+                                         budget.left_s(), cfg.steps)
                 schedule.refit(planned)
-        if (step % cfg.checkpoint_every == 0 or step in (last, planned)
-                or time.perf_counter() >= deadline):
+        if step % cfg.checkpoint_every == 0 or step in (last, planned) or budget.over():
             checkpoint()
     bar.close()
-    elapsed = time.perf_counter() - started
+    elapsed = budget.elapsed_s
     summary: dict[str, Any] = {"run": str(run), "task": cfg.task, "device": str(device), "step": step,
                                "steps": cfg.steps, "seconds": round(elapsed, 2),
                                "steps_per_s": round((step - first_step) / max(elapsed, 1e-9), 3)}
-    out_of_time = step < last and (step >= planned or time.perf_counter() >= deadline)
+    out_of_time = step < last and (step >= planned or budget.over())
     if out_of_time:
         log.warning("max_minutes=%s spent at step %d of %d: ending the run here", cfg.max_minutes,
                     step, cfg.steps)
@@ -275,9 +260,11 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
 
 def steps_that_fit(step: int, done: int, spent_s: float, left_s: float, steps: int) -> int:
     """The run's planned length under a time budget: `step` plus what fits in `left_s` at the
-    pace of the `done` steps that took `spent_s`, never beyond `steps` nor before `step + 1`."""
-    per_step = spent_s / max(done, 1)
-    return max(step + 1, min(steps, step + int(max(left_s, 0.0) / max(per_step, 1e-9))))
+    pace of the `done` steps that took `spent_s`, never beyond `steps` nor before `step + 1`
+    (`vidlab.train.bookkeeping.units_that_fit` in steps)."""
+    from vidlab.train.bookkeeping import units_that_fit
+
+    return units_that_fit(step, spent_s / max(done, 1), left_s, steps, step + 1)
 
 
 @torch.no_grad()

@@ -12,7 +12,6 @@ The run directory holds `config.yaml`, `metrics.jsonl` + TensorBoard, `checkpoin
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from vidlab.data.clips import ClipSet
-from vidlab.errors import CheckpointError, OutputExistsError
 from vidlab.gen.augment import diff_augment
 from vidlab.gen.clips import real_clips, to_model_range, to_uint8
 from vidlab.gen.config import GanConfig
@@ -29,7 +27,6 @@ from vidlab.gen.losses import d_hinge, g_hinge, r1_penalty
 from vidlab.gen.nets import GeneratorBase, ImageDiscriminator, VideoDiscriminator, sample_frames
 
 log = logging.getLogger(__name__)
-CHECKPOINT = "checkpoints/last.pt"
 BUNDLE_NAME = "generator.vidlab"
 SAMPLE_SEED = 1234
 
@@ -120,27 +117,19 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
     """Train a conditional video GAN on `cfg.data`; returns the generator bundle's path.
 
     Raises `OutputExistsError` when `cfg.out` already holds a run and `resume` is false, and
-    `CheckpointError` when `resume` finds no checkpoint.
+    `CheckpointError` when `resume` finds no checkpoint (`vidlab.train.bookkeeping.RunDir`).
+    `max_minutes` (0/None: none) ends the run after the step that uses it up.
     """
     from vidlab.config import save_config
     from vidlab.data.manifest import labels_of, load_entries
     from vidlab.progress import progress as bar
-    from vidlab.train.checkpoint import (
-        capture_rng_state,
-        load_checkpoint,
-        restore_rng_state,
-        save_checkpoint,
-        seed_everything,
-    )
+    from vidlab.train.bookkeeping import RunDir, TimeBudget
+    from vidlab.train.checkpoint import seed_everything
     from vidlab.train.runlog import RunLogger
 
     run = Path(cfg.out)
-    ckpt_path = run / CHECKPOINT
-    if not resume and (ckpt_path.exists() or (run / BUNDLE_NAME).exists()):
-        raise OutputExistsError("already holds a GAN run (pass --resume to continue it)", run)
-    if resume and not ckpt_path.is_file():
-        raise CheckpointError("no checkpoint to resume from", ckpt_path)
-    run.mkdir(parents=True, exist_ok=True)
+    rundir = RunDir(run, "GAN", (BUNDLE_NAME,))
+    rundir.claim(resume)
     save_config(cfg, run / "config.yaml")
 
     entries = load_entries(cfg.data)
@@ -158,17 +147,16 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
     logger = RunLogger(run)
     step = 0
     if resume:
-        state = load_checkpoint(ckpt_path)
+        state = rundir.load()
         models.load_state_dict(state["models"])
         step = int(state["step"])
-        restore_rng_state(state["rng"])
         logger.truncate_after(step)
     monitor = _QualityMonitor(cfg, data, run) if cfg.classifier else None
 
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    started = time.monotonic()
+    budget = TimeBudget(cfg.max_minutes)
     bar_ = bar(total=cfg.steps, initial=step, desc="gan", enabled=None if progress else False)
     try:
         while step < cfg.steps:
@@ -179,8 +167,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
             if step % cfg.log_every == 0:
                 logger.log({"phase": "train", "step": step, **losses}, step=step)
                 bar_.set_postfix(d=f"{losses['loss_d_video']:.2f}", g=f"{losses['loss_g']:.2f}")
-            out_of_time = (cfg.max_minutes is not None
-                           and time.monotonic() - started > cfg.max_minutes * 60)
+            out_of_time = budget.over()
             last = step == cfg.steps or out_of_time
             if step % cfg.sample_every == 0 or last:
                 write_samples(models.ema.module, label_names, cfg, run / "samples" / f"step_{step:06d}")
@@ -190,9 +177,8 @@ def train_gan(cfg: GanConfig, resume: bool = False, progress: bool = True) -> Pa
                     logger.log({"phase": "eval", "step": step, **record}, step=step)
                     monitor.plot(logger.records())
             if step % cfg.checkpoint_every == 0 or last:
-                save_checkpoint(ckpt_path, {"models": models.state_dict(), "step": step,
-                                            "rng": capture_rng_state(),
-                                            "config": cfg.model_dump(mode="json")})
+                rundir.save({"models": models.state_dict(), "step": step,
+                             "config": cfg.model_dump(mode="json")})
             if out_of_time:
                 log.warning("stopping at step %d: max_minutes=%s reached", step, cfg.max_minutes)
                 break

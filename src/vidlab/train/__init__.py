@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vidlab.train.config import TrainConfig
     from vidlab.train.evaluation import EvalResult, evaluate
-    from vidlab.train.run import FitResult, finetune, fit
+    from vidlab.train.finetune import finetune
+    from vidlab.train.run import FitResult, fit
     from vidlab.train.search import tune
 
 __all__ = ["EvalResult", "FitResult", "TrainConfig", "evaluate", "finetune", "fit", "tune"]
 
-_WHERE = {"fit": "run", "finetune": "run", "FitResult": "run", "evaluate": "evaluation",
+_WHERE = {"fit": "run", "finetune": "finetune", "FitResult": "run", "evaluate": "evaluation",
           "EvalResult": "evaluation", "tune": "search", "TrainConfig": "config"}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ from torch import nn
 
 from vidlab.config import load_config, save_config
 from vidlab.data.samplers import views_label
-from vidlab.errors import ConfigError, DatasetError, OutputExistsError
+from vidlab.errors import ConfigError, DatasetError
+from vidlab.train.bookkeeping import RunDir
 from vidlab.train.checkpoint import seed_everything
 from vidlab.train.config import TrainConfig
 from vidlab.train.dataset import PreparedData, prepare_data
@@ -52,6 +52,8 @@ class FitResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     model: nn.Module | None = None
     """The trained module (best weights), for callers that keep going in Python."""
+    config: TrainConfig | None = None
+    """The resolved config the run trained with."""
 
 
 def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
@@ -64,8 +66,9 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
     `model` starts from a given module (fine-tuning, e.g. a pruned model) instead of
     `config.model`; `data` skips dataset preparation; `write_bundles=False` keeps the best
     weights in memory only (a custom module `create` cannot rebuild); `teacher` is distilled
-    from when `regularization.distill_alpha` > 0. Raises `OutputExistsError` for a non-empty
-    run dir unless `resume` or `overwrite`.
+    from when `regularization.distill_alpha` > 0. Raises `OutputExistsError` (a
+    `bookkeeping.RunExistsError`) for a run dir holding another run unless `resume` or
+    `overwrite` (which removes only a run's own outputs).
     """
     say = say or log.info
     if not config.out:
@@ -81,7 +84,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             prepare_cpu()
         precision = pick_precision(config.train.amp, device)
         if info.is_main:
-            _claim_run_dir(run_dir, resume, overwrite)
+            run_dir_of(run_dir).claim(resume, overwrite, resume_needs_checkpoint=False)
         barrier(info)
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -119,7 +122,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
                           device, precision, logger, on_best=on_best, on_epoch=on_epoch,
                           teacher=teacher)
-        if resume and (run_dir / "checkpoints" / "last.pt").is_file():
+        if resume and trainer.rundir.checkpoint.is_file():
             trainer.resume()
         last = trainer.run()
         digests = all_gather_objects(param_digest(trainer.model), info)
@@ -135,10 +138,16 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         metrics = _test_and_report(config, data, trainer, bundle_path, run_dir, info, logger, last)
         metrics["param_digests"] = digests  # one per rank: equal when DDP kept them in sync
         logger.close()
-        return FitResult(run_dir, bundle_path if bundle_path.exists() else None, metrics, final)
+        return FitResult(run_dir, bundle_path if bundle_path.exists() else None, metrics, final,
+                         config)
     finally:
         if started_pg and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def run_dir_of(path: str | Path) -> RunDir:
+    """A training run's directory (its outputs: config, manifest, logs, checkpoints, bundle)."""
+    return RunDir(Path(path), "training", _RUN_OUTPUTS)
 
 
 def param_digest(model: nn.Module) -> str:
@@ -211,24 +220,6 @@ def write_bundle(path: Path, module: nn.Module, config: TrainConfig, labels: lis
     metrics = {**metrics, "params": sum(p.numel() for p in module.parameters())}
     save_bundle(path, config=bundle_config, state_dict=module.state_dict(), metrics=metrics,
                 data_stats=data_stats, overwrite=True)
-
-
-def _claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputExistsError("exists and is not a directory", run_dir)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if resume:
-            return
-        if not overwrite:
-            raise OutputExistsError("run directory is not empty (pass --resume to continue it or "
-                                    "--overwrite to start over)", run_dir)
-        for name in _RUN_OUTPUTS:  # remove only what a run writes, nothing else
-            p = run_dir / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _load_data(config: TrainConfig, run_dir: Path, resume: bool, info, say) -> PreparedData:
@@ -310,36 +301,3 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
     """The resolved config a run saved (what `--resume` continues with)."""
     return load_config(TrainConfig, Path(run_dir) / CONFIG_FILE, overrides)
 
-
-def finetune(model: nn.Module, train_entries: list[dict[str, Any]],
-             val_entries: list[dict[str, Any]], labels: list[str], data_config: Any,
-             epochs: int = 3, lr: float = 5e-4, *, out: str | Path | None = None,
-             config: TrainConfig | None = None, overrides: list[str] | None = None,
-             say: Callable[[str], None] | None = None) -> FitResult:
-    """Fine-tune an existing module (e.g. a pruned one) with the same loop as `fit`.
-
-    Short warm-up, cosine over `epochs`, no time budget; the best weights (on `val_entries`) end
-    up in the returned `FitResult.model`. No bundle is written (the caller owns the model's
-    format); the run dir (`out`, else a temporary one) holds the log and checkpoints.
-    """
-    import tempfile
-
-    from vidlab.config import apply_overrides
-
-    base = (config or TrainConfig()).model_dump(mode="json")
-    base["data"] = data_config.model_dump(mode="json")
-    base["optim"]["lr"] = lr
-    base["train"].update({"epochs": epochs, "max_minutes": None, "plots": False})
-    base["schedule"]["warmup_epochs"] = min(base["schedule"]["warmup_epochs"], 0.3)
-    tmp = None
-    if out is None:
-        tmp = tempfile.TemporaryDirectory(prefix="vidlab-finetune-")
-        out = tmp.name
-    base["out"] = str(out)
-    cfg = TrainConfig.model_validate(apply_overrides(base, overrides))
-    data = PreparedData(list(train_entries), list(val_entries), [], list(labels))
-    try:
-        return fit(cfg, overwrite=True, model=model, data=data, say=say, write_bundles=False)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()

@@ -22,12 +22,8 @@ from torch import nn
 
 from vidlab.errors import TrainingError
 from vidlab.progress import progress
-from vidlab.train.checkpoint import (
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from vidlab.train.bookkeeping import RunDir, units_that_fit
+from vidlab.train.checkpoint import capture_rng_state, restore_rng_state
 from vidlab.train.config import TrainConfig
 from vidlab.train.distributed import (
     DistInfo,
@@ -43,7 +39,6 @@ from vidlab.train.runlog import RunLogger
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoints/last.pt"
 MAX_NONFINITE_STEPS = 10
 """Consecutive NaN/inf updates after which training stops with `TrainingError`."""
 
@@ -66,6 +61,7 @@ class Trainer:
 
         self.cfg, self.labels, self.info = config, labels, info
         self.run_dir, self.device, self.precision, self.logger = run_dir, device, precision, logger
+        self.rundir = RunDir(Path(run_dir))
         self.on_best, self.on_epoch = on_best, on_epoch
         self.val_entries = val_entries
         t = config.train
@@ -110,7 +106,6 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
-            "rng": all_gather_objects(capture_rng_state(), self.info),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
             "epochs": self.epochs, "best": self.best, "best_epoch": self.best_epoch,
             "bad_evals": self.bad_evals, "elapsed": self.elapsed,
@@ -119,12 +114,12 @@ class Trainer:
         }
 
     def save(self) -> None:
-        state = self.state()  # every rank takes part in the RNG gather
+        rngs = all_gather_objects(capture_rng_state(), self.info)  # every rank takes part
         if self.info.is_main:
-            save_checkpoint(self.run_dir / CHECKPOINT, state)
+            self.rundir.save(self.state(), rng=rngs)
 
     def resume(self) -> None:
-        s = load_checkpoint(self.run_dir / CHECKPOINT)
+        s = self.rundir.load(restore_rng=False)  # one RNG state per rank, restored below
         if s["world_size"] != self.info.world_size:
             log.warning("resuming a %d-process run with %d processes: the sample order changes",
                         s["world_size"], self.info.world_size)
@@ -327,11 +322,12 @@ class Trainer:
         budget = self.cfg.train.max_minutes
         if not budget or not self.epoch_times:
             return
-        per_epoch = sum(self.epoch_times) / len(self.epoch_times)
-        fits = int((budget * 60.0) // max(per_epoch, 1e-9))
+        done, spent = len(self.epoch_times), sum(self.epoch_times)
+        per_epoch = spent / done
+        fits = units_that_fit(done, per_epoch, budget * 60.0 - spent, self.cfg.train.epochs,
+                              self.epoch + 1)
         # ranks must agree on the plan (their clocks differ slightly)
-        fits = int(all_gather_objects(fits, self.info)[0])
-        planned = max(self.epoch + 1, min(self.cfg.train.epochs, fits))
+        planned = int(all_gather_objects(fits, self.info)[0])
         if planned != self.epochs:
             log.info("time budget %.1f min: %d epochs of %.1f s fit", budget, planned, per_epoch)
             self.epochs = planned

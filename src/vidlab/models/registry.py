@@ -8,6 +8,7 @@ registered at import time under its function name, so the name a user types reac
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 from vidlab.errors import ModelError
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_HELPERS = {"base", "registry", "weights", "layers", "export", "flops", "tuning"}
+_HELPERS = {"base", "registry", "weights", "layers", "export", "flops", "tuning", "hf", "lora",
+            "blocks"}
 """Modules of `vidlab.models` that register no model (not imported by `list_models`)."""
 
 
@@ -28,6 +30,9 @@ class ModelEntry:
     num_frames: int
     size: int
     description: str = ""
+    preprocess: dict[str, Any] | None = None
+    """Input the model's weights expect (`num_frames`, `crop_size`, `short_side`, `mean`, `std`):
+    set for checkpoints that carry their own preprocessing (`hf:PATH`)."""
 
 
 def register_model(family: str, num_frames: int, size: int, description: str = ""):
@@ -50,6 +55,13 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
+    """The registry entry of `name`; `hf:PATH` gets one read from the checkpoint directory."""
+    if name.startswith("hf:"):
+        from vidlab.models.hf import checkpoint_input, create_hf
+
+        pre = checkpoint_input(name)
+        return ModelEntry(name, "hf", create_hf, pre["num_frames"], pre["crop_size"],
+                          "Hugging Face video classifier", preprocess=pre)
     _import_families()
     if name not in _REGISTRY:
         close = [n for n in _REGISTRY if name.split("_")[0] in n][:5]
@@ -66,10 +78,16 @@ def create(name: str, num_classes: int, num_frames: int | None = None,
     whose classifier head has another number of classes loads everything but the head, which
     stays freshly initialised: fine-tuning on a new label set replaces only the head.
     """
-    entry = model_entry(name)
+    if name.startswith("hf:"):  # built from its checkpoint (or a bundle's `hf_config`)
+        from vidlab.models.hf import create_hf
+
+        entry, builder = None, functools.partial(create_hf, name)
+    else:
+        entry = model_entry(name)
+        builder = entry.builder
     try:
-        model = entry.builder(num_classes=num_classes,
-                              num_frames=num_frames or entry.num_frames, **kwargs)
+        model = builder(num_classes=num_classes,
+                        num_frames=num_frames or (entry.num_frames if entry else None), **kwargs)
     except TypeError as exc:
         raise ModelError(f"bad arguments for model {name!r}: {exc}") from exc
     if weights is not None:

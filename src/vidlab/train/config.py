@@ -17,12 +17,26 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class LoraSection(_Section):
+    """LoRA adapters (`peft`): only they and the new head train; bundles get them merged."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    """Names of the linear layers to adapt (None: the attention projections the model has)."""
+
+
 class ModelSection(_Section):
-    """What `vidlab.models.create` builds: `name`, optional local `weights`, builder `kwargs`."""
+    """What `vidlab.models.create` builds: `name` (a zoo name or `hf:PATH`), optional local
+    `weights`, builder `kwargs`; then LoRA (`lora.r=8`) and block freezing for fine-tuning."""
 
     name: str = "r2plus1d_tiny"
     weights: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    lora: LoraSection | None = None
+    freeze_blocks: int = Field(0, ge=0)
+    """Freeze the embeddings and the first N blocks (VideoMAE's fine-tuning recipe)."""
 
 
 class OptimConfig(_Section):
@@ -36,6 +50,9 @@ class OptimConfig(_Section):
     """L1 penalty on weights (not norms/biases), added to the loss."""
     grad_clip: float | None = 1.0
     """Clip the global gradient norm to this value (None: no clipping)."""
+    layer_decay: float | None = Field(None, gt=0, le=1)
+    """Layer-wise LR decay (BEiT/VideoMAE fine-tuning, e.g. 0.75): block i of N trains at
+    lr·decay^(N−i), the embeddings at lr·decay^(N+1), the head at lr."""
 
 
 class ScheduleConfig(_Section):
@@ -92,6 +109,11 @@ class LoopConfig(_Section):
     memory_format: Literal["auto", "channels_last_3d", "contiguous"] = "auto"
     sync_bn: bool = True
     """Under DDP on CUDA, convert BatchNorm to SyncBatchNorm (gloo/CPU: not supported)."""
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """Under torchrun: replicate the model (DDP) or shard it with FSDP2 (`fully_shard` per
+    block; checkpoints become torch.distributed.checkpoint directories)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass (less memory, ~30 % more time)."""
     compile: bool = False
     """`torch.compile` the training forward (pays off on long GPU runs; slow to start on CPU)."""
     plots: bool = True

@@ -16,25 +16,39 @@ from vidlab.train.config import OptimConfig, ScheduleConfig
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights with decay; norms, biases and 1-D params without."""
+def param_groups(model: nn.Module, weight_decay: float,
+                 lr_scales: dict[str, float] | None = None) -> list[dict]:
+    """Weights with decay; norms, biases and 1-D params without (frozen ones left out).
+
+    With `lr_scales` (parameter name → LR multiplier, layer-wise decay) each (decay, scale)
+    pair is its own group carrying `lr_scale`; otherwise there are two groups.
+    """
     no_decay_ids = set()
     for module in model.modules():
         if isinstance(module, _NORM_TYPES):
             no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
-    decay, no_decay = [], []
-    for p in model.parameters():
+    groups: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if id(p) in no_decay_ids or p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+        decays = not (id(p) in no_decay_ids or p.ndim <= 1)
+        scale = lr_scales.get(name, 1.0) if lr_scales else 1.0
+        groups.setdefault((decays, scale), []).append(p)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0, "lr_scale": scale}
+            for (decays, scale), params in groups.items() if params or scale == 1.0]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    """AdamW or SGD (momentum, Nesterov) over `param_groups`."""
-    groups = param_groups(model, cfg.weight_decay)
+    """AdamW or SGD (momentum, Nesterov) over `param_groups` (layer-wise LR decay if set)."""
+    scales = None
+    if cfg.layer_decay is not None and cfg.layer_decay < 1:
+        from vidlab.models.blocks import layer_decay_scales
+
+        scales = layer_decay_scales(model, cfg.layer_decay)
     lr = cfg.lr if lr is None else lr
+    groups = param_groups(model, cfg.weight_decay, scales)
+    for g in groups:
+        g["lr"] = lr * g["lr_scale"]
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum,
                                nesterov=cfg.nesterov and cfg.momentum > 0)

@@ -20,6 +20,7 @@ from torch import nn
 from vidlab.config import load_config, save_config
 from vidlab.data.samplers import views_label
 from vidlab.errors import ConfigError, DatasetError
+from vidlab.models.lora import parameter_counts
 from vidlab.train.bookkeeping import RunDir
 from vidlab.train.checkpoint import seed_everything
 from vidlab.train.config import TrainConfig
@@ -99,8 +100,12 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             _write_manifest(data, run_dir)
         if model is None:
             model = build_model(config, len(data.labels))
-        say(f"model {config.model.name}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
-            f"params; device {device}, precision {precision.name}, {info.world_size} process(es)")
+        counts = parameter_counts(model)
+        trainable = ("" if counts["params_trainable"] == counts["params_total"] else
+                     f" ({counts['params_trainable'] / 1e6:.3f} M trainable, "
+                     f"{100 * counts['trainable_fraction']:.2f} %)")
+        say(f"model {config.model.name}: {counts['params_total'] / 1e6:.2f} M params{trainable}; "
+            f"device {device}, precision {precision.name}, {info.world_size} process(es)")
         stats = _data_stats(data, config, run_dir) if info.is_main and write_bundles else {}
 
         from vidlab.train.trainer import Trainer
@@ -137,6 +142,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         barrier(info)
         metrics = _test_and_report(config, data, trainer, bundle_path, run_dir, info, logger, last)
         metrics["param_digests"] = digests  # one per rank: equal when DDP kept them in sync
+        metrics.update(counts)
         logger.close()
         return FitResult(run_dir, bundle_path if bundle_path.exists() else None, metrics, final,
                          config)
@@ -179,6 +185,9 @@ def resolve_config(config: TrainConfig, entries: list[dict[str, Any]] | None = N
             update["crop_size"] = entry.size
             if "short_side" not in d.model_fields_set:
                 update["short_side"] = max(entry.size, round(entry.size * 8 / 7))
+        for key, value in (entry.preprocess or {}).items():  # a checkpoint's own input (hf:)
+            if key not in d.model_fields_set and key in ("short_side", "mean", "std"):
+                update[key] = tuple(value) if isinstance(value, list | tuple) else value
         d = d.model_copy(update=update)
     if entries:
         d = d.for_entries(entries)
@@ -186,11 +195,22 @@ def resolve_config(config: TrainConfig, entries: list[dict[str, Any]] | None = N
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    """`vidlab.models.create` with the config's name, weights, frames and regularization."""
+    """`vidlab.models.create` with the config's name, weights, frames and regularization, then
+    the fine-tuning surgery it asks for: frozen first blocks, LoRA adapters."""
     from vidlab.models import create
 
-    return create(config.model.name, num_classes=num_classes, weights=config.model.weights,
-                  **model_kwargs(config))
+    model = create(config.model.name, num_classes=num_classes, weights=config.model.weights,
+                   **model_kwargs(config))
+    m = config.model
+    if m.freeze_blocks:
+        from vidlab.models.blocks import freeze_first_blocks
+
+        freeze_first_blocks(model, m.freeze_blocks)
+    if m.lora is not None:
+        from vidlab.models.lora import apply_lora
+
+        apply_lora(model, m.lora.r, m.lora.alpha, m.lora.dropout, m.lora.target_modules)
+    return model
 
 
 def model_kwargs(config: TrainConfig) -> dict[str, Any]:
@@ -207,12 +227,17 @@ def model_kwargs(config: TrainConfig) -> dict[str, Any]:
 
 def write_bundle(path: Path, module: nn.Module, config: TrainConfig, labels: list[str],
                  metrics: dict[str, Any], data_stats: dict[str, Any]) -> None:
+    """Save `module` as a bundle: LoRA adapters merged, with what rebuilds it without its
+    source files (an `hf:` model's HF config and input)."""
     from vidlab.bundle import save_bundle
+    from vidlab.models.lora import merged
 
+    module = merged(module)
+    rebuild = getattr(module, "rebuild_kwargs", None)
+    kwargs = {**model_kwargs(config), **(rebuild() if callable(rebuild) else {})}
     bundle_config = {
         "task": "classify",
-        "model": {"name": config.model.name, "num_classes": len(labels),
-                  "kwargs": model_kwargs(config)},
+        "model": {"name": config.model.name, "num_classes": len(labels), "kwargs": kwargs},
         "labels": list(labels),
         "preprocess": config.data.preprocess().to_dict(),
         "train": config.model_dump(mode="json"),
@@ -264,11 +289,13 @@ def _test_and_report(config: TrainConfig, data: PreparedData, trainer, bundle_pa
                      run_dir: Path, info, logger: RunLogger, last: dict) -> dict[str, Any]:
     """Test the best weights with the test views; write metrics, plots and the bundle's metrics."""
     from vidlab.bundle import load_bundle
+    from vidlab.models.lora import merged
     from vidlab.train.evaluation import evaluate_module
     from vidlab.train.plots import plot_confusion, plot_curves
 
     model = trainer.ema.module if trainer.ema else trainer.model
     if bundle_path.exists():
+        model = merged(model)  # the bundle holds LoRA adapters merged: test what it holds
         model.load_state_dict(load_bundle(bundle_path).state_dict())
     metrics: dict[str, Any] = {"val_best": trainer.best, "best_epoch": trainer.best_epoch,
                                "epochs": trainer.epoch, "steps": trainer.step,

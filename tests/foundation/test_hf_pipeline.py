@@ -17,7 +17,6 @@ from tests.foundation.conftest import MOTION_LABELS, train_cli, transformers, wr
 from tests.serve.helpers import LiveServer, upload
 
 from vidlab.bundle import load_bundle
-from vidlab.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ i, N + 1 for what comes after (final norm, head), in the model's registration or
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vidlab.errors import ConfigError
 
@@ -59,3 +61,28 @@ def layer_decay_scales(model: nn.Module, decay: float) -> dict[str, float]:
     """Per parameter name, the LR multiplier `decay ** (N + 1 − layer id)` (head: 1)."""
     ids, depth = layer_ids(model)
     return {name: decay ** (depth + 1 - i) for name, i in ids.items()}
+
+
+def checkpoint_blocks(model: nn.Module) -> int:
+    """Recompute every block's activations in the backward pass instead of keeping them.
+
+    Each block's own `forward` is wrapped in place (parameter names, hooks and FSDP sharding
+    stay as they are); in eval mode or without gradients the block runs as usual. Returns the
+    number of blocks wrapped.
+    """
+    blocks = find_blocks(model)
+    for block in blocks:
+        block.forward = _Checkpointed(block, block.forward)
+    return len(blocks)
+
+
+class _Checkpointed:
+    """A block's bound `forward`, run under `torch.utils.checkpoint` while training."""
+
+    def __init__(self, block: nn.Module, forward):
+        self.block, self.forward = block, forward
+
+    def __call__(self, *args, **kwargs):
+        if self.block.training and torch.is_grad_enabled():
+            return checkpoint(self.forward, *args, use_reentrant=False, **kwargs)
+        return self.forward(*args, **kwargs)

@@ -130,11 +130,14 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         if resume and trainer.rundir.checkpoint.is_file():
             trainer.resume()
         last = trainer.run()
-        digests = all_gather_objects(param_digest(trainer.model), info)
+        final = trainer.gathered()  # FSDP: the full weights, on rank 0 only
+        if trainer.fsdp:
+            digests = [param_digest(final)] if final is not None else []
+        else:
+            digests = all_gather_objects(param_digest(trainer.model), info)
         if len(set(digests)) > 1:
             log.error("DDP ranks ended with different parameters: %s", digests)
         barrier(info)
-        final = trainer.ema.module if trainer.ema else trainer.model
         if best_state:
             final.load_state_dict(best_state)
         if write_bundles and info.is_main and not bundle_path.exists():  # no val split: last weights
@@ -294,7 +297,11 @@ def _test_and_report(config: TrainConfig, data: PreparedData, trainer, bundle_pa
     from vidlab.train.plots import plot_confusion, plot_curves
 
     model = trainer.ema.module if trainer.ema else trainer.model
-    if bundle_path.exists():
+    if trainer.fsdp and bundle_path.exists():  # the best weights, sharded again
+        from vidlab.train.sharding import shard
+
+        model = shard(load_bundle(bundle_path).build_model(), trainer.device)
+    elif bundle_path.exists():
         model = merged(model)  # the bundle holds LoRA adapters merged: test what it holds
         model.load_state_dict(load_bundle(bundle_path).state_dict())
     metrics: dict[str, Any] = {"val_best": trainer.best, "best_epoch": trainer.best_epoch,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidlab.errors import TrainingError
+from vidlab.errors import CheckpointError, TrainingError
 from vidlab.progress import progress
 from vidlab.train.bookkeeping import RunDir, units_that_fit
 from vidlab.train.checkpoint import capture_rng_state, restore_rng_state
@@ -39,6 +39,9 @@ from vidlab.train.runlog import RunLogger
 
 log = logging.getLogger(__name__)
 
+SHARDED_CHECKPOINT = "checkpoints/last-{step:08d}.dcp"
+"""Under FSDP: the torch.distributed.checkpoint directory of the model and optimizer shards,
+one per saved step; `last.pt` names the one it belongs to, so a kill never pairs mismatches."""
 MAX_NONFINITE_STEPS = 10
 """Consecutive NaN/inf updates after which training stops with `TrainingError`."""
 
@@ -79,15 +82,24 @@ class Trainer:
         self.model = self.model.to(memory_format=self.memory_format)
         if info.enabled and device.type == "cuda" and t.sync_bn:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if t.activation_checkpointing:
+            from vidlab.models.blocks import checkpoint_blocks
+
+            checkpoint_blocks(self.model)
+        self.fsdp = info.enabled and t.strategy == "fsdp"
+        self.twin: nn.Module | None = None
+        """Under FSDP, rank 0's unsharded CPU copy that receives the gathered weights."""
+        if self.fsdp:
+            self._shard(config, precision)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.schedule = Schedule(self.optimizer, config.schedule, self.steps_per_epoch,
                                  self.steps_per_epoch * self.epochs)
         self.ema = (ModelEma(self.model, config.ema.decay, config.ema.warmup_steps)
-                    if config.ema.enabled else None)
+                    if config.ema.enabled and not self.fsdp else None)
         self.scaler = torch.amp.GradScaler(device.type) if precision.use_scaler else None
         self.ddp = (nn.parallel.DistributedDataParallel(
             self.model, device_ids=[device.index] if device.type == "cuda" else None)
-            if info.enabled else None)
+            if info.enabled and not self.fsdp else None)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.regularization.label_smoothing)
         reg = config.regularization
         self.teacher = teacher.to(device).eval() if teacher is not None and reg.distill_alpha else None
@@ -99,10 +111,46 @@ class Trainer:
         self.elapsed, self.epoch_times = 0.0, []
         self.acc = _fresh_sums()
 
+    def _shard(self, config: TrainConfig, precision: Precision) -> None:
+        """FSDP2 instead of DDP: shard per block; rank 0 keeps an unsharded copy for bundles."""
+        import copy
+
+        from vidlab.train.sharding import shard
+
+        if config.ema.enabled:
+            log.info("FSDP: EMA is off (an average of sharded weights is not kept)")
+        if self.info.is_main:
+            self.twin = copy.deepcopy(self.model).cpu().eval()
+        gpu_bf16 = self.device.type == "cuda" and precision.dtype == torch.bfloat16
+        shard(self.model, self.device, torch.bfloat16 if gpu_bf16 else None)
+
+    def gathered(self) -> nn.Module | None:
+        """The evaluated model with its full weights, on rank 0 (None on the other ranks).
+
+        Under FSDP every rank must call it (the weights are all-gathered into `twin`).
+        """
+        if not self.fsdp:
+            return self.ema.module if self.ema else self.model
+        from vidlab.train.sharding import full_state_dict
+
+        state = full_state_dict(self.model)
+        if self.twin is None:
+            return None
+        self.twin.load_state_dict(state)
+        return self.twin
+
     # ---- state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        sharded = None
+        if self.fsdp:  # weights and optimizer go to a DCP directory that last.pt names
+            from vidlab.train.sharding import save_sharded
+
+            sharded = SHARDED_CHECKPOINT.format(step=self.step)
+            save_sharded(self.run_dir / sharded, self.model, self.optimizer, self.info)
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": None if self.fsdp else self.model.state_dict(),
+            "optimizer": None if self.fsdp else self.optimizer.state_dict(),
+            "sharded": sharded,
             "schedule": self.schedule.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None,
             "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -115,16 +163,34 @@ class Trainer:
 
     def save(self) -> None:
         rngs = all_gather_objects(capture_rng_state(), self.info)  # every rank takes part
+        state = self.state()  # under FSDP every rank writes its shards here
         if self.info.is_main:
-            self.rundir.save(self.state(), rng=rngs)
+            self.rundir.save(state, rng=rngs)
+            if state["sharded"]:  # last.pt now names the new shards: drop the older ones
+                import shutil
+
+                for old in self.rundir.checkpoint.parent.glob("last-*.dcp"):
+                    if old.name != Path(state["sharded"]).name:
+                        shutil.rmtree(old, ignore_errors=True)
 
     def resume(self) -> None:
         s = self.rundir.load(restore_rng=False)  # one RNG state per rank, restored below
         if s["world_size"] != self.info.world_size:
             log.warning("resuming a %d-process run with %d processes: the sample order changes",
                         s["world_size"], self.info.world_size)
-        self.model.load_state_dict(s["model"])
-        self.optimizer.load_state_dict(s["optimizer"])
+        if self.fsdp:
+            from vidlab.train.sharding import load_sharded
+
+            if not s.get("sharded"):
+                raise CheckpointError("was not written under FSDP: resume with the strategy it "
+                                      "was trained with", self.rundir.checkpoint)
+            load_sharded(self.run_dir / s["sharded"], self.model, self.optimizer)
+        else:
+            if s.get("sharded"):
+                raise CheckpointError("holds FSDP shards: resume under torchrun with "
+                                      "train.strategy=fsdp", self.rundir.checkpoint)
+            self.model.load_state_dict(s["model"])
+            self.optimizer.load_state_dict(s["optimizer"])
         self.schedule.load_state_dict(s["schedule"])
         if self.ema and s["ema"]:
             self.ema.load_state_dict(s["ema"])
@@ -168,6 +234,8 @@ class Trainer:
                 self.batch_in_epoch += 1
                 boundary = self.batch_in_epoch % t.accumulation == 0 or self.batch_in_epoch == batches
                 sync = nullcontext() if boundary or self.ddp is None else self.ddp.no_sync()
+                if self.fsdp:  # accumulate locally; reduce-scatter on the boundary micro-batch
+                    self.model.set_requires_gradient_sync(boundary)
                 with sync:
                     with self._autocast():
                         logits = net(x)
@@ -243,6 +311,10 @@ class Trainer:
         # The norm is needed anyway to catch NaN/inf (max_norm=inf leaves the gradients as they
         # are); gradients are already all-reduced, so every rank reaches the same verdict.
         norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip or math.inf)
+        if self.fsdp:
+            from vidlab.train.sharding import local_norm
+
+            norm = local_norm(norm)
         if self.scaler is None and not torch.isfinite(norm):
             self._skip_nonfinite_step()
             return
@@ -299,8 +371,11 @@ class Trainer:
             self.schedule.observe(metric)
             if metric > self.best + 1e-9:
                 self.best, self.best_epoch, self.bad_evals = metric, e + 1, 0
-                if self.on_best and self.info.is_main:
-                    self.on_best(shown, {**record, "confusion_matrix": val["confusion_matrix"]}, e + 1)
+                if self.on_best:
+                    full = self.gathered() if self.fsdp else shown  # FSDP: every rank gathers
+                    if self.info.is_main:
+                        self.on_best(full, {**record, "confusion_matrix": val["confusion_matrix"]},
+                                     e + 1)
             else:
                 self.bad_evals += 1
         self.epoch_times.append(self.elapsed - epoch_time)

@@ -84,3 +84,16 @@ def test_lora_target_names_that_match_nothing_are_a_config_error(videomae_dir):
     model = create(f"hf:{videomae_dir}", num_classes=8)
     with pytest.raises(ConfigError, match="target_modules"):
         apply_lora(model, r=4, alpha=8, target_modules=["no_such_layer"])
+
+
+def test_the_example_lora_config_builds_a_frozen_model_with_adapters(videomae_dir):
+    from pathlib import Path
+
+    from vidlab.config import load_config
+    from vidlab.train.run import build_model, resolve_config
+
+    example = Path(__file__).resolve().parents[2] / "configs" / "videomae_lora.yaml"
+    cfg = resolve_config(load_config(TrainConfig, example, [f"model.name=hf:{videomae_dir}"]))
+    assert (cfg.data.num_frames, cfg.data.crop_size, cfg.data.stride) == (4, 32, 4)
+    model = build_model(cfg, num_classes=8)
+    assert has_lora(model) and parameter_counts(model)["trainable_fraction"] < 0.2

@@ -44,7 +44,8 @@ def write_videomae(path: Path, labels: list[str], hidden: int, layers: int, head
                             label2id={n: i for i, n in enumerate(labels)})
     torch.manual_seed(0)
     VideoMAEForVideoClassification(config).save_pretrained(path)
-    pre = {"image_processor_type": "VideoMAEImageProcessor", "size": {"shortest_edge": size * 8 // 7},
+    pre = {"image_processor_type": "VideoMAEImageProcessor",
+           "size": {"shortest_edge": size * 8 // 7},
            "crop_size": {"height": size, "width": size}, "do_rescale": True,
            "rescale_factor": 1 / 255, "do_normalize": True,
            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
@@ -162,7 +163,8 @@ def main() -> None:
 
     say("[heldout] top-1 per runtime ...")
     manifest = load_entries(run / "manifest.jsonl")
-    sets = {"heldout": load_entries(heldout), "test": [e for e in manifest if e.get("split") == "test"]}
+    sets = {"heldout": load_entries(heldout),
+            "test": [e for e in manifest if e.get("split") == "test"]}
     report["top1"] = {}
     for set_name, entries in sets.items():
         row = {"clips": len(entries)}

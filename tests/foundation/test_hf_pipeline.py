@@ -145,5 +145,6 @@ def test_without_transformers_an_hf_name_says_how_to_install_it(videomae_dir, mo
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]  # the error is one line, no traceback
-    assert last.startswith("error: ModelError: hf: models need") and "pip install 'vidlab[hf]'" in last
+    assert last.startswith("error: ModelError: hf: models need")
+    assert "pip install 'vidlab[hf]'" in last
     assert "Traceback" not in proc.stderr

@@ -122,7 +122,7 @@ def input_from_config(config: dict[str, Any], preprocessor: dict[str, Any],
 
 
 def _side(value: Any) -> int | None:
-    """A square side from an HF size field: 224, [224, 224], {"shortest_edge": 224}, {"height"...}."""
+    """A square side from an HF size field: 224, [224, 224], {"shortest_edge": 224}, ..."""
     if isinstance(value, int | float):
         return int(value)
     if isinstance(value, list | tuple) and value:

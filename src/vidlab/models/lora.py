@@ -88,7 +88,7 @@ def merged(model: nn.Module) -> nn.Module:
 
 
 def parameter_counts(model: nn.Module) -> dict[str, float]:
-    """`{"params_total", "params_trainable", "trainable_fraction"}` of `model` (adapters counted)."""
+    """`{"params_total", "params_trainable", "trainable_fraction"}` (adapters counted)."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"params_total": total, "params_trainable": trainable,

@@ -11,6 +11,7 @@ the previous checkpoint whole.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from vidlab.errors import CheckpointError
 from vidlab.train.distributed import DistInfo, barrier
 
 
-def shard(model: nn.Module, device: torch.device, param_dtype: torch.dtype | None = None) -> nn.Module:
+def shard(model: nn.Module, device: torch.device,
+          param_dtype: torch.dtype | None = None) -> nn.Module:
     """`fully_shard` each block, then the whole model (in place); returns the model.
 
     `param_dtype` (e.g. bf16 on CUDA) is the compute dtype of the gathered parameters;
@@ -41,10 +43,23 @@ def shard(model: nn.Module, device: torch.device, param_dtype: torch.dtype | Non
     return model
 
 
-def is_sharded(model: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
+def shard_for_training(model: nn.Module, device: torch.device, amp_dtype: torch.dtype | None,
+                       is_main: bool) -> nn.Module | None:
+    """Shard `model` in place (bf16 compute when training in bf16 on CUDA); returns rank 0's
+    unsharded CPU copy, which `gather_into` fills for bundles (None on the other ranks)."""
+    twin = copy.deepcopy(model).cpu().eval() if is_main else None
+    bf16 = device.type == "cuda" and amp_dtype == torch.bfloat16
+    shard(model, device, torch.bfloat16 if bf16 else None)
+    return twin
 
-    return isinstance(model, FSDPModule)
+
+def gather_into(twin: nn.Module | None, model: nn.Module) -> nn.Module | None:
+    """All-gather the sharded `model`'s weights into rank 0's `twin` (every rank must call)."""
+    state = full_state_dict(model)
+    if twin is None:
+        return None
+    twin.load_state_dict(state)
+    return twin
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -53,13 +68,6 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
                                                                 cpu_offload=True))
-
-
-def load_full_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load unsharded weights (every rank passes the same dict) into a sharded model."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))
 
 
 def save_sharded(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

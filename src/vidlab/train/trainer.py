@@ -89,8 +89,12 @@ class Trainer:
         self.fsdp = info.enabled and t.strategy == "fsdp"
         self.twin: nn.Module | None = None
         """Under FSDP, rank 0's unsharded CPU copy that receives the gathered weights."""
-        if self.fsdp:
-            self._shard(config, precision)
+        if self.fsdp:  # shard per block instead of DDP; rank 0 keeps an unsharded CPU copy
+            from vidlab.train.sharding import shard_for_training
+
+            if config.ema.enabled:
+                log.info("FSDP: EMA is off (an average of sharded weights is not kept)")
+            self.twin = shard_for_training(self.model, device, precision.dtype, info.is_main)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.schedule = Schedule(self.optimizer, config.schedule, self.steps_per_epoch,
                                  self.steps_per_epoch * self.epochs)
@@ -111,19 +115,6 @@ class Trainer:
         self.elapsed, self.epoch_times = 0.0, []
         self.acc = _fresh_sums()
 
-    def _shard(self, config: TrainConfig, precision: Precision) -> None:
-        """FSDP2 instead of DDP: shard per block; rank 0 keeps an unsharded copy for bundles."""
-        import copy
-
-        from vidlab.train.sharding import shard
-
-        if config.ema.enabled:
-            log.info("FSDP: EMA is off (an average of sharded weights is not kept)")
-        if self.info.is_main:
-            self.twin = copy.deepcopy(self.model).cpu().eval()
-        gpu_bf16 = self.device.type == "cuda" and precision.dtype == torch.bfloat16
-        shard(self.model, self.device, torch.bfloat16 if gpu_bf16 else None)
-
     def gathered(self) -> nn.Module | None:
         """The evaluated model with its full weights, on rank 0 (None on the other ranks).
 
@@ -131,13 +122,9 @@ class Trainer:
         """
         if not self.fsdp:
             return self.ema.module if self.ema else self.model
-        from vidlab.train.sharding import full_state_dict
+        from vidlab.train.sharding import gather_into
 
-        state = full_state_dict(self.model)
-        if self.twin is None:
-            return None
-        self.twin.load_state_dict(state)
-        return self.twin
+        return gather_into(self.twin, self.model)
 
     # ---- state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -178,17 +165,15 @@ class Trainer:
         if s["world_size"] != self.info.world_size:
             log.warning("resuming a %d-process run with %d processes: the sample order changes",
                         s["world_size"], self.info.world_size)
+        if self.fsdp != bool(s.get("sharded")):
+            raise CheckpointError("was written with another train.strategy (FSDP shards vs one "
+                                  "state dict): resume it as it was trained",
+                                  self.rundir.checkpoint)
         if self.fsdp:
             from vidlab.train.sharding import load_sharded
 
-            if not s.get("sharded"):
-                raise CheckpointError("was not written under FSDP: resume with the strategy it "
-                                      "was trained with", self.rundir.checkpoint)
             load_sharded(self.run_dir / s["sharded"], self.model, self.optimizer)
         else:
-            if s.get("sharded"):
-                raise CheckpointError("holds FSDP shards: resume under torchrun with "
-                                      "train.strategy=fsdp", self.rundir.checkpoint)
             self.model.load_state_dict(s["model"])
             self.optimizer.load_state_dict(s["optimizer"])
         self.schedule.load_state_dict(s["schedule"])

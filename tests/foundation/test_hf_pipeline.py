@@ -64,6 +64,7 @@ def test_a_lora_bundle_loads_and_runs_without_peft_or_its_checkpoint(lora_run, m
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
 
+@pytest.mark.timeout(1800)  # five CLI processes that each import transformers
 def test_eval_optimize_int8_bench_and_predict_take_a_lora_bundle(lora_run, motion_manifest,
                                                                   motion_data, tmp_path):
     run, summary, _ = lora_run

@@ -1,12 +1,17 @@
 """Enhancement benchmark: vidlab restore vs FFmpeg's denoisers, vidlab sr2x vs bicubic.
 
-Clips: the real carphone pair (../shared/data, heavy H.264, QP 50) and clips no model saw
+Default: the real carphone pair (../shared/data, heavy H.264, QP 50) and clips no model saw
 (procedural textures with a new seed, io's moving pattern), compressed here with x264.
+`--protocol`: the standard protocol (`vidlab.enhance.protocol`): held-out natural clips
+(carphone, camera moves over matplotlib's and `--photo` photographs) encoded with x264 and
+x265 at QP 22/27/32/37/42, low-delay and random-access GOPs, decoded with their QP as
+`vidlab enhance` decodes them; ΔPSNR/ΔSSIM per codec × QP × GOP (mean and worst clip).
 Every method runs in this process on the same decoded frames; PSNR/SSIM are luma (vidlab.io),
 gains are dB over the input (restore) or bicubic (sr2x) measured in the same run, and frames/s
 are wall-clock on this (shared, noisy) machine.
 
     python benchmarks/enhance.py [--restore BUNDLE] [--sr BUNDLE] [--frames N] [--per-clip] [--json]
+    python benchmarks/enhance.py --protocol [--photo IMG ...] [--frames 10] [--ungated] [--json]
 """
 
 from __future__ import annotations
@@ -19,8 +24,18 @@ from pathlib import Path
 import numpy as np
 
 from vidlab.enhance.baselines import DENOISERS, available_filters, bicubic2x, ffmpeg_filter
+from vidlab.enhance.calibrate import UNCOMPRESSED_QP
 from vidlab.enhance.degrade import CompressionSpec, downscale2x, encode_decode
+from vidlab.enhance.gate import load_gate
 from vidlab.enhance.infer import enhance_stream, load_enhancer
+from vidlab.enhance.protocol import (
+    PROTOCOL_QPS,
+    CodedClip,
+    Condition,
+    coded,
+    conditions,
+    heldout_clips,
+)
 from vidlab.enhance.textures import render_clip
 from vidlab.io import VideoReader, psnr, ssim
 
@@ -66,10 +81,11 @@ def score(clean: np.ndarray, out: np.ndarray) -> tuple[float, float]:
             float(np.mean([ssim(a, b) for a, b in zip(clean, out, strict=True)])))
 
 
-def timed(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, float]:
+def timed(fn: Callable, x) -> tuple[np.ndarray, float]:
+    """`fn(x)` and the frames/s it ran at."""
     t = time.perf_counter()
     out = fn(x)
-    return out, len(x) / (time.perf_counter() - t)
+    return out, len(out) / (time.perf_counter() - t)
 
 
 def model_fn(bundle: Path, ensemble: bool = False) -> Callable[[np.ndarray], np.ndarray]:
@@ -125,6 +141,114 @@ def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
     return rows
 
 
+FILTERS = ("hqdn3d", "nlmeans", "atadenoise", "deblock")
+
+
+def gated_fn(bundle: Path, gate: bool = True) -> Callable[[CodedClip], np.ndarray]:
+    """The model as `vidlab enhance` runs it: each frame's strength from the bundle's gate."""
+    model, b = load_enhancer(bundle)
+    quality_gate = load_gate(b.path) if gate else None
+
+    def run(clip: CodedClip) -> np.ndarray:
+        strengths = (None if quality_gate is None else
+                     [quality_gate.alpha(q, clip.codec) for q in clip.qps])
+        return np.stack(list(enhance_stream(model, clip.frames, strengths=strengths)))
+    return run
+
+
+def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.ndarray],
+                  conds: list[Condition], ungated: bool) -> tuple[list[dict], list[dict]]:
+    """(per-clip rows, per-condition summary rows) of both tasks."""
+    have = available_filters()
+    per_clip: list[dict] = []
+    restore_methods: dict[str, Callable | None] = {"input": lambda c: c.frames}
+    for name in FILTERS:
+        restore_methods[f"ffmpeg {name}"] = ((lambda c, n=name: ffmpeg_filter(c.frames, n))
+                                             if have[name] else None)
+    if restore is not None:
+        restore_methods["vidlab restore"] = gated_fn(restore)
+        if ungated:
+            restore_methods["vidlab restore (no gate)"] = gated_fn(restore, gate=False)
+    sr_methods: dict[str, Callable | None] = {"bicubic": lambda c: bicubic2x(c.frames)}
+    if sr is not None:
+        sr_methods["vidlab sr2x"] = gated_fn(sr)
+        if ungated:
+            sr_methods["vidlab sr2x (no gate)"] = gated_fn(sr, gate=False)
+    tasks = [("restore", restore_methods, lambda x: x)] if restore is not None else []
+    if sr is not None:
+        tasks.append(("sr2x", sr_methods, downscale2x))
+    for task, methods, prepare in tasks:
+        sr_conds: list[Condition | None] = [None] if task == "sr2x" else []
+        for cond in sr_conds + conds:
+            for clip_name, clean in clips.items():
+                source = prepare(clean)
+                clip = (CodedClip(source, [UNCOMPRESSED_QP] * len(source), "h264", "raw")
+                        if cond is None else coded(source, cond))
+                base = None
+                for method, fn in methods.items():
+                    row = {"task": task, "condition": cond.label if cond else "uncompressed",
+                           "codec": cond.codec if cond else "-", "qp": cond.qp if cond else 0,
+                           "gop": cond.gop if cond else "-", "clip": clip_name,
+                           "method": method}
+                    if fn is None:
+                        per_clip.append({**row, "note": "not in this FFmpeg build"})
+                        continue
+                    out, fps = timed(fn, clip)
+                    p, s = score(clean, out)
+                    base = (p, s) if base is None else base
+                    per_clip.append({**row, "psnr": round(p, 4), "ssim": round(s, 5),
+                                     "dpsnr": round(p - base[0], 4), "dssim": round(s - base[1], 5),
+                                     "frames": len(out), "seconds": len(out) / fps})
+    return per_clip, summarise(per_clip)
+
+
+def summarise(per_clip: list[dict]) -> list[dict]:
+    """Per task × condition × method: mean and worst-clip ΔPSNR, mean ΔSSIM, frames/s."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in per_clip:
+        groups.setdefault((r["task"], r["condition"], r["method"]), []).append(r)
+    rows = []
+    for (task, cond, method), rs in groups.items():
+        if "note" in rs[0]:
+            rows.append({"task": task, "condition": cond, "method": method,
+                         "note": rs[0]["note"]})
+            continue
+        seconds = sum(r["seconds"] for r in rs)
+        rows.append({"task": task, "condition": cond, "method": method,
+                     "psnr": round(float(np.mean([r["psnr"] for r in rs])), 3),
+                     "dpsnr_mean": round(float(np.mean([r["dpsnr"] for r in rs])), 3),
+                     "dpsnr_worst": round(min(r["dpsnr"] for r in rs), 3),
+                     "dssim_mean": round(float(np.mean([r["dssim"] for r in rs])), 4),
+                     "frames_per_s": round(sum(r["frames"] for r in rs) / max(seconds, 1e-9), 1)
+                     if not method.startswith(("input", "bicubic")) else None})
+    return rows
+
+
+def protocol_main(a: argparse.Namespace) -> None:
+    carphone = SHARED / "carphone_pristine.mp4"
+    clips = heldout_clips(a.frames, a.photo, carphone if carphone.is_file() else None,
+                          carphone_frames=a.limit or 30)
+    conds = conditions(a.codecs.split(","), [int(q) for q in a.qps.split(",")],
+                       a.gops.split(","))
+    per_clip, rows = protocol_rows(a.restore, None if a.no_sr else a.sr, clips, conds,
+                                   a.ungated)
+    info = {"restore_bundle": str(a.restore), "sr_bundle": None if a.no_sr else str(a.sr),
+            "heldout_clips": {k: list(v.shape) for k, v in clips.items()},
+            "filters": {k: DENOISERS[k] for k, ok in available_filters().items() if ok}}
+    if a.json:
+        from vidlab.cli.common import print_json
+
+        print_json({"info": info, "rows": rows, "per_clip": per_clip})
+        return
+    from vidlab.cli.common import print_table
+
+    print(info)
+    print_table(rows, title="protocol: luma ΔPSNR (dB) / ΔSSIM over the input (restore) or "
+                            "bicubic (sr2x), mean and worst held-out clip",
+                columns=["task", "condition", "method", "psnr", "dpsnr_mean", "dpsnr_worst",
+                         "dssim_mean", "frames_per_s", "note"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for task, flag in (("restore", "--restore"), ("sr2x", "--sr")):
@@ -137,11 +261,24 @@ def main() -> None:
     ap.add_argument("--per-clip", action="store_true",
                     help="restore: also a row group for each unseen clip")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--protocol", action="store_true",
+                    help="the standard protocol on held-out natural clips (see the docstring)")
+    ap.add_argument("--photo", action="append", default=[],
+                    help="--protocol: another held-out photograph to move a camera over")
+    ap.add_argument("--codecs", default="h264,h265")
+    ap.add_argument("--qps", default=",".join(map(str, PROTOCOL_QPS)))
+    ap.add_argument("--gops", default="ld,ra")
+    ap.add_argument("--ungated", action="store_true",
+                    help="--protocol: also the models at full strength, without their gate")
+    ap.add_argument("--no-sr", action="store_true", help="--protocol: restore only")
     a = ap.parse_args()
     import torch
 
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.protocol:
+        protocol_main(a)
+        return
     rows = restore_rows(a.restore, a.frames, a.limit, a.per_clip) + sr_rows(a.sr, a.frames, a.limit)
     info = {"restore_bundle": str(a.restore), "sr_bundle": str(a.sr),
             "filters": {k: DENOISERS[k] for k, ok in available_filters().items() if ok},

@@ -45,6 +45,10 @@ def run_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Average over input flips (4x slower)."),
+    reference: Path = typer.Option(None, "--reference",
+                                   help="The clean video: also measure the PSNR gain."),
+    no_gate: bool = typer.Option(False, "--no-gate",
+                                 help="Full strength on every frame, whatever the input QP."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Enhance every frame of IN into OUT (frame count, timestamps and audio kept)."""
@@ -52,12 +56,56 @@ def run_cmd(
     from vidlab.enhance import enhance_video
 
     result = enhance_video(bundle, src, dst, codec=codec, crf=crf, overwrite=overwrite,
-                           preset=preset, threads=threads, ensemble=ensemble)
+                           preset=preset, threads=threads, ensemble=ensemble,
+                           reference=reference, gate=not no_gate)
     if as_json:
         print_json(result)
-    else:
-        print_table([result], columns=["task", "frames", "width", "height", "seconds",
-                                       "frames_per_s", "dst"], title="enhanced")
+        return
+    row = {**result, "input_qp": result["input_qp"]["estimate"],
+           "action": result["model"]["action"],
+           "gain_db": result.get("measured", {}).get("psnr_gain_db")}
+    print_table([row], columns=["task", "frames", "input_qp", "action", "gain_db", "seconds",
+                                "frames_per_s", "dst"], title="enhanced")
+    typer.echo(result["model"]["message"])
+
+
+@enhance_app.command("calibrate")
+def calibrate_cmd(
+    bundle: Path = typer.Argument(..., help="Enhancement bundle to calibrate (gets gate.json)."),
+    data: Path = typer.Option(..., "--data", help="Clean clips neither trained nor tested on."),
+    clips: int = typer.Option(8, "--clips", help="Clips to use."),
+    frames: int = typer.Option(10, "--frames", help="Frames per clip."),
+    qps: str = typer.Option(",".join(map(str, (12, 18, 22, 27, 32, 37, 42, 47, 51))), "--qps",
+                            help="Constant QPs to calibrate at (comma-separated)."),
+    floor: float = typer.Option(0.0, "--floor-db",
+                                help="Least gain (dB) any calibration clip may get."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Measure only; do not write gate.json."),
+    threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Measure how much of the model's correction to keep per codec and input QP, so that it
+    makes no calibration clip worse; writes BUNDLE/gate.json."""
+    import torch
+
+    from vidlab.cli.common import print_json, print_table
+    from vidlab.enhance.calibrate import calibrate_bundle
+    from vidlab.errors import ConfigError
+
+    try:
+        qp_list = tuple(int(q) for q in qps.split(","))
+    except ValueError:
+        raise ConfigError(f"--qps must be comma-separated integers, got {qps!r}") from None
+    if threads:
+        torch.set_num_threads(threads)
+    result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
+                              floor_db=floor, write=not dry_run)
+    if as_json:
+        print_json(result)
+        return
+    print_table([{"condition": k, **v} for k, v in result["gain_db"].items()],
+                title="calibration: gain (dB) at full strength and gated")
+    print_table([{"codec": k, **{f"QP{q:g}": a for q, a in t}}
+                 for k, t in result["gate"]["tables"].items()], title="gate strength")
 
 
 @enhance_app.command("train")
@@ -88,6 +136,11 @@ def train_cmd(
                                      "validation, at most 16)."),
     quality: str = typer.Option("30:51", "--quality",
                                 help="Compression strength range MIN:MAX (crf or qp)."),
+    h265_share: float = typer.Option(0.2, "--h265-share",
+                                     help="restore: share of windows encoded with x265 (0-1)."),
+    low_delay_share: float = typer.Option(0.0, "--low-delay-share",
+                                          help="restore: share of windows encoded low-delay "
+                                               "(no B-frames; 0-1)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, "
@@ -116,7 +169,8 @@ def train_cmd(
         device=device, pool_workers=workers, max_minutes=max_minutes,
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
         pool={"windows": windows, "val_windows": max(1, min(16, windows // 8)),
-              "quality_range": (qmin, qmax)})
+              "quality_range": (qmin, qmax), "h265_share": h265_share,
+              "low_delay_share": low_delay_share})
     summary = train_enhancer(data, out, cfg, resume=resume)
     if as_json:
         print_json(summary)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -27,18 +28,19 @@ class CompressionSpec:
     mode: str = "crf"
     quality: int = 40
     preset: str = "medium"
+    gop: str = "ra"
+    """`ra` (random access: the encoder's B-frames) or `ld` (low delay: I then P frames only),
+    the two GOP structures of the MFQE/LDV enhancement protocol."""
 
 
-def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> np.ndarray:
-    """Encode `uint8 T×H×W×3` RGB frames with `spec` in memory and decode them back.
-
-    H and W must be even (4:2:0). Returns the decoded frames, same shape, presentation order.
-    """
+def encode(frames: np.ndarray, spec: CompressionSpec, target, fps: int = 25) -> None:
+    """Encode `uint8 T×H×W×3` RGB frames with `spec` as MP4 into `target` (a path or a
+    writable binary file object). H and W must be even (4:2:0)."""
     t, h, w, _ = frames.shape
     if spec.codec in ("h265", "hevc") and min(h, w) < X265_MIN_SIDE:
         raise ValueError(f"x265 needs frames of at least {X265_MIN_SIDE} px, got {w}x{h}")
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
+    with av.open(target if not isinstance(target, Path) else str(target), "w",
+                 format="mp4") as out:
         stream = out.add_stream(ENCODERS.get(spec.codec, spec.codec), rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = _encoder_options(spec)
@@ -46,32 +48,50 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f),
                                                              format="rgb24")))
         out.mux(stream.encode())
+
+
+def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> np.ndarray:
+    """Encode `uint8 T×H×W×3` RGB frames with `spec` in memory and decode them back.
+
+    H and W must be even (4:2:0). Returns the decoded frames, same shape, presentation order.
+    """
+    buf = io.BytesIO()
+    encode(frames, spec, buf, fps)
     buf.seek(0)
     with av.open(buf, "r") as inp:
         decoded = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
-    if len(decoded) != t:
-        raise RuntimeError(f"round trip through {spec} returned {len(decoded)} of {t} frames")
+    if len(decoded) != len(frames):
+        raise RuntimeError(f"round trip through {spec} returned {len(decoded)} of "
+                           f"{len(frames)} frames")
     return np.stack(decoded)
 
 
 def _encoder_options(spec: CompressionSpec) -> dict[str, str]:
     q = str(int(spec.quality))
+    if spec.gop not in ("ra", "ld"):
+        raise ValueError(f"gop must be 'ra' or 'ld', got {spec.gop!r}")
     if spec.codec in ("h265", "hevc"):
         rc = f"crf={q}" if spec.mode == "crf" else f"qp={q}"
-        return {"preset": spec.preset, "x265-params": f"{rc}:log-level=none"}
+        ld = ":bframes=0" if spec.gop == "ld" else ""
+        return {"preset": spec.preset, "x265-params": f"{rc}{ld}:log-level=none"}
     if spec.codec == "h264":
-        return {"preset": spec.preset, spec.mode: q}
+        opts = {"preset": spec.preset, spec.mode: q}
+        if spec.gop == "ld":
+            opts["bf"] = "0"
+        return opts
     return {"crf": q, "b": "0"}
 
 
 def random_compression(rng: np.random.Generator, quality_range: tuple[int, int] = (30, 51),
-                       h265_prob: float = 0.2) -> CompressionSpec:
-    """Draw a compression setting: H.264 (mostly) or H.265, crf or constant qp, a preset."""
+                       h265_prob: float = 0.2, ld_prob: float = 0.0) -> CompressionSpec:
+    """Draw a compression setting: H.264 or H.265, crf or constant qp, a preset, and a GOP
+    (low delay with probability `ld_prob`, else the encoder's B-frames)."""
     codec = "h265" if rng.random() < h265_prob else "h264"
     mode = "qp" if rng.random() < 0.5 else "crf"
     quality = int(rng.integers(quality_range[0], quality_range[1] + 1))
     preset = str(rng.choice(["veryfast", "medium"]))
-    return CompressionSpec(codec=codec, mode=mode, quality=quality, preset=preset)
+    gop = "ld" if ld_prob and rng.random() < ld_prob else "ra"
+    return CompressionSpec(codec=codec, mode=mode, quality=quality, preset=preset, gop=gop)
 
 
 def add_noise(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -96,8 +116,10 @@ def upscale2x_bicubic(frames: np.ndarray) -> np.ndarray:
 
 def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
             quality_range: tuple[int, int] = (30, 51), noise_prob: float = 0.2,
-            max_noise: float = 6.0) -> tuple[np.ndarray, dict]:
-    """The training input for `frames` under `task` ("restore" or "sr2x") and what was done."""
+            max_noise: float = 6.0, h265_prob: float = 0.2,
+            ld_prob: float = 0.0) -> tuple[np.ndarray, dict]:
+    """The training input for `frames` under `task` ("restore" or "sr2x") and what was done
+    (`h265_prob`: share of H.265 windows, `ld_prob`: share encoded low-delay)."""
     info: dict = {}
     x = frames
     if task == "sr2x":
@@ -107,6 +129,9 @@ def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
         x = add_noise(x, sigma, rng)
         info["noise_sigma"] = round(sigma, 2)
     spec = random_compression(rng, quality_range,
-                              h265_prob=0.2 if min(x.shape[1:3]) >= X265_MIN_SIDE else 0.0)
+                              h265_prob=h265_prob if min(x.shape[1:3]) >= X265_MIN_SIDE else 0.0,
+                              ld_prob=ld_prob)
     info.update(codec=spec.codec, mode=spec.mode, quality=spec.quality, preset=spec.preset)
+    if ld_prob:
+        info["gop"] = spec.gop
     return encode_decode(x, spec), info

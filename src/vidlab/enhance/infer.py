@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidlab.enhance.degrade import upscale2x_bicubic
 from vidlab.enhance.model import EnhanceNet, build_enhancer
 from vidlab.errors import BundleError
 
@@ -83,13 +84,30 @@ def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray], tile: int = TILE,
-                   ensemble: bool = False) -> Iterator[np.ndarray]:
+                   ensemble: bool = False,
+                   strengths: Iterable[float] | None = None) -> Iterator[np.ndarray]:
     """Enhance every frame of a stream, in order; memory holds `num_frames` input frames.
 
     The window around frame p is frames p-r..p+r, clamped to the first and last frame.
+    `strengths` (one per frame, in [0, 1], from a `vidlab.enhance.gate.QualityGate`) scales
+    each frame's correction: 0 returns the frame's base (itself, or its bicubic upscaling for
+    sr2x) without running the model.
     """
+    from vidlab.enhance.gate import blend
+
     r = model.num_frames // 2
     recent: dict[int, np.ndarray] = {}
+    alpha: dict[int, float] = {}
+    levels = iter(strengths) if strengths is not None else None
+
+    def output(p: int, last: int) -> np.ndarray:
+        a = alpha.pop(p, 1.0)
+        if a >= 1.0:
+            return enhance_window(model, window(p, last), tile, ensemble)
+        base = recent[p] if model.scale == 1 else upscale2x_bicubic(recent[p][None])[0]
+        if a <= 0.0:
+            return base
+        return blend(base, enhance_window(model, window(p, last), tile, ensemble), a)
 
     def window(p: int, last: int) -> np.ndarray:
         return np.stack([recent[min(max(i, 0), last)] for i in range(p - r, p + r + 1)])
@@ -97,10 +115,15 @@ def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray], tile: int = 
     n = 0
     for i, frame in enumerate(frames):
         recent[i] = frame
+        if levels is not None:
+            level = next(levels, None)
+            if level is None:
+                raise ValueError(f"strengths ended at frame {i}: give one per frame")
+            alpha[i] = float(level)
         n = i + 1
         p = i - r
         if p >= 0:
-            yield enhance_window(model, window(p, i), tile, ensemble)
+            yield output(p, i)
             recent.pop(p - r, None)
     for p in range(max(0, n - r), n):
-        yield enhance_window(model, window(p, n - 1), tile, ensemble)
+        yield output(p, n - 1)

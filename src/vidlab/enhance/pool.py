@@ -48,9 +48,16 @@ class PoolSpec:
     """Up to this many frames (drawn per window) are encoded before the window and dropped:
     most frames of a real video sit far from a keyframe, not at the start of a fresh stream."""
     seed: int = 0
+    h265_share: float = 0.2
+    """Share of restore windows encoded with x265 (the rest x264)."""
+    low_delay_share: float = 0.0
+    """Share of restore windows encoded low-delay (no B-frames); the rest use B-frames."""
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        for name, default in (("h265_share", 0.2), ("low_delay_share", 0.0)):
+            if d[name] == default:  # so pools made before these fields existed are reused
+                del d[name]
         d["quality_range"] = list(self.quality_range)
         return d
 
@@ -119,7 +126,8 @@ def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] |
     clean = _read_window(clip, spec, rng, lead)
     if clean is None:
         return None
-    degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob)
+    degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob,
+                             h265_prob=spec.h265_share, ld_prob=spec.low_delay_share)
     lead = max(0, min(lead, len(clean) - spec.window_frames))
     clean, degraded = clean[lead:], degraded[lead:]
     if lead:

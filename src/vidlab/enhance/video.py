@@ -17,16 +17,25 @@ DEFAULT_CRF = 18
 def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: str = "h264",
                   crf: int | None = DEFAULT_CRF, overwrite: bool = False,
                   preset: str | None = None, tile: int = TILE,
-                  threads: int | None = None, ensemble: bool = False) -> dict[str, Any]:
+                  threads: int | None = None, ensemble: bool = False,
+                  reference: str | Path | None = None,
+                  gate: bool = True) -> dict[str, Any]:
     """Enhance every frame of `src` into `dst` (atomic write; `OutputExistsError` unless
     `overwrite`). Frame count and timestamps are kept; audio is copied through.
 
-    Memory is bounded: a sliding window of `num_frames` decoded frames, and frames with a side
-    above `tile` are processed in overlapping tiles. `ensemble` averages over input flips
-    (4x slower). Returns what was done and how fast.
+    Each frame's quantiser is read from the stream (H.264 QP maps, else x264/x265 settings)
+    and the bundle's quality gate (`vidlab.enhance.gate`) decides how much of the model's
+    correction to keep — none on near-lossless input, where the frame is passed through
+    (`gate=False` runs the model at full strength). Memory is bounded: a sliding window of
+    `num_frames` decoded frames, and frames with a side above `tile` are processed in
+    overlapping tiles. `ensemble` averages over input flips (4x slower). With `reference`
+    (the clean video) the result also holds the measured luma PSNR gain. Returns what was
+    done, why, and how fast.
     """
     import torch
 
+    from vidlab.enhance.gate import load_gate
+    from vidlab.enhance.protocol import frame_qps
     from vidlab.io import VideoReader, VideoWriter
 
     src, dst = Path(src), Path(dst)
@@ -35,6 +44,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     if threads:
         torch.set_num_threads(threads)
     model, b = load_enhancer(bundle)
+    quality_gate = load_gate(b.path) if gate else None
     reader = VideoReader(src)
     n, (h, w) = len(reader), reader.shape
     s = model.scale
@@ -42,27 +52,117 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     writer = VideoWriter(dst, fps=reader.fps, codec=codec, crf=crf, preset=preset,
                          pix_fmt="yuv444p" if odd else None, overwrite=overwrite,
                          audio_from=src)
+    in_codec = reader.info.codec
     times: list[float] = []
+    qps: list[float | None] = []
+    alphas: list[float] = []
+    hint: dict[str, Any] = {"source": "h264 qp map"}  # the stream's settings, read if needed
 
     def frames():
-        for _, seconds, frame in reader.iter_frames_with_time():
+        for _, seconds, frame, qp_map in reader.iter_frames_with_qp():
             times.append(seconds)
+            if qp_map is None and "qp" not in hint:
+                (qp,), source = frame_qps([None], src)
+                hint.update(qp=qp, source=source)
+            qps.append(float(qp_map.mean()) if qp_map is not None else hint["qp"])
+            alphas.append(1.0 if quality_gate is None else quality_gate.alpha(qps[-1], in_codec))
             yield frame
 
     started = time.perf_counter()
     with writer:
         bar = progress(total=n, desc=f"enhance ({b.config.get('enhance_task')})")
-        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble)):
+        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble,
+                                               strengths=_follow(alphas))):
             writer.write(out, times[i])
             bar.update(1)
         bar.close()
     elapsed = time.perf_counter() - started
     reader.close()
+    report = describe(qps, alphas, in_codec, quality_gate is not None, hint["source"])
+    if reference is not None:
+        report["measured"] = measured_gain(reference, src, dst, s)
     return {
         "bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
         "dst": str(dst), "frames": writer.frames_written, "fps": round(float(reader.fps), 3),
         "width": w * s, "height": h * s, "input_width": w, "input_height": h,
         "codec": codec, "crf": crf, "ensemble": ensemble, "seconds": round(elapsed, 3),
         "frames_per_s": round(writer.frames_written / max(elapsed, 1e-9), 2),
-        "skipped_corrupt": reader.num_corrupt,
+        "skipped_corrupt": reader.num_corrupt, **report,
     }
+
+
+def _follow(values: list[float]):
+    """Yield `values[i]` as the stream reaches frame i (the list is filled while reading)."""
+    i = 0
+    while i < len(values):
+        yield values[i]
+        i += 1
+
+
+def describe(qps: list[float | None], alphas: list[float], codec: str, gated: bool,
+             qp_source: str) -> dict[str, Any]:
+    """What the input's quality was and what the model did about it, for the summary."""
+    known = [q for q in qps if q is not None]
+    est = round(float(sum(known) / len(known)), 2) if known else None
+    applied = sum(a > 0 for a in alphas)
+    full = sum(a >= 1 for a in alphas)
+    mean_alpha = round(float(sum(alphas) / len(alphas)), 3) if alphas else 0.0
+    if not gated:
+        action, message = "enhanced", "the bundle has no quality gate: full strength on every frame"
+    elif applied == 0:
+        action = "passed through"
+        message = (f"input QP ~{est:g} ({codec}) is too mild for this model to improve: frames "
+                   "were passed through unchanged" if est is not None else
+                   "the input's quantiser is unknown and this model's blind strength is 0: "
+                   "frames were passed through unchanged")
+    elif full == len(alphas):
+        action, message = "enhanced", f"full strength on every frame (input QP ~{est})"
+    else:
+        action = "enhanced (gated)"
+        message = (f"{applied} of {len(alphas)} frames corrected, mean strength {mean_alpha} "
+                   f"(input QP ~{est})")
+    return {"input_codec": codec,
+            "input_qp": {"estimate": est, "source": qp_source,
+                         "min": round(min(known), 2) if known else None,
+                         "max": round(max(known), 2) if known else None},
+            "model": {"action": action, "message": message, "frames_enhanced": applied,
+                      "frames_passed_through": len(alphas) - applied,
+                      "mean_strength": mean_alpha, "gated": gated}}
+
+
+def measured_gain(reference: str | Path, src: str | Path, dst: str | Path,
+                  scale: int = 1) -> dict[str, Any]:
+    """PSNR of the input and of the output against `reference`, the clean video, frame by
+    frame. Restore: `vidlab quality`'s luma (the decoded Y planes). sr2x: BT.601 luma of the
+    RGB frames, the input upscaled 2x bicubically (the baseline sr2x must beat)."""
+    from vidlab.io.quality import quality
+
+    if scale == 1:
+        before, after = quality(reference, src), quality(reference, dst)
+        psnr_in, psnr_out, baseline = before.psnr, after.psnr, "input"
+    else:
+        psnr_in, psnr_out = _sr_psnrs(reference, src, dst)
+        baseline = "bicubic"
+    return {"reference": str(reference), "baseline": baseline,
+            f"psnr_{baseline}": round(psnr_in, 3), "psnr_output": round(psnr_out, 3),
+            "psnr_gain_db": round(psnr_out - psnr_in, 3)}
+
+
+def _sr_psnrs(reference: str | Path, src: str | Path, dst: str | Path) -> tuple[float, float]:
+    """Mean luma PSNR of `src` upscaled 2x bicubically and of `dst` against `reference`."""
+    import numpy as np
+
+    from vidlab.enhance.degrade import upscale2x_bicubic
+    from vidlab.io import VideoReader, psnr
+    from vidlab.io.quality import QualityMismatchError
+
+    base, out = [], []
+    with VideoReader(reference) as ref, VideoReader(src) as low, VideoReader(dst) as high:
+        if ref.shape != high.shape:
+            raise QualityMismatchError(f"frame size {high.shape} differs from the reference's "
+                                       f"{ref.shape}", dst)
+        for a, b, c in zip(ref.iter_frames(), low.iter_frames(), high.iter_frames(),
+                           strict=False):
+            base.append(psnr(a, upscale2x_bicubic(b[None])[0]))
+            out.append(psnr(a, c))
+    return float(np.mean(base)), float(np.mean(out))

@@ -22,6 +22,7 @@ import numpy as np
 
 from vidlab.errors import VideoDecodeError
 from vidlab.io.probe import FrameTable, VideoInfo, open_container, scan
+from vidlab.io.qp import EXPORT_OPTIONS, qp_map
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class VideoReader:
         self._pid = -1
         self._robust = False
         self._wanted: set[int] | None = None  # frames the current request needs (None: all)
+        self._export_qp = False  # decoder attaches QP maps (set by iter_frames_with_qp)
 
     # -- metadata ---------------------------------------------------------------------------
     def _load(self) -> None:
@@ -123,6 +125,8 @@ class VideoReader:
         # error; after the first missing frame the reader switches to slice threading.
         stream.thread_type = "SLICE" if self._robust else "AUTO"
         stream.codec_context.thread_count = self.threads
+        if self._export_qp:
+            stream.codec_context.options = dict(EXPORT_OPTIONS)
         self._reset_decoder_state()
 
     def _drop_inherited(self) -> None:
@@ -324,6 +328,16 @@ class VideoReader:
             array = np.ascontiguousarray(np.rot90(array, k=-turn))
         return array
 
+    def _convert_qp(self, frame: av.VideoFrame) -> np.ndarray | None:
+        qp = qp_map(frame)
+        if qp is None:
+            return None
+        turn = self.info.rotation // 90
+        h, w = self.shape[::-1] if turn % 2 else self.shape
+        if qp.shape != (h, w):  # nearest neighbour: a block's QP is not blended
+            qp = qp[(np.arange(h) * qp.shape[0] // h)[:, None], np.arange(w) * qp.shape[1] // w]
+        return np.ascontiguousarray(np.rot90(qp, k=-turn)) if turn else qp
+
     def _out_shape(self) -> tuple[int, ...]:
         h, w = self.shape
         return (h, w) if self.pixel_format == "gray" else (h, w, 3)
@@ -367,6 +381,22 @@ class VideoReader:
         Frames that cannot be decoded (corrupt data) are skipped with a warning and counted in
         `num_corrupt`, so a long stream survives local damage.
         """
+        for idx, seconds, frame in self._iter_decoded(start, stop, step):
+            yield idx, seconds, self._convert(frame)
+
+    def iter_frames_with_qp(self, start: int = 0, stop: int | None = None
+                            ) -> Iterator[tuple[int, float, np.ndarray, np.ndarray | None]]:
+        """As `iter_frames_with_time`, each frame with its decoder's QP map (`uint8 H×W`, the
+        H.264 quantiser of each pixel's block, resized and rotated like the frame) or None where
+        the codec exports none (see `vidlab.io.qp`)."""
+        if not self._export_qp:
+            self._export_qp = True
+            self.close()  # the decoder must be opened with the export option
+        for idx, seconds, frame in self._iter_decoded(start, stop, 1):
+            yield idx, seconds, self._convert(frame), self._convert_qp(frame)
+
+    def _iter_decoded(self, start: int, stop: int | None,
+                      step: int) -> Iterator[tuple[int, float, av.VideoFrame]]:
         n = len(self)
         stop = n if stop is None else min(stop, n)
         if step < 1:
@@ -396,7 +426,7 @@ class VideoReader:
             if item is None:
                 break
             expected += 1
-            yield idx, float(seconds[idx]), self._convert(item[1])
+            yield idx, float(seconds[idx]), item[1]
 
     def iter_frames(self, start: int = 0, stop: int | None = None,
                     step: int = 1) -> Iterator[np.ndarray]:

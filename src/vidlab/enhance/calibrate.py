@@ -1,0 +1,139 @@
+"""Calibrating a bundle's quality gate (`vidlab.enhance.gate`) on clips of your own.
+
+The clips are encoded with x264 and x265 at constant QPs from near-lossless to extreme, with
+low-delay and random-access GOPs, decoded the way `vidlab enhance` decodes a user's file (QP
+from the stream), and enhanced at full strength; per codec and QP the gate keeps the strength
+that gains most while no clip × encoding loses. Use clips that are neither training nor test
+clips (the committed bundles used held-out segments of their training sources).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidlab.enhance.gate import (
+    CalibrationFrame,
+    QualityGate,
+    calibrate_gate,
+    calibration_frame,
+    codec_family,
+    save_gate,
+)
+from vidlab.enhance.protocol import CODECS, GOPS, Condition, coded, conditions
+from vidlab.progress import progress
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_QPS = (12, 18, 22, 27, 32, 37, 42, 47, 51)
+UNCOMPRESSED_QP = 0.0
+"""The QP given to frames known to be uncompressed (sr2x's clean 2x-downscaled inputs)."""
+
+
+def calibration_clips(data: str | Path, num_clips: int, num_frames: int,
+                      max_size: tuple[int, int] = (144, 176), seed: int = 0) -> dict[str, np.ndarray]:
+    """`num_clips` clean clips from `data` (folder tree or manifest), `num_frames` each from the
+    middle, centre-cropped to at most `max_size` (sides multiples of 4)."""
+    from vidlab.enhance.pool import clip_paths
+    from vidlab.io import VideoReader
+
+    paths = clip_paths(data)
+    order = np.random.default_rng(seed).permutation(len(paths))
+    clips: dict[str, np.ndarray] = {}
+    for i in order:
+        if len(clips) == num_clips:
+            break
+        try:
+            with VideoReader(paths[i]) as r:
+                n = len(r)
+                if n < num_frames:
+                    continue
+                start = (n - num_frames) // 2
+                frames = r.get_frames(range(start, start + num_frames))
+        except Exception as exc:  # a bad clip is skipped, never fatal
+            log.warning("%s: skipped for calibration (%s)", paths[i], exc)
+            continue
+        h, w = frames.shape[1:3]
+        ch, cw = min(h, max_size[0]) // 4 * 4, min(w, max_size[1]) // 4 * 4
+        if min(ch, cw) < 64:
+            continue
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        clips[paths[i].stem] = np.ascontiguousarray(frames[:, y0:y0 + ch, x0:x0 + cw])
+    if not clips:
+        from vidlab.errors import DatasetError
+
+        raise DatasetError(f"no clip with {num_frames} frames of at least 64 px to calibrate on",
+                           data)
+    return clips
+
+
+def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
+                   task: str) -> list[CalibrationFrame]:
+    """Every clip through every condition and the model at full strength, summarised."""
+    from vidlab.enhance.degrade import downscale2x, upscale2x_bicubic
+    from vidlab.enhance.infer import enhance_stream
+
+    out: list[CalibrationFrame] = []
+    jobs = [(name, c) for name in clips for c in [None, *conds]]
+    for name, cond in progress(jobs, total=len(jobs), desc="calibrating"):
+        clean = clips[name]
+        source = downscale2x(clean) if task == "sr2x" else clean
+        if cond is None:  # uncompressed input (QP 0 in either codec's table): sr2x only
+            if task != "sr2x":
+                continue
+            frames, qps, families = source, [UNCOMPRESSED_QP] * len(source), ["h264", "hevc"]
+        else:
+            clip = coded(source, cond)
+            frames, qps, families = clip.frames, clip.qps, [codec_family(clip.codec)]
+        enhanced = list(enhance_stream(model, frames))
+        key = f"{name} | {cond.label if cond else 'uncompressed'}"
+        for f, qp, c, e in zip(frames, qps, clean, enhanced, strict=True):
+            base = upscale2x_bicubic(f[None])[0] if task == "sr2x" else f
+            out.extend(calibration_frame(key, fam, qp, c, base, e) for fam in families)
+    return out
+
+
+def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
+                     num_frames: int = 10, qps: tuple[int, ...] = CALIBRATION_QPS,
+                     codecs: tuple[str, ...] = CODECS, gops: tuple[str, ...] = GOPS,
+                     floor_db: float = 0.0, seed: int = 0, write: bool = True) -> dict[str, Any]:
+    """Measure the bundle's gate on clips from `data` and write it into the bundle
+    (`gate.json`; `write=False` only measures). Returns the gate and the gains it keeps."""
+    from vidlab.enhance.gate import clip_gains
+    from vidlab.enhance.infer import load_enhancer
+
+    model, b = load_enhancer(bundle)
+    task = b.config.get("enhance_task", "restore")
+    clips = calibration_clips(data, num_clips, num_frames * model.scale, seed=seed)
+    frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
+    grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
+    gate = calibrate_gate(frames, grid, floor_db)
+    gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
+                     gops=list(gops), frames_per_clip=num_frames)
+    if write:
+        save_gate(b.path, gate)
+    return {"bundle": str(b.path), "gate": gate.to_dict(),
+            "gain_db": _gains_by_qp(frames, gate, clip_gains)}
+
+
+def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate, clip_gains) -> dict:
+    """Mean / worst clip gain (dB) per codec family and QP, at full strength and gated."""
+    rows: dict[str, dict[str, float]] = {}
+    keys = sorted({(f.family, f.clip.split(" | ")[1]) for f in frames})
+    for family, cond in keys:
+        sel = [f for f in frames if f.family == family and f.clip.endswith(cond)]
+        full = clip_gains(sel, 1.0)
+        gated = {}
+        for f in sel:
+            a = gate.alpha(f.qp, family)
+            gated.setdefault(f.clip, []).append(
+                10 * np.log10(max(f.mse_base, 1e-6) / max(f.mse(a), 1e-6)))
+        g = [float(np.mean(v)) for v in gated.values()]
+        rows[f"{family} {cond}"] = {"full_mean": round(float(np.mean(list(full.values()))), 3),
+                                    "full_worst": round(min(full.values()), 3),
+                                    "gated_mean": round(float(np.mean(g)), 3),
+                                    "gated_worst": round(min(g), 3)}
+    return rows

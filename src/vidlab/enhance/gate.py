@@ -1,0 +1,178 @@
+"""Do no harm: how much of the model's correction to keep, by the input's quantiser (QP).
+
+A restoration network trained on many compression strengths still over-smooths mildly
+compressed video, where there is little to restore and fine texture to lose. The gate scales
+the model's residual (output minus its base: the input frame, or its bicubic upscaling for
+sr2x) by a strength `alpha(qp)` in [0, 1] measured per codec on calibration clips that are
+neither training nor test clips: at each calibrated QP the strength is the one that gains most
+on average while no calibration clip loses (`calibrate_gate`). Where the strength is 0 the
+model is not run at all (pass-through). Frames whose QP is unknown (no H.264 QP map, no
+x264/x265 settings in the stream) get the `blind` strength: the largest one that harmed no
+calibration clip at any QP.
+
+The gate travels in the bundle as `gate.json`; a bundle without one runs at full strength.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GATE_FILE = "gate.json"
+ALPHAS = np.round(np.linspace(0.0, 1.0, 21), 3)
+"""Strengths tried by calibration."""
+HEVC_CODECS = ("hevc", "h265")
+
+
+def codec_family(codec: str | None) -> str:
+    """`h264`, `hevc` or `other` (the gate's tables are per family)."""
+    name = (codec or "").lower()
+    if name in ("h264", "avc", "libx264"):
+        return "h264"
+    if name in HEVC_CODECS or name == "libx265":
+        return "hevc"
+    return "other"
+
+
+@dataclass
+class QualityGate:
+    """Strength tables `{family: [[qp, alpha], ...]}` (ascending QP) and a blind strength."""
+
+    tables: dict[str, list[list[float]]] = field(default_factory=dict)
+    blind: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def alpha(self, qp: float | None, codec: str | None = None) -> float:
+        """Strength for a frame of quantiser `qp` from `codec` (None: unknown → `blind`).
+
+        Between calibrated QPs the strength is interpolated; below the lowest it is the
+        lowest's (calibration starts at near-lossless QPs), above the highest the highest's.
+        A codec without its own table uses the most cautious table at that QP.
+        """
+        if qp is None or not self.tables:
+            return self.blind
+        family = codec_family(codec)
+        tables = [self.tables[family]] if family in self.tables else list(self.tables.values())
+        return float(min(_interp(qp, t) for t in tables))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tables": self.tables, "blind": self.blind, "info": self.info}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QualityGate:
+        return cls(tables={k: [list(map(float, p)) for p in v] for k, v in d["tables"].items()},
+                   blind=float(d.get("blind", 0.0)), info=dict(d.get("info", {})))
+
+
+def _interp(qp: float, table: list[list[float]]) -> float:
+    qps, alphas = zip(*table, strict=True)
+    return float(np.interp(qp, qps, alphas))
+
+
+def load_gate(bundle_dir: str | Path) -> QualityGate | None:
+    """The bundle's gate, or None when it has none (then the model runs at full strength)."""
+    path = Path(bundle_dir) / GATE_FILE
+    if not path.is_file():
+        return None
+    from vidlab.errors import BundleError
+
+    try:
+        return QualityGate.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"{GATE_FILE} is not a quality gate ({exc})", path) from exc
+
+
+def save_gate(bundle_dir: str | Path, gate: QualityGate) -> Path:
+    """Write `gate.json` into the bundle (atomic; the weights are not touched)."""
+    from vidlab.bundle import write_json_atomic
+
+    path = Path(bundle_dir) / GATE_FILE
+    write_json_atomic(path, gate.to_dict())
+    return path
+
+
+def blend(base: np.ndarray, out: np.ndarray, alpha: float) -> np.ndarray:
+    """`base + alpha * (out - base)` as uint8 (alpha 1: the model's output, 0: its base)."""
+    if alpha >= 1.0:
+        return out
+    if alpha <= 0.0:
+        return base
+    mixed = base.astype(np.float32) + alpha * (out.astype(np.float32) - base.astype(np.float32))
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class CalibrationFrame:
+    """What calibration keeps of one frame: luma sums that give its MSE at any strength."""
+
+    clip: str
+    family: str
+    qp: float | None
+    mse_base: float
+    cross: float
+    """mean of (clean - base) * (out - base) over luma pixels"""
+    power: float
+    """mean of (out - base)^2 over luma pixels"""
+
+    def mse(self, alpha: float) -> float:
+        return self.mse_base - 2 * alpha * self.cross + alpha * alpha * self.power
+
+
+def calibration_frame(clip: str, family: str, qp: float | None, clean: np.ndarray,
+                      base: np.ndarray, out: np.ndarray) -> CalibrationFrame:
+    """Summarise one frame (`uint8 H×W×3` clean, base and model output) for `calibrate_gate`."""
+    from vidlab.io.quality import luma
+
+    c, b, o = (luma(x).astype(np.float64) for x in (clean, base, out))
+    e, r = c - b, o - b
+    return CalibrationFrame(clip, family, qp, float((e * e).mean()), float((e * r).mean()),
+                            float((r * r).mean()))
+
+
+def clip_gains(frames: list[CalibrationFrame], alpha: float) -> dict[str, float]:
+    """Mean luma PSNR gain (dB) per clip at strength `alpha` (PSNR averaged over frames)."""
+    per: dict[str, list[float]] = {}
+    for f in frames:
+        gain = 10 * np.log10(max(f.mse_base, 1e-6) / max(f.mse(alpha), 1e-6))
+        per.setdefault(f.clip, []).append(gain)
+    return {k: float(np.mean(v)) for k, v in per.items()}
+
+
+def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0) -> float:
+    """The strength with the highest mean gain over clips among those where no clip's gain is
+    below `floor_db` (0 always qualifies)."""
+    best, best_gain = 0.0, 0.0
+    for a in ALPHAS[1:]:
+        gains = clip_gains(frames, float(a))
+        if min(gains.values()) < floor_db:
+            continue
+        mean = float(np.mean(list(gains.values())))
+        if mean > best_gain:
+            best, best_gain = float(a), mean
+    return best
+
+
+def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
+                   floor_db: float = 0.0) -> QualityGate:
+    """A gate from calibration frames: per codec family and calibrated QP (frames are binned
+    to the nearest of `qps`), the best strength that harms no clip; `blind` harms no clip of
+    any family or QP. The clip key should name the source clip *and* its condition, so that
+    "no clip loses" holds for each encoding of each clip."""
+    grid = np.asarray(sorted(qps), dtype=float)
+    tables: dict[str, list[list[float]]] = {}
+    for family in sorted({f.family for f in frames}):
+        known = [f for f in frames if f.family == family and f.qp is not None]
+        rows = []
+        for q in grid:
+            near = [f for f in known if grid[np.abs(grid - f.qp).argmin()] == q]
+            if near:
+                rows.append([float(q), best_alpha(near, floor_db)])
+        if rows:
+            tables[family] = rows
+    return QualityGate(tables=tables, blind=best_alpha(frames, floor_db),
+                       info={"qps": [float(q) for q in grid], "floor_db": floor_db,
+                             "frames": len(frames), "clips": len({f.clip for f in frames})})

@@ -1,0 +1,82 @@
+"""The quality gate: strengths measured per codec and QP so that no calibration clip loses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidlab.enhance.gate import (
+    CalibrationFrame,
+    QualityGate,
+    blend,
+    calibrate_gate,
+    calibration_frame,
+    clip_gains,
+    load_gate,
+    save_gate,
+)
+
+
+def _frame(clip: str, qp: float, cross: float, power: float, family: str = "h264",
+           mse: float = 10.0) -> CalibrationFrame:
+    return CalibrationFrame(f"{clip} | QP{qp:g}", family, qp, mse, cross, power)
+
+
+def test_calibration_frame_predicts_the_mse_of_any_strength():
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    base = np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
+    out = np.clip(clean + rng.normal(0, 4, clean.shape), 0, 255).astype(np.uint8)
+    f = calibration_frame("c", "h264", 30, clean, base, out)
+    from vidlab.io.quality import luma
+
+    for a in (0.0, 0.5, 1.0):
+        mixed = luma(base) + a * (luma(out) - luma(base))
+        assert f.mse(a) == pytest.approx(np.mean((luma(clean) - mixed) ** 2), rel=1e-9)
+
+
+def test_gate_turns_off_where_any_clip_would_lose_and_keeps_full_strength_where_all_gain():
+    frames = [
+        # QP 22: helps clip a, hurts clip b -> strength 0 (pass-through)
+        _frame("a", 22, cross=1.0, power=1.0), _frame("b", 22, cross=-0.5, power=1.0),
+        # QP 37: both gain most at full strength (cross == power)
+        _frame("a", 37, cross=2.0, power=2.0), _frame("b", 37, cross=1.0, power=1.0),
+        # QP 32: the model overshoots by 2x: half strength is best for both
+        _frame("a", 32, cross=1.0, power=2.0), _frame("b", 32, cross=0.5, power=1.0),
+    ]
+    gate = calibrate_gate(frames, [22, 32, 37])
+    assert gate.tables["h264"] == [[22.0, 0.0], [32.0, 0.5], [37.0, 1.0]]
+    assert gate.blind == 0.0  # clip b at QP 22 loses at any strength
+    assert gate.alpha(22, "h264") == 0.0 and gate.alpha(10, "h264") == 0.0
+    assert gate.alpha(34.5, "h264") == pytest.approx(0.75)
+    assert gate.alpha(51, "h264") == 1.0
+    assert gate.alpha(None, "h264") == gate.blind
+    gains = clip_gains([f for f in frames if f.qp == 37], gate.alpha(37, "h264"))
+    assert min(gains.values()) > 0
+
+
+def test_codecs_without_a_table_get_the_most_cautious_one():
+    gate = QualityGate(tables={"h264": [[20, 0.0], [40, 1.0]], "hevc": [[20, 0.0], [40, 0.5]]},
+                       blind=0.2)
+    assert gate.alpha(40, "hevc") == 0.5 and gate.alpha(40, "h264") == 1.0
+    assert gate.alpha(40, "vp9") == 0.5
+    assert gate.alpha(None, "vp9") == 0.2
+
+
+def test_gate_round_trips_through_the_bundle_and_a_broken_one_is_named(tmp_path):
+    gate = QualityGate(tables={"h264": [[22.0, 0.0], [37.0, 0.8]]}, blind=0.1, info={"x": 1})
+    save_gate(tmp_path, gate)
+    assert load_gate(tmp_path) == gate
+    (tmp_path / "gate.json").write_text('{"tables": 3}')
+    from vidlab.errors import BundleError
+
+    with pytest.raises(BundleError, match="gate.json"):
+        load_gate(tmp_path)
+    assert load_gate(tmp_path / "none") is None
+
+
+def test_blend_is_exact_at_the_ends():
+    a = np.full((2, 2, 3), 10, np.uint8)
+    b = np.full((2, 2, 3), 30, np.uint8)
+    assert blend(a, b, 0.0) is a and blend(a, b, 1.0) is b
+    assert (blend(a, b, 0.5) == 20).all()

@@ -58,14 +58,14 @@ def calibration_clips(data: str | Path, num_clips: int, num_frames: int,
             continue
         h, w = frames.shape[1:3]
         ch, cw = min(h, max_size[0]) // 4 * 4, min(w, max_size[1]) // 4 * 4
-        if min(ch, cw) < 64:
+        if min(ch, cw) < 16:
             continue
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         clips[paths[i].stem] = np.ascontiguousarray(frames[:, y0:y0 + ch, x0:x0 + cw])
     if not clips:
         from vidlab.errors import DatasetError
 
-        raise DatasetError(f"no clip with {num_frames} frames of at least 64 px to calibrate on",
+        raise DatasetError(f"no clip with {num_frames} frames of at least 16 px to calibrate on",
                            data)
     return clips
 
@@ -73,7 +73,7 @@ def calibration_clips(data: str | Path, num_clips: int, num_frames: int,
 def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
                    task: str) -> list[CalibrationFrame]:
     """Every clip through every condition and the model at full strength, summarised."""
-    from vidlab.enhance.degrade import downscale2x, upscale2x_bicubic
+    from vidlab.enhance.degrade import X265_MIN_SIDE, downscale2x, upscale2x_bicubic
     from vidlab.enhance.infer import enhance_stream
 
     out: list[CalibrationFrame] = []
@@ -86,6 +86,8 @@ def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
                 continue
             frames, qps, families = source, [UNCOMPRESSED_QP] * len(source), ["h264", "hevc"]
         else:
+            if cond.codec == "h265" and min(source.shape[1:3]) < X265_MIN_SIDE:
+                continue
             clip = coded(source, cond)
             frames, qps, families = clip.frames, clip.qps, [codec_family(clip.codec)]
         enhanced = list(enhance_stream(model, frames))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     import torch
 
     from vidlab.enhance.gate import load_gate
-    from vidlab.enhance.protocol import frame_qps
     from vidlab.io import VideoReader, VideoWriter
 
     src, dst = Path(src), Path(dst)
@@ -47,38 +47,46 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     quality_gate = load_gate(b.path) if gate else None
     reader = VideoReader(src)
     n, (h, w) = len(reader), reader.shape
+    in_codec = reader.info.codec
+    qps, qp_source = read_qps(reader, src)
+    alphas = [1.0 if quality_gate is None else quality_gate.alpha(q, in_codec) for q in qps]
+    report = describe(qps, alphas, in_codec, quality_gate is not None, qp_source)
+    if model.scale == 1 and alphas and not any(alphas):
+        reader.close()  # nothing to improve: keep the input's own stream, bit for bit
+        started = time.perf_counter()
+        copy_streams(src, dst, overwrite)
+        report["model"]["message"] += "; the output is the input's stream, copied (not re-encoded)"
+        if reference is not None:
+            report["measured"] = measured_gain(reference, src, dst)
+        return {"bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
+                "dst": str(dst), "frames": len(qps), "fps": round(float(reader.fps), 3),
+                "width": w, "height": h, "input_width": w, "input_height": h,
+                "codec": in_codec, "crf": None, "ensemble": ensemble,
+                "seconds": round(time.perf_counter() - started, 3), "frames_per_s": None,
+                "skipped_corrupt": reader.num_corrupt, **report}
     s = model.scale
     odd = (w * s) % 2 or (h * s) % 2  # 4:2:0 needs even sizes; 4:4:4 keeps odd ones exact
     writer = VideoWriter(dst, fps=reader.fps, codec=codec, crf=crf, preset=preset,
                          pix_fmt="yuv444p" if odd else None, overwrite=overwrite,
                          audio_from=src)
-    in_codec = reader.info.codec
     times: list[float] = []
-    qps: list[float | None] = []
-    alphas: list[float] = []
-    hint: dict[str, Any] = {"source": "h264 qp map"}  # the stream's settings, read if needed
 
     def frames():
-        for _, seconds, frame, qp_map in reader.iter_frames_with_qp():
+        for _, seconds, frame in reader.iter_frames_with_time():
             times.append(seconds)
-            if qp_map is None and "qp" not in hint:
-                (qp,), source = frame_qps([None], src)
-                hint.update(qp=qp, source=source)
-            qps.append(float(qp_map.mean()) if qp_map is not None else hint["qp"])
-            alphas.append(1.0 if quality_gate is None else quality_gate.alpha(qps[-1], in_codec))
             yield frame
 
     started = time.perf_counter()
     with writer:
         bar = progress(total=n, desc=f"enhance ({b.config.get('enhance_task')})")
-        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble,
-                                               strengths=_follow(alphas))):
+        # a frame the first pass did not see (damage decodes differently) keeps the last strength
+        strengths = itertools.chain(alphas, itertools.repeat(alphas[-1] if alphas else 1.0))
+        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble, strengths)):
             writer.write(out, times[i])
             bar.update(1)
         bar.close()
     elapsed = time.perf_counter() - started
     reader.close()
-    report = describe(qps, alphas, in_codec, quality_gate is not None, hint["source"])
     if reference is not None:
         report["measured"] = measured_gain(reference, src, dst, s)
     return {
@@ -91,12 +99,42 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     }
 
 
-def _follow(values: list[float]):
-    """Yield `values[i]` as the stream reaches frame i (the list is filled while reading)."""
-    i = 0
-    while i < len(values):
-        yield values[i]
-        i += 1
+def read_qps(reader, src: Path) -> tuple[list[float | None], str]:
+    """Every frame's QP (a decode-only pass: H.264 QP maps, else the x264/x265 settings in the
+    stream, else None) and where it came from."""
+    from vidlab.enhance.protocol import frame_qps
+
+    maps = [m for *_, m in reader.iter_frames_with_qp()]
+    return frame_qps(maps, src)
+
+
+def copy_streams(src: Path, dst: Path, overwrite: bool = False) -> None:
+    """Write `src`'s video and audio packets into `dst` unchanged (atomic; `OutputExistsError`
+    unless `overwrite`): the lossless way to hand back a video there is nothing to improve in."""
+    import os
+
+    import av
+
+    from vidlab.errors import OutputExistsError
+
+    if dst.exists() and not overwrite:
+        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dst)
+    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+    try:
+        with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
+            streams = [st for st in inp.streams if st.type in ("video", "audio")]
+            mapping = {st.index: out.add_stream_from_template(st) for st in streams}
+            for packet in inp.demux(*streams):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.stream = mapping[packet.stream.index]
+                out.mux(packet)
+        os.replace(tmp, dst)
+    except av.error.FFmpegError as exc:
+        raise VideoWriteError(f"cannot copy the input's streams into this container ({exc}); "
+                              "choose an output with the input's extension", dst) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def describe(qps: list[float | None], alphas: list[float], codec: str, gated: bool,

@@ -1,0 +1,125 @@
+"""QP routing on real H.264 and HEVC streams: the gate's strength follows the stream's QP,
+near-lossless input comes back untouched, and --json says what happened."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from tests.conftest import moving_square_frames
+
+from vidlab.cli import main
+from vidlab.enhance import enhance_video
+from vidlab.enhance.calibrate import calibrate_bundle
+from vidlab.enhance.degrade import CompressionSpec, encode
+from vidlab.enhance.gate import QualityGate, load_gate, save_gate
+from vidlab.enhance.protocol import camera_move, coded, conditions, read_coded
+from vidlab.io import VideoReader
+
+
+@pytest.fixture()
+def gated(bundles, tmp_path):
+    """The tiny restore bundle with a known gate: off up to QP 25, full H.264 / half HEVC
+    strength from QP 45, blind strength 0.1."""
+    path = tmp_path / "gated.vidlab"
+    shutil.copytree(bundles["restore"], path)
+    save_gate(path, QualityGate(tables={"h264": [[25, 0.0], [45, 1.0]],
+                                        "hevc": [[25, 0.0], [45, 0.5]]}, blind=0.1))
+    return path
+
+
+def _clip(path, codec="h264", qp=40, gop="ld", extra=None):
+    frames = moving_square_frames(8, 64, 96, seed=1)
+    spec = CompressionSpec(codec=codec, mode="qp", quality=qp, gop=gop)
+    encode(frames, spec, path)
+    return path
+
+
+def _frames(path):
+    with VideoReader(path) as r:
+        return np.stack(list(r.iter_frames()))
+
+
+def test_h264_frames_are_gated_by_their_decoder_qp_maps(gated, tmp_path):
+    src = _clip(tmp_path / "x264.mp4", "h264", qp=40)
+    out = enhance_video(gated, src, tmp_path / "out.mp4")
+    qp = out["input_qp"]
+    assert qp["source"] == "h264 qp map" and 37 <= qp["min"] and qp["max"] == 40
+    assert out["input_codec"] == "h264"
+    # QP 40 -> strength 0.75 on P frames; the I frame (QP 37) a little less
+    assert 0.6 < out["model"]["mean_strength"] <= 0.75
+    assert out["model"]["action"] == "enhanced (gated)"
+
+
+def test_hevc_frames_are_gated_by_the_x265_settings_or_blind_without_them(gated, tmp_path):
+    src = _clip(tmp_path / "x265.mp4", "h265", qp=40)
+    out = enhance_video(gated, src, tmp_path / "out.mp4")
+    assert out["input_codec"] == "hevc"
+    assert out["input_qp"] == {"estimate": 40.0, "source": "x265 cqp setting", "min": 40.0,
+                               "max": 40.0}
+    assert out["model"]["mean_strength"] == pytest.approx(0.375)
+    # the same stream without x265's settings SEI: QP unknown, the blind strength
+    frames = moving_square_frames(8, 64, 96, seed=1)
+    import av
+
+    bare = tmp_path / "bare.mp4"
+    with av.open(str(bare), "w") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.options = {"x265-params": "qp=40:info=0:log-level=none"}
+        for f in frames:
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode())
+    out = enhance_video(gated, bare, tmp_path / "out2.mp4")
+    assert out["input_qp"]["source"] == "unknown" and out["input_qp"]["estimate"] is None
+    assert out["model"]["mean_strength"] == pytest.approx(0.1)
+
+
+def test_near_lossless_input_is_passed_through_unchanged_with_a_message(gated, tmp_path,
+                                                                        capsys):
+    clean = tmp_path / "clean.mp4"
+    encode(moving_square_frames(8, 64, 96, seed=2), CompressionSpec("h264", "qp", 0), clean)
+    src = _clip(tmp_path / "mild.mp4", "h264", qp=16)
+    main(["enhance", str(gated), str(src), str(tmp_path / "out.mp4"), "--reference", str(clean),
+          "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"]["action"] == "passed through"
+    assert "passed through" in out["model"]["message"] and "QP" in out["model"]["message"]
+    assert out["model"]["frames_enhanced"] == 0 and out["frames"] == 8
+    np.testing.assert_array_equal(_frames(tmp_path / "out.mp4"), _frames(src))
+    measured = out["measured"]
+    assert abs(measured["psnr_gain_db"]) <= 0.05 and measured["baseline"] == "input"
+
+
+def test_no_gate_runs_full_strength(gated, tmp_path):
+    src = _clip(tmp_path / "mild.mp4", "h264", qp=16)
+    out = enhance_video(gated, src, tmp_path / "out.mp4", gate=False)
+    assert out["model"]["mean_strength"] == 1.0 and not out["model"]["gated"]
+
+
+def test_protocol_clips_carry_their_qp_through_a_real_decoder(tmp_path):
+    photo = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
+    clip = camera_move(photo, 4, "pan", size=(64, 96))
+    assert clip.shape == (4, 64, 96, 3) and not np.array_equal(clip[0], clip[-1])
+    conds = conditions(qps=(30,))
+    assert [c.label for c in conds] == ["x264 QP30 LD", "x264 QP30 RA", "x265 QP30 LD",
+                                        "x265 QP30 RA"]
+    h264, hevc = coded(clip, conds[0]), coded(clip, conds[2])
+    assert h264.qp_source == "h264 qp map" and h264.qps[1] == 30.0
+    assert hevc.qp_source == "x265 cqp setting" and hevc.qps == [30.0] * 4
+    assert h264.frames.shape == clip.shape
+
+
+def test_calibration_writes_a_gate_that_harms_no_calibration_clip(bundles, clean_root,
+                                                                   tmp_path):
+    bundle = tmp_path / "cal.vidlab"
+    shutil.copytree(bundles["restore"], bundle)
+    result = calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(20, 40),
+                              gops=("ld",))
+    gate = load_gate(bundle)
+    assert gate is not None and set(gate.tables) == {"h264"}  # 48x64 clips: too small for x265
+    assert [q for q, _ in gate.tables["h264"]] == [20.0, 40.0]
+    assert all(row["gated_worst"] >= -1e-6 for row in result["gain_db"].values())
+    assert read_coded  # the benchmark and calibration decode through the same function

@@ -64,3 +64,19 @@ def test_context_branch_starts_silent_and_learns_to_act(h, w):
     assert torch.equal(grown(x), plain(x))
     torch.nn.init.normal_(grown.context.up[0].weight, 0, 0.05)
     assert grown(x).shape == (2, 3, h, w) and not torch.allclose(grown(x), plain(x))
+
+
+def test_aligned_model_starts_as_the_unaligned_one_and_warps_once_trained():
+    torch.manual_seed(0)
+    plain = build_enhancer(num_frames=3, channels=8, num_blocks=1)
+    aligned = build_enhancer(num_frames=3, channels=8, num_blocks=1, align=True)
+    missing = aligned.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("align.") for k in missing)
+    for m in (plain, aligned):
+        torch.nn.init.normal_(m.head[0].weight, std=0.1)
+    aligned.head.load_state_dict(plain.head.state_dict())
+    x = torch.rand(1, 3, 3, 20, 24)
+    torch.testing.assert_close(aligned(x), plain(x))  # zero flow: no warp
+    torch.nn.init.normal_(aligned.align.flow[-1].weight, std=0.5)
+    assert not torch.allclose(aligned(x), plain(x))
+    assert aligned(x).shape == (1, 3, 20, 24)

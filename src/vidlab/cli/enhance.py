@@ -123,6 +123,8 @@ def train_cmd(
     context_blocks: int = typer.Option(0, "--context-blocks",
                                        help="Residual blocks of a quarter-resolution context "
                                             "branch (0: none)."),
+    align: bool = typer.Option(False, "--align", help="Warp neighbour frames' features onto the "
+                                                      "centre frame's before fusing them."),
     luma_weight: float = typer.Option(0.0, "--luma-weight",
                                       help="Share of the loss on luma rather than RGB (0-1)."),
     loss: str = typer.Option("charbonnier", "--loss",
@@ -163,7 +165,7 @@ def train_cmd(
         raise ConfigError(f"--quality must be MIN:MAX, got {quality!r}") from None
     cfg = EnhanceTrainConfig(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
-        channels=channels, num_blocks=blocks, context_blocks=context_blocks,
+        channels=channels, num_blocks=blocks, context_blocks=context_blocks, align=align,
         luma_weight=luma_weight, loss=loss, init=str(init) if init else None, lr=lr,
         seed=seed, threads=threads,
         device=device, pool_workers=workers, max_minutes=max_minutes,

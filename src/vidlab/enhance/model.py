@@ -53,11 +53,40 @@ class ContextBranch(nn.Module):
         return y[..., :h, :w]
 
 
+class FlowAlign(nn.Module):
+    """Warps a neighbour frame's features onto the centre frame's (flow-guided alignment, as in
+    BasicVSR, with the flow predicted from the feature pair at quarter resolution instead of a
+    separate flow network). The flow starts at zero: an aligned model starts as the unaligned
+    one."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        hidden = max(8, channels // 2)
+        self.flow = nn.Sequential(
+            nn.Conv2d(2 * channels, hidden, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(hidden, 2, 3, padding=1))
+        nn.init.zeros_(self.flow[-1].weight)
+        nn.init.zeros_(self.flow[-1].bias)
+
+    def forward(self, centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+        h, w = centre.shape[-2:]
+        flow = F.interpolate(self.flow(torch.cat([centre, neighbour], 1)), size=(h, w),
+                             mode="bilinear", align_corners=False) * 2  # in feature pixels
+        ys, xs = torch.meshgrid(torch.arange(h, device=centre.device, dtype=centre.dtype),
+                                torch.arange(w, device=centre.device, dtype=centre.dtype),
+                                indexing="ij")
+        gx = (xs + flow[:, 0]) * (2 / max(w - 1, 1)) - 1
+        gy = (ys + flow[:, 1]) * (2 / max(h - 1, 1)) - 1
+        return F.grid_sample(neighbour, torch.stack([gx, gy], -1), mode="bilinear",
+                             padding_mode="border", align_corners=True)
+
+
 class EnhanceNet(nn.Module):
     """Few frames in, centre frame out; `scale` 1 (restore) or 2 (sr2x)."""
 
     def __init__(self, num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                 scale: int = 1, context_blocks: int = 0):
+                 scale: int = 1, context_blocks: int = 0, align: bool = False):
         super().__init__()
         if num_frames < 1 or num_frames % 2 == 0:
             raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
@@ -66,6 +95,7 @@ class EnhanceNet(nn.Module):
         self.num_frames, self.scale = num_frames, scale
         self.extract = nn.Sequential(  # per frame, shared weights, at half resolution
             nn.Conv2d(3 * 4, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
+        self.align = FlowAlign(channels) if align and num_frames > 1 else None
         self.fuse = nn.Sequential(  # early temporal fusion of all frames' features
             nn.Conv2d(channels * num_frames, channels, 1), nn.LeakyReLU(0.1, inplace=True))
         self.context = ContextBranch(channels, context_blocks) if context_blocks else None
@@ -87,13 +117,28 @@ class EnhanceNet(nn.Module):
         if ph or pw:
             frames = F.pad(frames, (0, pw, 0, ph), mode="replicate")
         feats = self.extract(F.pixel_unshuffle(frames, 2))
-        feats = feats.reshape(b, t * feats.shape[1], *feats.shape[2:])
+        fc, fh, fw = feats.shape[1:]
+        if self.align is not None:
+            feats = self._aligned(feats.reshape(b, t, fc, fh, fw))
+        feats = feats.reshape(b, t * fc, fh, fw)
         fused = self.fuse(feats)
         if self.context is not None:
             fused = fused + self.context(fused)
         fused = fused + self.trunk_out(self.trunk(fused))
         residual = self.head(fused)[..., : h * self.scale, : w * self.scale]
         return base_frame(centre, self.scale) + residual
+
+
+    def _aligned(self, feats: torch.Tensor) -> torch.Tensor:
+        """`B×T×C×h×w` features with every neighbour warped onto the centre frame."""
+        b, t = feats.shape[:2]
+        c = t // 2
+        others = [i for i in range(t) if i != c]
+        centre = feats[:, c]
+        neighbours = feats[:, others].reshape(b * len(others), *feats.shape[2:])
+        warped = self.align(centre.repeat_interleave(len(others), 0), neighbours)
+        warped = warped.reshape(b, len(others), *feats.shape[2:])
+        return torch.cat([warped[:, :c], centre[:, None], warped[:, c:]], 1)
 
 
 def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
@@ -104,7 +149,7 @@ def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def build_enhancer(num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                   scale: int = 1, context_blocks: int = 0) -> EnhanceNet:
+                   scale: int = 1, context_blocks: int = 0, align: bool = False) -> EnhanceNet:
     """Builder with plain keyword arguments (the bundle's `model.kwargs`)."""
     return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale,
-                      context_blocks=context_blocks)
+                      context_blocks=context_blocks, align=align)

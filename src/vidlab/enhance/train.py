@@ -42,6 +42,8 @@ class EnhanceTrainConfig:
     num_blocks: int = 8
     context_blocks: int = 0
     """Residual blocks of the quarter-resolution context branch (0: none)."""
+    align: bool = False
+    """Warp the neighbour frames' features onto the centre frame's (`FlowAlign`) before fusing."""
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -93,6 +95,8 @@ class EnhanceTrainConfig:
                   "num_blocks": self.num_blocks, "scale": self.scale}
         if self.context_blocks:  # absent from older bundles, whose models have no branch
             kwargs["context_blocks"] = self.context_blocks
+        if self.align:
+            kwargs["align"] = True
         return kwargs
 
     def pool_spec(self) -> PoolSpec:

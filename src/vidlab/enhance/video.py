@@ -36,7 +36,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     import torch
 
     from vidlab.enhance.gate import load_gate
-    from vidlab.io import VideoReader, VideoWriter
+    from vidlab.io import VideoReader
 
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
@@ -46,29 +46,48 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     model, b = load_enhancer(bundle)
     quality_gate = load_gate(b.path) if gate else None
     reader = VideoReader(src)
-    n, (h, w) = len(reader), reader.shape
+    h, w = reader.shape
     in_codec = reader.info.codec
     qps, qp_source = read_qps(reader, src)
     alphas = [1.0 if quality_gate is None else quality_gate.alpha(q, in_codec) for q in qps]
     report = describe(qps, alphas, in_codec, quality_gate is not None, qp_source)
-    if model.scale == 1 and alphas and not any(alphas):
-        reader.close()  # nothing to improve: keep the input's own stream, bit for bit
-        started = time.perf_counter()
+    s = model.scale
+    started = time.perf_counter()
+    if s == 1 and alphas and not any(alphas):
+        # nothing to improve: hand back the input's own stream, bit for bit
         copy_streams(src, dst, overwrite)
         report["model"]["message"] += "; the output is the input's stream, copied (not re-encoded)"
-        if reference is not None:
-            report["measured"] = measured_gain(reference, src, dst)
-        return {"bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
-                "dst": str(dst), "frames": len(qps), "fps": round(float(reader.fps), 3),
-                "width": w, "height": h, "input_width": w, "input_height": h,
-                "codec": in_codec, "crf": None, "ensemble": ensemble,
-                "seconds": round(time.perf_counter() - started, 3), "frames_per_s": None,
-                "skipped_corrupt": reader.num_corrupt, **report}
+        frames_written, codec, crf = len(qps), in_codec, None
+    else:
+        frames_written = _enhance_frames(model, reader, dst, alphas, codec, crf, preset,
+                                         overwrite, tile, ensemble,
+                                         f"enhance ({b.config.get('enhance_task')})")
+    elapsed = time.perf_counter() - started
+    reader.close()
+    if reference is not None:
+        report["measured"] = measured_gain(reference, src, dst, s)
+    return {
+        "bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
+        "dst": str(dst), "frames": frames_written, "fps": round(float(reader.fps), 3),
+        "width": w * s, "height": h * s, "input_width": w, "input_height": h,
+        "codec": codec, "crf": crf, "ensemble": ensemble, "seconds": round(elapsed, 3),
+        "frames_per_s": round(frames_written / max(elapsed, 1e-9), 2),
+        "skipped_corrupt": reader.num_corrupt, **report,
+    }
+
+
+def _enhance_frames(model, reader, dst: Path, alphas: list[float], codec: str,
+                    crf: int | None, preset: str | None, overwrite: bool, tile: int,
+                    ensemble: bool, desc: str) -> int:
+    """Stream `reader`'s frames through the model at their strengths into `dst`; frames written."""
+    from vidlab.io import VideoWriter
+
+    h, w = reader.shape
     s = model.scale
     odd = (w * s) % 2 or (h * s) % 2  # 4:2:0 needs even sizes; 4:4:4 keeps odd ones exact
     writer = VideoWriter(dst, fps=reader.fps, codec=codec, crf=crf, preset=preset,
                          pix_fmt="yuv444p" if odd else None, overwrite=overwrite,
-                         audio_from=src)
+                         audio_from=reader.path)
     times: list[float] = []
 
     def frames():
@@ -76,27 +95,15 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
             times.append(seconds)
             yield frame
 
-    started = time.perf_counter()
+    # a frame the first pass did not see (damage decodes differently) keeps the last strength
+    strengths = itertools.chain(alphas, itertools.repeat(alphas[-1] if alphas else 1.0))
     with writer:
-        bar = progress(total=n, desc=f"enhance ({b.config.get('enhance_task')})")
-        # a frame the first pass did not see (damage decodes differently) keeps the last strength
-        strengths = itertools.chain(alphas, itertools.repeat(alphas[-1] if alphas else 1.0))
+        bar = progress(total=len(reader), desc=desc)
         for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble, strengths)):
             writer.write(out, times[i])
             bar.update(1)
         bar.close()
-    elapsed = time.perf_counter() - started
-    reader.close()
-    if reference is not None:
-        report["measured"] = measured_gain(reference, src, dst, s)
-    return {
-        "bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
-        "dst": str(dst), "frames": writer.frames_written, "fps": round(float(reader.fps), 3),
-        "width": w * s, "height": h * s, "input_width": w, "input_height": h,
-        "codec": codec, "crf": crf, "ensemble": ensemble, "seconds": round(elapsed, 3),
-        "frames_per_s": round(writer.frames_written / max(elapsed, 1e-9), 2),
-        "skipped_corrupt": reader.num_corrupt, **report,
-    }
+    return writer.frames_written
 
 
 def read_qps(reader, src: Path) -> tuple[list[float | None], str]:

@@ -38,6 +38,7 @@ from vidlab.enhance.protocol import (
 )
 from vidlab.enhance.textures import render_clip
 from vidlab.io import VideoReader, psnr, ssim
+from vidlab.progress import progress
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -179,7 +180,7 @@ def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.nda
         tasks.append(("sr2x", sr_methods, downscale2x))
     for task, methods, prepare in tasks:
         sr_conds: list[Condition | None] = [None] if task == "sr2x" else []
-        for cond in sr_conds + conds:
+        for cond in progress(sr_conds + conds, desc=f"protocol ({task})"):
             for clip_name, clean in clips.items():
                 source = prepare(clean)
                 clip = (CodedClip(source, [UNCOMPRESSED_QP] * len(source), "h264", "raw")
@@ -249,6 +250,63 @@ def protocol_main(a: argparse.Namespace) -> None:
                          "dssim_mean", "frames_per_s", "note"])
 
 
+VARIANTS = {
+    "committed restore (5 frames, early fusion, 8+4 blocks)":
+        dict(num_frames=5, channels=48, num_blocks=8, context_blocks=4),
+    "single frame (1 frame, 8+4 blocks)": dict(num_frames=1, channels=48, num_blocks=8,
+                                                context_blocks=4),
+    "aligned (5 frames, flow-aligned, 8+4 blocks)":
+        dict(num_frames=5, channels=48, num_blocks=8, context_blocks=4, align=True),
+    "aligned, equal cost (5 frames, flow-aligned, 4+4 blocks)":
+        dict(num_frames=5, channels=48, num_blocks=4, context_blocks=4, align=True),
+}
+
+
+def variant_speed(size: tuple[int, int], repeats: int) -> list[dict]:
+    """Forward frames/s of each architecture variant on one input, as a ratio to the first."""
+    import torch
+
+    from vidlab.enhance.model import build_enhancer
+
+    rows, base = [], None
+    for name, kw in VARIANTS.items():
+        model = build_enhancer(**kw).eval()
+        x = torch.rand(1, 3, kw["num_frames"], *size)
+        with torch.no_grad():
+            model(x)
+            t = time.perf_counter()
+            for _ in range(repeats):
+                model(x)
+        fps = repeats / (time.perf_counter() - t)
+        base = base or fps
+        rows.append({"variant": name, "params": sum(p.numel() for p in model.parameters()),
+                     "frames_per_s": round(fps, 2), "speed_vs_committed": round(fps / base, 3)})
+    return rows
+
+
+def temporal_ablation(bundle: Path, clips: dict[str, np.ndarray],
+                      conds: list[Condition]) -> list[dict]:
+    """How much the model gains from its neighbour frames: its ΔPSNR at full strength with the
+    real 5-frame windows vs windows made of the centre frame repeated."""
+    from vidlab.enhance.infer import enhance_window
+
+    model, _ = load_enhancer(bundle)
+    rows = []
+    for cond in conds:
+        real, still = [], []
+        for clean in clips.values():
+            clip = coded(clean, cond)
+            p_in = score(clean, clip.frames)[0]
+            out = np.stack(list(enhance_stream(model, clip.frames)))
+            alone = np.stack([enhance_window(model, np.stack([f] * model.num_frames))
+                              for f in clip.frames])
+            real.append(score(clean, out)[0] - p_in)
+            still.append(score(clean, alone)[0] - p_in)
+        rows.append({"condition": cond.label, "dpsnr_5_frames": round(float(np.mean(real)), 3),
+                     "dpsnr_centre_repeated": round(float(np.mean(still)), 3)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for task, flag in (("restore", "--restore"), ("sr2x", "--sr")):
@@ -271,13 +329,31 @@ def main() -> None:
     ap.add_argument("--ungated", action="store_true",
                     help="--protocol: also the models at full strength, without their gate")
     ap.add_argument("--no-sr", action="store_true", help="--protocol: restore only")
+    ap.add_argument("--temporal", action="store_true",
+                    help="--protocol clips: restore gain with vs without neighbour frames")
+    ap.add_argument("--variants", action="store_true",
+                    help="forward speed of the architecture variants (320x240, one run)")
     a = ap.parse_args()
     import torch
 
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.protocol and a.temporal:
+        from vidlab.cli.common import print_json
+
+        clips = heldout_clips(a.frames, a.photo, SHARED / "carphone_pristine.mp4",
+                              carphone_frames=a.limit or 30)
+        print_json(temporal_ablation(a.restore, clips, conditions(
+            a.codecs.split(","), [int(q) for q in a.qps.split(",")], a.gops.split(","))))
+        return
     if a.protocol:
         protocol_main(a)
+        return
+    if a.variants:
+        from vidlab.cli.common import print_json, print_table
+
+        rows = variant_speed((240, 320), repeats=5)
+        print_json(rows) if a.json else print_table(rows, title="variants: forward frames/s")
         return
     rows = restore_rows(a.restore, a.frames, a.limit, a.per_clip) + sr_rows(a.sr, a.frames, a.limit)
     info = {"restore_bundle": str(a.restore), "sr_bundle": str(a.sr),

@@ -109,7 +109,7 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
 
     model, b = load_enhancer(bundle)
     task = b.config.get("enhance_task", "restore")
-    clips = calibration_clips(data, num_clips, num_frames * model.scale, seed=seed)
+    clips = calibration_clips(data, num_clips, num_frames, seed=seed)
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
     gate = calibrate_gate(frames, grid, floor_db)

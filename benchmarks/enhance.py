@@ -94,11 +94,14 @@ def model_fn(bundle: Path, ensemble: bool = False) -> Callable[[np.ndarray], np.
     return lambda x: np.stack(list(enhance_stream(model, x, ensemble=ensemble)))
 
 
+FILTERS = ("hqdn3d", "nlmeans", "atadenoise", "deblock")
+
+
 def restore_rows(bundle: Path | None, frames: int, limit: int | None,
                  per_clip: bool = False) -> list[dict]:
     methods: dict[str, Callable[[np.ndarray], np.ndarray] | None] = {"input": lambda x: x}
     have = available_filters()
-    for name in ("hqdn3d", "nlmeans", "atadenoise", "deblock"):
+    for name in FILTERS:
         methods[f"ffmpeg {name}"] = (lambda x, n=name: ffmpeg_filter(x, n)) if have[name] else None
     if bundle is not None:
         methods["vidlab restore"] = model_fn(bundle)
@@ -140,9 +143,6 @@ def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
                          "ssim": round(s, 4), "gain_db": round(p - base, 3),
                          "frames_per_s": round(fps, 1)})
     return rows
-
-
-FILTERS = ("hqdn3d", "nlmeans", "atadenoise", "deblock")
 
 
 def gated_fn(bundle: Path, gate: bool = True) -> Callable[[CodedClip], np.ndarray]:
@@ -231,9 +231,9 @@ def protocol_main(a: argparse.Namespace) -> None:
                           carphone_frames=a.limit or 30)
     conds = conditions(a.codecs.split(","), [int(q) for q in a.qps.split(",")],
                        a.gops.split(","))
-    per_clip, rows = protocol_rows(a.restore, None if a.no_sr else a.sr, clips, conds,
-                                   a.ungated)
-    info = {"restore_bundle": str(a.restore), "sr_bundle": None if a.no_sr else str(a.sr),
+    restore, sr = None if a.no_restore else a.restore, None if a.no_sr else a.sr
+    per_clip, rows = protocol_rows(restore, sr, clips, conds, a.ungated)
+    info = {"restore_bundle": str(restore), "sr_bundle": str(sr),
             "heldout_clips": {k: list(v.shape) for k, v in clips.items()},
             "filters": {k: DENOISERS[k] for k, ok in available_filters().items() if ok}}
     if a.json:
@@ -329,6 +329,7 @@ def main() -> None:
     ap.add_argument("--ungated", action="store_true",
                     help="--protocol: also the models at full strength, without their gate")
     ap.add_argument("--no-sr", action="store_true", help="--protocol: restore only")
+    ap.add_argument("--no-restore", action="store_true", help="--protocol: sr2x only")
     ap.add_argument("--temporal", action="store_true",
                     help="--protocol clips: restore gain with vs without neighbour frames")
     ap.add_argument("--variants", action="store_true",

@@ -48,7 +48,7 @@ def test_gate_turns_off_where_any_clip_would_lose_and_keeps_full_strength_where_
     assert gate.tables["h264"] == [[22.0, 0.0], [32.0, 0.5], [37.0, 1.0]]
     assert gate.blind == 0.0  # clip b at QP 22 loses at any strength
     assert gate.alpha(22, "h264") == 0.0 and gate.alpha(10, "h264") == 0.0
-    assert gate.alpha(34.5, "h264") == pytest.approx(0.75)
+    assert gate.alpha(34.5, "h264") == 0.5  # the strength calibrated on QP 32..36 frames
     assert gate.alpha(51, "h264") == 1.0
     assert gate.alpha(None, "h264") == gate.blind
     gains = clip_gains([f for f in frames if f.qp == 37], gate.alpha(37, "h264"))
@@ -58,6 +58,7 @@ def test_gate_turns_off_where_any_clip_would_lose_and_keeps_full_strength_where_
 def test_codecs_without_a_table_get_the_most_cautious_one():
     gate = QualityGate(tables={"h264": [[20, 0.0], [40, 1.0]], "hevc": [[20, 0.0], [40, 0.5]]},
                        blind=0.2)
+    assert gate.alpha(39.9, "h264") == 0.0 and gate.alpha(10, "h264") == 0.0
     assert gate.alpha(40, "hevc") == 0.5 and gate.alpha(40, "h264") == 1.0
     assert gate.alpha(40, "vp9") == 0.5
     assert gate.alpha(None, "vp9") == 0.2

@@ -21,12 +21,12 @@ from vidlab.io import VideoReader
 
 @pytest.fixture()
 def gated(bundles, tmp_path):
-    """The tiny restore bundle with a known gate: off up to QP 25, full H.264 / half HEVC
-    strength from QP 45, blind strength 0.1."""
+    """The tiny restore bundle with a known gate: off below QP 25, 0.5 (H.264) / 0.25 (HEVC)
+    from QP 38, full strength from 45, blind strength 0.1."""
     path = tmp_path / "gated.vidlab"
     shutil.copytree(bundles["restore"], path)
-    save_gate(path, QualityGate(tables={"h264": [[25, 0.0], [45, 1.0]],
-                                        "hevc": [[25, 0.0], [45, 0.5]]}, blind=0.1))
+    save_gate(path, QualityGate(tables={"h264": [[25, 0.0], [38, 0.5], [45, 1.0]],
+                                        "hevc": [[25, 0.0], [38, 0.25], [45, 1.0]]}, blind=0.1))
     return path
 
 
@@ -48,8 +48,8 @@ def test_h264_frames_are_gated_by_their_decoder_qp_maps(gated, tmp_path):
     qp = out["input_qp"]
     assert qp["source"] == "h264 qp map" and qp["min"] >= 37 and qp["max"] == 40
     assert out["input_codec"] == "h264"
-    # QP 40 -> strength 0.75 on P frames; the I frame (QP 37) a little less
-    assert 0.6 < out["model"]["mean_strength"] <= 0.75
+    # P frames (QP 40) at 0.5, the I frame (QP 37, x264's ip ratio) at 0
+    assert out["model"]["mean_strength"] == pytest.approx(0.5 * 7 / 8)
     assert out["model"]["action"] == "enhanced (gated)"
 
 
@@ -59,7 +59,7 @@ def test_hevc_frames_are_gated_by_the_x265_settings_or_blind_without_them(gated,
     assert out["input_codec"] == "hevc"
     assert out["input_qp"] == {"estimate": 40.0, "source": "x265 cqp setting", "min": 40.0,
                                "max": 40.0}
-    assert out["model"]["mean_strength"] == pytest.approx(0.375)
+    assert out["model"]["mean_strength"] == pytest.approx(0.25)
     # the same stream without x265's settings SEI: QP unknown, the blind strength
     frames = moving_square_frames(8, 64, 96, seed=1)
     import av

@@ -49,9 +49,10 @@ class QualityGate:
     def alpha(self, qp: float | None, codec: str | None = None) -> float:
         """Strength for a frame of quantiser `qp` from `codec` (None: unknown → `blind`).
 
-        Between calibrated QPs the strength is interpolated; below the lowest it is the
-        lowest's (calibration starts at near-lossless QPs), above the highest the highest's.
-        A codec without its own table uses the most cautious table at that QP.
+        A frame takes the strength of the highest calibrated QP at or below its own (the
+        frames calibrated there: a frame between two calibrated QPs gets exactly the strength
+        measured on its kind); below the lowest calibrated QP, the lowest's. A codec without
+        its own table uses the most cautious table at that QP.
         """
         if qp is None or not self.tables:
             return self.blind
@@ -69,8 +70,13 @@ class QualityGate:
 
 
 def _interp(qp: float, table: list[list[float]]) -> float:
-    qps, alphas = zip(*table, strict=True)
-    return float(np.interp(qp, qps, alphas))
+    qps = np.asarray([q for q, _ in table])
+    return float(table[_bin(qp, qps)][1])
+
+
+def _bin(qp: float, grid: np.ndarray) -> int:
+    """Index of the highest grid QP at or below `qp` (0 below the grid); `grid` ascending."""
+    return max(int(np.searchsorted(grid, qp + 1e-9, side="right")) - 1, 0)
 
 
 def load_gate(bundle_dir: str | Path) -> QualityGate | None:
@@ -158,9 +164,9 @@ def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0) -> float:
 
 def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
                    floor_db: float = 0.0) -> QualityGate:
-    """A gate from calibration frames: per codec family and calibrated QP (frames are binned
-    to the nearest of `qps`), the best strength that harms no clip; `blind` harms no clip of
-    any family or QP. The clip key should name the source clip *and* its condition, so that
+    """A gate from calibration frames: per codec family and calibrated QP (a frame belongs to
+    the highest of `qps` at or below its QP, as `QualityGate.alpha` looks it up), the best
+    strength that harms no clip; `blind` harms no clip of any family or QP. The clip key should name the source clip *and* its condition, so that
     "no clip loses" holds for each encoding of each clip."""
     grid = np.asarray(sorted(qps), dtype=float)
     tables: dict[str, list[list[float]]] = {}
@@ -168,7 +174,7 @@ def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
         known = [f for f in frames if f.family == family and f.qp is not None]
         rows = []
         for q in grid:
-            near = [f for f in known if grid[np.abs(grid - f.qp).argmin()] == q]
+            near = [f for f in known if grid[_bin(f.qp, grid)] == q]
             if near:
                 rows.append([float(q), best_alpha(near, floor_db)])
         if rows:

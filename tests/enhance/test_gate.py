@@ -44,7 +44,7 @@ def test_gate_turns_off_where_any_clip_would_lose_and_keeps_full_strength_where_
         # QP 32: the model overshoots by 2x: half strength is best for both
         _frame("a", 32, cross=1.0, power=2.0), _frame("b", 32, cross=0.5, power=1.0),
     ]
-    gate = calibrate_gate(frames, [22, 32, 37])
+    gate = calibrate_gate(frames, [22, 32, 37], min_gain_db=0.0)
     assert gate.tables["h264"] == [[22.0, 0.0], [32.0, 0.5], [37.0, 1.0]]
     assert gate.blind == 0.0  # clip b at QP 22 loses at any strength
     assert gate.alpha(22, "h264") == 0.0 and gate.alpha(10, "h264") == 0.0
@@ -81,3 +81,10 @@ def test_blend_is_exact_at_the_ends():
     b = np.full((2, 2, 3), 30, np.uint8)
     assert blend(a, b, 0.0) is a and blend(a, b, 1.0) is b
     assert (blend(a, b, 0.5) == 20).all()
+
+
+def test_gains_too_small_to_pay_for_the_re_encode_are_passed_through():
+    # both clips gain, but only ~0.02 dB at best: below the 0.1 dB worth correcting for
+    frames = [_frame("a", 22, cross=0.05, power=0.05), _frame("b", 22, cross=0.05, power=0.05)]
+    assert calibrate_gate(frames, [22]).tables["h264"] == [[22.0, 0.0]]
+    assert calibrate_gate(frames, [22], min_gain_db=0.0).tables["h264"] == [[22.0, 1.0]]

@@ -79,7 +79,13 @@ def calibrate_cmd(
                             help="Constant QPs to calibrate at (comma-separated)."),
     floor: float = typer.Option(0.0, "--floor-db",
                                 help="Least gain (dB) any calibration clip may get."),
+    min_gain: float = typer.Option(0.1, "--min-gain-db",
+                                   help="Least mean gain (dB) worth correcting for; below it "
+                                        "the frames are passed through."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Measure only; do not write gate.json."),
+    save_frames: Path = typer.Option(None, "--save-frames",
+                                     help="Write the per-frame measurements here (JSON), to "
+                                          "derive gates with other thresholds later."),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -98,7 +104,12 @@ def calibrate_cmd(
     if threads:
         torch.set_num_threads(threads)
     result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
-                              floor_db=floor, write=not dry_run)
+                              floor_db=floor, min_gain_db=min_gain, write=not dry_run)
+    frames = result.pop("frames")
+    if save_frames:
+        from vidlab.bundle import write_json_atomic
+
+        write_json_atomic(save_frames, frames)
     if as_json:
         print_json(result)
         return

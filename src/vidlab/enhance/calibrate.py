@@ -9,6 +9,7 @@ clips (the committed bundles used held-out segments of their training sources).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vidlab.enhance.gate import (
+    MIN_GAIN_DB,
     CalibrationFrame,
     QualityGate,
     calibrate_gate,
@@ -101,9 +103,16 @@ def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
 def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
                      num_frames: int = 10, qps: tuple[int, ...] = CALIBRATION_QPS,
                      codecs: tuple[str, ...] = CODECS, gops: tuple[str, ...] = GOPS,
-                     floor_db: float = 0.0, seed: int = 0, write: bool = True) -> dict[str, Any]:
+                     floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB, seed: int = 0,
+                     write: bool = True) -> dict[str, Any]:
     """Measure the bundle's gate on clips from `data` and write it into the bundle
-    (`gate.json`; `write=False` only measures). Returns the gate and the gains it keeps."""
+    (`gate.json`; `write=False` only measures). Returns the gate, the gains it keeps and the
+    per-frame measurements (`frames`: a gate with other thresholds is `calibrate_gate` of
+    them, no model run needed).
+
+    With the same `seed`, the clips are the first of the validation clips that
+    `vidlab enhance train` held out of a run on the same `data`.
+    """
     from vidlab.enhance.gate import clip_gains
     from vidlab.enhance.infer import load_enhancer
 
@@ -112,13 +121,14 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     clips = calibration_clips(data, num_clips, num_frames, seed=seed)
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
-    gate = calibrate_gate(frames, grid, floor_db)
+    gate = calibrate_gate(frames, grid, floor_db, min_gain_db)
     gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
                      gops=list(gops), frames_per_clip=num_frames)
     if write:
         save_gate(b.path, gate)
     return {"bundle": str(b.path), "gate": gate.to_dict(),
-            "gain_db": _gains_by_qp(frames, gate, clip_gains)}
+            "gain_db": _gains_by_qp(frames, gate, clip_gains),
+            "frames": [dataclasses.asdict(f) for f in frames]}
 
 
 def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate, clip_gains) -> dict:

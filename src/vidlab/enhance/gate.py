@@ -148,10 +148,16 @@ def clip_gains(frames: list[CalibrationFrame], alpha: float) -> dict[str, float]
     return {k: float(np.mean(v)) for k, v in per.items()}
 
 
-def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0) -> float:
+MIN_GAIN_DB = 0.1
+"""A strength is kept only where it gains at least this much on average: below it, the
+re-encode of the output (and the RGB round trip) costs about as much as the model gives."""
+
+
+def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0,
+               min_gain_db: float = MIN_GAIN_DB) -> float:
     """The strength with the highest mean gain over clips among those where no clip's gain is
-    below `floor_db` (0 always qualifies)."""
-    best, best_gain = 0.0, 0.0
+    below `floor_db`; 0 (pass-through) unless that mean gain reaches `min_gain_db`."""
+    best, best_gain = 0.0, min_gain_db - 1e-9
     for a in ALPHAS[1:]:
         gains = clip_gains(frames, float(a))
         if min(gains.values()) < floor_db:
@@ -163,7 +169,7 @@ def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0) -> float:
 
 
 def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
-                   floor_db: float = 0.0) -> QualityGate:
+                   floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB) -> QualityGate:
     """A gate from calibration frames: per codec family and calibrated QP (a frame belongs to
     the highest of `qps` at or below its QP, as `QualityGate.alpha` looks it up), the best
     strength that harms no clip; `blind` harms no clip of any family or QP. The clip key should name the source clip *and* its condition, so that
@@ -176,9 +182,10 @@ def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
         for q in grid:
             near = [f for f in known if grid[_bin(f.qp, grid)] == q]
             if near:
-                rows.append([float(q), best_alpha(near, floor_db)])
+                rows.append([float(q), best_alpha(near, floor_db, min_gain_db)])
         if rows:
             tables[family] = rows
-    return QualityGate(tables=tables, blind=best_alpha(frames, floor_db),
+    return QualityGate(tables=tables, blind=best_alpha(frames, floor_db, min_gain_db),
                        info={"qps": [float(q) for q in grid], "floor_db": floor_db,
+                             "min_gain_db": min_gain_db,
                              "frames": len(frames), "clips": len({f.clip for f in frames})})

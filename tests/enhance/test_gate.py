@@ -88,3 +88,9 @@ def test_gains_too_small_to_pay_for_the_re_encode_are_passed_through():
     frames = [_frame("a", 22, cross=0.05, power=0.05), _frame("b", 22, cross=0.05, power=0.05)]
     assert calibrate_gate(frames, [22]).tables["h264"] == [[22.0, 0.0]]
     assert calibrate_gate(frames, [22], min_gain_db=0.0).tables["h264"] == [[22.0, 1.0]]
+
+
+def test_near_lossless_frames_pass_through_whatever_the_table_says():
+    gate = QualityGate(tables={"h264": [[12, 0.5], [37, 1.0]]}, near_lossless_qp=20)
+    assert gate.alpha(19.5, "h264") == 0.0 and gate.alpha(20, "h264") == 0.5
+    assert QualityGate.from_dict(gate.to_dict()) == gate

@@ -18,6 +18,7 @@ import numpy as np
 
 from vidlab.enhance.gate import (
     MIN_GAIN_DB,
+    NEAR_LOSSLESS_QP,
     CalibrationFrame,
     QualityGate,
     calibrate_gate,
@@ -122,6 +123,8 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
     gate = calibrate_gate(frames, grid, floor_db, min_gain_db)
+    if task == "restore":
+        gate.near_lossless_qp = NEAR_LOSSLESS_QP
     gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
                      gops=list(gops), frames_per_clip=num_frames)
     if write:

@@ -156,8 +156,8 @@ def describe(qps: list[float | None], alphas: list[float], codec: str, gated: bo
         action, message = "enhanced", "the bundle has no quality gate: full strength on every frame"
     elif applied == 0:
         action = "passed through"
-        message = (f"input QP ~{est:g} ({codec}) is too mild for this model to improve: frames "
-                   "were passed through unchanged" if est is not None else
+        message = (f"input QP ~{est:g} ({codec}) is near-lossless or too mild for this model "
+                   "to improve: frames were passed through unchanged" if est is not None else
                    "the input's quantiser is unknown and this model's blind strength is 0: "
                    "frames were passed through unchanged")
     elif full == len(alphas):

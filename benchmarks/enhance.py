@@ -228,7 +228,7 @@ def summarise(per_clip: list[dict]) -> list[dict]:
 def protocol_main(a: argparse.Namespace) -> None:
     carphone = SHARED / "carphone_pristine.mp4"
     clips = heldout_clips(a.frames, a.photo, carphone if carphone.is_file() else None,
-                          carphone_frames=a.limit or 30)
+                          carphone_frames=a.limit or 30, moves=a.moves.split(","))
     conds = conditions(a.codecs.split(","), [int(q) for q in a.qps.split(",")],
                        a.gops.split(","))
     restore, sr = None if a.no_restore else a.restore, None if a.no_sr else a.sr
@@ -324,6 +324,8 @@ def main() -> None:
     ap.add_argument("--photo", action="append", default=[],
                     help="--protocol: another held-out photograph to move a camera over")
     ap.add_argument("--codecs", default="h264,h265")
+    ap.add_argument("--moves", default="pan,tilt,zoom",
+                    help="--protocol: camera moves over each photo")
     ap.add_argument("--qps", default=",".join(map(str, PROTOCOL_QPS)))
     ap.add_argument("--gops", default="ld,ra")
     ap.add_argument("--ungated", action="store_true",

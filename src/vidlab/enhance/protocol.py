@@ -102,10 +102,10 @@ def matplotlib_photos() -> list[Path]:
 
 
 def heldout_clips(num_frames: int, photos: Iterable[str | Path] = (),
-                  carphone: str | Path | None = None,
-                  carphone_frames: int | None = None) -> dict[str, np.ndarray]:
-    """name → clean `uint8 T×H×W×3` clips: every move over every photo (matplotlib's and
-    `photos`), plus the first `carphone_frames` of `carphone` (a clean video) if given."""
+                  carphone: str | Path | None = None, carphone_frames: int | None = None,
+                  moves: Iterable[str] = MOVES) -> dict[str, np.ndarray]:
+    """name → clean `uint8 T×H×W×3` clips: every one of `moves` over every photo (matplotlib's
+    and `photos`), plus the first `carphone_frames` of `carphone` (a clean video) if given."""
     clips: dict[str, np.ndarray] = {}
     if carphone is not None and Path(carphone).is_file():
         from vidlab.io import VideoReader
@@ -114,7 +114,7 @@ def heldout_clips(num_frames: int, photos: Iterable[str | Path] = (),
             clips["carphone"] = np.stack(list(r.iter_frames(0, carphone_frames or num_frames)))
     for path in [*matplotlib_photos(), *map(Path, photos)]:
         photo = load_photo(path)
-        for kind in MOVES:
+        for kind in moves:
             clips[f"{path.stem} {kind}"] = camera_move(photo, num_frames, kind)
     return clips
 

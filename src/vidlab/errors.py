@@ -55,6 +55,11 @@ class BundleError(VidlabError):
     """A model bundle is missing, incomplete or inconsistent."""
 
 
+class LibraryError(VidlabError):
+    """A library index (`NAME.vlx/`) is missing, unreadable, or was built otherwise (model,
+    windows) than asked; or a search names an unknown label or video."""
+
+
 class ModelError(VidlabError):
     """An unknown model name, bad model arguments, or weights that do not fit."""
 

@@ -40,8 +40,7 @@ def _root(
 
 
 def _register_all() -> None:
-    from vidlab.cli import (accel, data, enhance, gen, io, library, models, quickstart, serve,
-                            train)
+    from vidlab.cli import accel, data, enhance, gen, io, library, models, quickstart, serve, train
 
     for module in (io, data, models, train, accel, serve, library, gen, enhance, quickstart):
         module.register(app)

@@ -92,8 +92,11 @@ def serve(
                                 help="Decode threads (0: one per CPU core)."),
     temp_dir: Path = typer.Option(None, "--temp-dir",
                                   help="Where uploads are staged (default: a private temp dir)."),
+    index: Path = typer.Option(None, "--index", help="A library index (NAME.vlx/) to search "
+                                                     "and play at /library/."),
 ) -> None:
-    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /metrics, / (web page)."""
+    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /metrics, / (web page);
+    with --index, the library page at /library/."""
     import os
 
     # Decode threads and the batcher each run OpenMP regions; spinning waiters of one starve
@@ -110,9 +113,15 @@ def serve(
                      timeout_s=timeout_s, queue_size=queue_size, max_clips=max_clips, db=db,
                      retention_days=retention_days, temp_dir=temp_dir,
                      decode_workers=workers or None, window=window, stride=stride)
+    if index is not None:
+        from vidlab.library.web import mount_library
+
+        mount_library(app, index)
     predictor = app.state.service.predictor
     console.print(f"serving {predictor.version} ({predictor.runtime}) on http://{host}:{port}/ "
                   f"— log: {db}", highlight=False)
+    if index is not None:
+        console.print(f"library {index}: http://{host}:{port}/library/", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

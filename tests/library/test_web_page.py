@@ -179,6 +179,13 @@ def test_more_like_this_from_a_result(page, long_library):
     assert sum(true_label(truth[v], t) == "blue" for v, t in found[:10]) >= 9
     shot = os.environ.get("VIDLAB_LIBRARY_SCREENSHOT")
     if shot:  # docs/library.png is made this way
-        page.locator(".result").nth(2).click()
-        page.wait_for_timeout(1500)
-        page.screenshot(path=shot, full_page=True)
+        page.fill("#query", "green")  # a video's first frame: headless Chromium paints no other
+        page.click("#search")
+        page.wait_for_selector("body[data-state='results']")
+        card = page.locator(".result[data-start='0']").first
+        card.click()
+        page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - "
+                               f"{card.get_attribute('data-start')}) < 0.3 && "
+                               "!document.getElementById('player').seeking")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=shot)

@@ -9,10 +9,17 @@ function pathUrl(base, video) {
   return base + video.split("/").map(encodeURIComponent).join("/");
 }
 
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                 "#ff9da7", "#9c755f", "#bab0ac"];
+const colours = new Map();
+
 function colour(label) {
-  let h = 0;
-  for (const ch of label) h = (h * 31 + ch.charCodeAt(0)) % 360;
-  return `hsl(${h}, 62%, 52%)`;
+  // a label that names a colour is drawn in it; the others take the next palette entry
+  if (!colours.has(label)) {
+    colours.set(label, CSS.supports("color", label) ? label
+      : PALETTE[colours.size % PALETTE.length]);
+  }
+  return colours.get(label);
 }
 
 function fmt(seconds) {

@@ -4,6 +4,7 @@ inside functions) must go the pipeline's way.
     io ← data ← models ← bundle/runtime ← train ← accel
                                         ↖ gen, enhance (beside train; they reuse its pieces)
                          serve on bundle/runtime (never train or accel)
+                         library beside serve (its predict path; never train or accel)
     cli and quickstart on top; nothing imports them
 
 Checked: 0 imports against that direction, 0 cycles between subpackages or between modules, 0
@@ -36,6 +37,7 @@ BELOW = {
     "enhance": {"io", "data", "models", "bundle", "runtime", "train"},
     "accel": {"io", "data", "models", "bundle", "runtime", "train"},
     "serve": {"io", "data", "models", "bundle", "runtime"},
+    "library": {"io", "data", "models", "bundle", "runtime", "serve"},
     "quickstart": {"io", "data", "models", "bundle", "runtime", "train", "accel", "serve",
                    "gen", "enhance"},
 }

@@ -49,7 +49,8 @@ def _faiss():
 
 
 def ivf_lists(n: int) -> int:
-    return int(max(16, min(65536, 4 * np.sqrt(max(n, 1)))))
+    """About 4·√N inverted lists, with at least 40 training vectors each (FAISS's advice)."""
+    return int(max(1, min(65536, 4 * np.sqrt(max(n, 1)), n // 40)))
 
 
 def make_index(vectors: np.ndarray, ids: np.ndarray, exact: bool | None = None,

@@ -70,3 +70,7 @@ class CheckpointError(VidlabError):
 
 class TrainingError(VidlabError):
     """Training cannot go on (e.g. the loss stays NaN/inf)."""
+
+
+class EngineError(VidlabError):
+    """The engine spreading per-file work could not run it (Ray missing, cluster unreachable)."""

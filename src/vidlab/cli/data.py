@@ -10,6 +10,16 @@ data_app = typer.Typer(help="Datasets: scan, clean, split, and the built-in synt
                        no_args_is_help=True)
 
 
+def engine_option():
+    return typer.Option("local", "--engine", help="How per-file work is spread: local "
+                        "(processes on this machine) or ray (Ray tasks on a cluster).")
+
+
+def address_option():
+    return typer.Option(None, "--address", help="Ray cluster address (ray://HOST:10001 or "
+                        "HOST:6379); default: start a local Ray instance. Implies --engine ray.")
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to the root app."""
     app.add_typer(data_app, name="data")
@@ -21,14 +31,17 @@ def scan_cmd(
     out: Path = typer.Option(..., "-o", "--output", help="Manifest to write (JSON Lines)."),
     workers: int = typer.Option(None, "--workers", help="Probe processes (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing manifest."),
+    engine: str = engine_option(),
+    address: str = address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Probe every video under ROOT into a manifest; unreadable files are listed, not fatal."""
     from vidlab.cli.common import print_json, print_table
     from vidlab.data.commands import scan_to_manifest
+    from vidlab.data.parallel import as_engine
 
     summary = scan_to_manifest(root, out, workers=workers, overwrite=overwrite,
-                               progress=not as_json)
+                               progress=not as_json, engine=as_engine(engine, address))
     if as_json:
         print_json(summary)
         return
@@ -54,14 +67,18 @@ def clean_cmd(
     keep: list[str] = typer.Option([], "--keep", help="Reason code to report but not drop "
                                    "(repeatable), e.g. --keep too_short."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    engine: str = engine_option(),
+    address: str = address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Find unreadable, truncated, short, duplicate, blank, frozen and outlier clips."""
     from vidlab.cli.common import console, print_json, print_table
     from vidlab.data.commands import clean_manifest
+    from vidlab.data.parallel import as_engine
 
     result = clean_manifest(manifest, out, report, min_frames=min_frames, workers=workers,
-                            keep=keep, overwrite=overwrite, progress=not as_json)
+                            keep=keep, overwrite=overwrite, progress=not as_json,
+                            engine=as_engine(engine, address))
     summary = result.summary()
     if as_json:
         print_json(summary)

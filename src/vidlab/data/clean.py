@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vidlab.data.manifest import META_KEYS, diagnose
-from vidlab.data.parallel import parallel_map
+from vidlab.data.parallel import Engine, parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,12 @@ def analyse_file(job: tuple[str, int]) -> dict[str, Any]:
     return out
 
 
+def _analysis_lost(job: tuple[str, int], exc: BaseException) -> dict[str, Any]:
+    """The row of a file whose analysis died with its worker (a crash inside FFmpeg)."""
+    return {"path": job[0], "error": ("unreadable", f"the check's worker failed "
+                                                    f"({type(exc).__name__}: {exc})")}
+
+
 def _resample(frames: np.ndarray, k: int) -> np.ndarray:
     return frames[np.linspace(0, len(frames) - 1, k).round().astype(int)]
 
@@ -145,20 +151,24 @@ def _full_hash(path: str) -> str:
 def clean(entries: list[dict[str, Any]], min_frames: int = 16, num_samples: int = 8,
           blank_std: float = 3.0, frozen_motion: float = 0.6, near_dup_bits: float = 8.0,
           outlier_factor: float = 2.5, drop: set[str] | frozenset[str] = DEFAULT_DROP,
-          workers: int | None = None, progress: bool = False) -> CleanResult:
+          workers: int | None = None, progress: bool = False,
+          engine: Engine | str | None = None) -> CleanResult:
     """Check every entry; return the entries to keep and a per-file report with reason codes.
 
     `min_frames`: clips with fewer frames are `too_short`. `blank_std`/`frozen_motion`: luma
     (0–255) thresholds on the sampled frames' spread and change. `near_dup_bits`: dHash distance (of 64 bits, the
     mean of the horizontal and vertical hashes) that every sampled frame of two clips of about
     the same duration must stay within for them to be near-duplicates. `drop`: reason codes that
-    remove a clip (default `DEFAULT_DROP`); other findings are reported only.
+    remove a clip (default `DEFAULT_DROP`); other findings are reported only. `engine`
+    spreads the per-file checks (local processes, or Ray tasks); the verdicts, made here from
+    the per-file results, are the same whatever the engine.
     """
     unknown = set(drop) - set(REASONS)
     if unknown:
         raise ValueError(f"unknown reason codes: {', '.join(sorted(unknown))}")
     jobs = [(str(e["path"]), num_samples) for e in entries]
-    found = parallel_map(analyse_file, jobs, workers, progress, desc="checking", chunksize=4)
+    found = parallel_map(analyse_file, jobs, workers, progress, desc="checking", chunksize=4,
+                         engine=engine, on_error=_analysis_lost)
     reasons: list[dict[str, str]] = [{} for _ in entries]
     for r, a in zip(reasons, found, strict=True):
         if "error" in a:

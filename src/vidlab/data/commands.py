@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from vidlab.data.parallel import Engine
 from vidlab.errors import OutputExistsError
 
 
@@ -21,8 +22,10 @@ def check_output(path: str | Path, overwrite: bool) -> None:
 
 
 def scan_to_manifest(root: str | Path, out: str | Path, workers: int | None = None,
-                     overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Probe every video of a folder-per-class tree into the manifest `out`.
+                     overwrite: bool = False, progress: bool = True,
+                     engine: Engine | str | None = None) -> dict[str, Any]:
+    """Probe every video of a folder-per-class tree into the manifest `out` (`engine`: local
+    processes, or Ray tasks on a cluster).
 
     Returns `{"manifest", "clips", "classes", "class_counts", "failures"}`; unreadable files
     are listed in `failures` (path, label, reason, detail), never fatal.
@@ -30,7 +33,7 @@ def scan_to_manifest(root: str | Path, out: str | Path, workers: int | None = No
     from vidlab.data.manifest import scan, write_manifest
 
     check_output(out, overwrite)
-    result = scan(root, workers=workers, progress=progress)
+    result = scan(root, workers=workers, progress=progress, engine=engine)
     write_manifest(result.entries, out, overwrite=overwrite)
     counts = Counter(str(e["label"]) for e in result.entries)
     return {"manifest": str(out), "clips": len(result.entries), "classes": len(counts),
@@ -39,9 +42,11 @@ def scan_to_manifest(root: str | Path, out: str | Path, workers: int | None = No
 
 def clean_manifest(source: str | Path, out: str | Path, report: str | Path,
                    min_frames: int = 16, workers: int | None = None, keep: list[str] = (),
-                   overwrite: bool = False, progress: bool = True):
+                   overwrite: bool = False, progress: bool = True,
+                   engine: Engine | str | None = None):
     """Clean a manifest (or a folder, whose unprobeable files are reported too) into `out`,
-    with the per-file JSON `report`; returns the `CleanResult`.
+    with the per-file JSON `report`; returns the `CleanResult`. `engine` spreads the per-file
+    work (local processes, or Ray tasks).
 
     `keep` lists reason codes to report but not drop (e.g. "too_short").
     """
@@ -51,13 +56,13 @@ def clean_manifest(source: str | Path, out: str | Path, report: str | Path,
     check_output(out, overwrite)
     check_output(report, overwrite)
     if Path(source).is_dir():  # a folder: files that cannot even be probed are reported too
-        scanned = scan(source, workers=workers, progress=progress)
+        scanned = scan(source, workers=workers, progress=progress, engine=engine)
         entries = scanned.entries + [{"path": f["path"], "label": f["label"]}
                                      for f in scanned.failures]
     else:
-        entries = load_entries(source, workers=workers)
+        entries = load_entries(source, workers=workers, engine=engine)
     result = clean(entries, min_frames=min_frames, workers=workers, progress=progress,
-                   drop=set(DEFAULT_DROP) - set(keep))
+                   drop=set(DEFAULT_DROP) - set(keep), engine=engine)
     write_manifest(result.entries, out, overwrite=overwrite)
     Path(report).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidlab.data.parallel import parallel_map
+from vidlab.data.parallel import Engine, parallel_map
 from vidlab.errors import DatasetError, OutputExistsError
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,23 @@ def _probe_job(path: str) -> tuple[str, dict[str, Any] | None, str, str]:
         return path, None, code, why
 
 
-def probe_many(paths: list[str], workers: int | None = None,
-               progress: bool = True) -> list[tuple[str, dict[str, Any] | None, str, str]]:
-    """Probe files in parallel processes: `(path, metadata or None, reason code, reason)`."""
-    return parallel_map(_probe_job, paths, workers, progress, desc="probing", chunksize=8)
+def _probe_lost(path: str, exc: BaseException) -> tuple[str, None, str, str]:
+    return path, None, "unreadable", f"the probe's worker failed ({type(exc).__name__}: {exc})"
 
 
-def scan(root: str | Path, workers: int | None = None, progress: bool = True) -> ScanResult:
-    """Scan `root/<label>/**/<file>` (any container FFmpeg reads) into manifest entries."""
+def probe_many(paths: list[str], workers: int | None = None, progress: bool = True,
+               engine: Engine | str | None = None
+               ) -> list[tuple[str, dict[str, Any] | None, str, str]]:
+    """Probe files in parallel (`engine`: local processes or Ray tasks):
+    `(path, metadata or None, reason code, reason)`."""
+    return parallel_map(_probe_job, paths, workers, progress, desc="probing", chunksize=8,
+                        engine=engine, on_error=_probe_lost)
+
+
+def scan(root: str | Path, workers: int | None = None, progress: bool = True,
+         engine: Engine | str | None = None) -> ScanResult:
+    """Scan `root/<label>/**/<file>` (any container FFmpeg reads) into manifest entries,
+    probing the files with `engine` (local processes by default, or Ray)."""
     base = Path(root)
     if not base.is_dir():
         raise DatasetError("not a folder (expected ROOT/<label>/<video files>)", base)
@@ -99,7 +108,8 @@ def scan(root: str | Path, workers: int | None = None, progress: bool = True) ->
         raise DatasetError("no files found in class folders (expected ROOT/<label>/<file>)", base)
     labels = dict(files)
     result = ScanResult()
-    for path, meta, code, why in probe_many([f for f, _ in files], workers, progress):
+    for path, meta, code, why in probe_many([f for f, _ in files], workers, progress,
+                                                engine):
         if meta is None:
             result.failures.append({"path": path, "label": labels[path], "reason": code,
                                     "detail": why})
@@ -113,8 +123,8 @@ def scan(root: str | Path, workers: int | None = None, progress: bool = True) ->
     return result
 
 
-def read_manifest(path: str | Path, probe_missing: bool = True,
-                  workers: int | None = None) -> list[dict[str, Any]]:
+def read_manifest(path: str | Path, probe_missing: bool = True, workers: int | None = None,
+                  engine: Engine | str | None = None) -> list[dict[str, Any]]:
     """Read a JSONL manifest or a CSV `path,label[,split][,group]` (header optional).
 
     Relative paths are resolved against the manifest's folder; entries without metadata are
@@ -137,7 +147,8 @@ def read_manifest(path: str | Path, probe_missing: bool = True,
         entries.append(entry)
     missing = [e for e in entries if any(e.get(k) is None for k in META_KEYS)]
     if probe_missing and missing:
-        found = {m[0]: m for m in probe_many([e["path"] for e in missing], workers, False)}
+        found = {m[0]: m for m in probe_many([e["path"] for e in missing], workers, False,
+                                                    engine)}
         for e in missing:
             _, meta, code, why = found[e["path"]]
             if meta is None:
@@ -232,15 +243,16 @@ def check_entries(entries: list[dict[str, Any]], workers: int | None = None,
 
 
 def load_entries(root_or_manifest: str | Path, workers: int | None = None,
-                 progress: bool = False) -> list[dict[str, Any]]:
+                 progress: bool = False, engine: Engine | str | None = None
+                 ) -> list[dict[str, Any]]:
     """Entries from a folder-per-class tree (scanned; bad files logged) or a manifest file."""
     p = Path(root_or_manifest)
     if p.is_dir():
-        result = scan(p, workers=workers, progress=progress)
+        result = scan(p, workers=workers, progress=progress, engine=engine)
         for f in result.failures:
             log.warning("%s: skipped, %s (%s)", f["path"], f["reason"], f["detail"])
         return result.entries
-    return read_manifest(p, workers=workers)
+    return read_manifest(p, workers=workers, engine=engine)
 
 
 def labels_of(entries: list[dict[str, Any]], labels: list[str] | None = None) -> list[str]:

@@ -1,0 +1,84 @@
+"""`--engine ray`: the per-file work of the data verbs on a real local Ray instance (2 CPUs,
+started once for this module) gives exactly the local engine's outputs; failures are rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from data_helpers import distinct_frames, truncate, write
+
+from vidlab.data.commands import clean_manifest, scan_to_manifest
+from vidlab.data.parallel import Engine, parallel_map
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A real local Ray instance with 2 CPUs; its address lets CLI subprocesses join it."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two labels of distinct real clips, a byte copy, a truncated file and a text file."""
+    root = tmp_path_factory.mktemp("raydata") / "ds"
+    for i in range(4):
+        write(root / "left" / f"l{i}.mp4", distinct_frames(i))
+        write(root / "right" / f"r{i}.mp4", distinct_frames(10 + i, label="move_left"))
+    shutil.copy(root / "left" / "l0.mp4", root / "left" / "zz_copy.mp4")
+    truncate(write(root / "right" / "cut.mp4", distinct_frames(30, 48)), 0.4)
+    (root / "right" / "notes.mp4").write_text("not a video\n" * 10)
+    return root
+
+
+def _vidlab(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "vidlab", *args], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def test_scan_with_ray_writes_the_local_engines_manifest(ray_address, dataset, tmp_path):
+    local = scan_to_manifest(dataset, tmp_path / "local.jsonl", workers=2, progress=False)
+    remote = scan_to_manifest(dataset, tmp_path / "ray.jsonl", progress=False,
+                              engine=Engine("ray", ray_address))
+    assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "ray.jsonl").read_bytes()
+    assert {k: v for k, v in local.items() if k != "manifest"} == \
+        {k: v for k, v in remote.items() if k != "manifest"}
+    assert {f["reason"] for f in remote["failures"]} == {"unreadable", "truncated"}
+
+
+def test_clean_cli_with_ray_reports_what_the_local_engine_reports(ray_address, dataset, tmp_path):
+    clean_manifest(dataset, tmp_path / "local.jsonl", tmp_path / "local_report.json",
+                   workers=2, progress=False)
+    summary = _vidlab("data", "clean", str(dataset), "-o", str(tmp_path / "ray.jsonl"),
+                      "--report", str(tmp_path / "ray_report.json"), "--engine", "ray",
+                      "--address", ray_address, "--json")
+    assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "ray.jsonl").read_bytes()
+    local = json.loads((tmp_path / "local_report.json").read_text())
+    remote = json.loads((tmp_path / "ray_report.json").read_text())
+    assert local == remote
+    assert summary["by_reason"]["duplicate"] == 1 and summary["by_reason"]["truncated"] == 1
+
+
+def test_a_dead_ray_worker_costs_one_row_not_the_map(ray_address):
+    def die_on_three(x: int) -> int:  # defined here: Ray ships it by value to its workers
+        if x == 3:
+            os._exit(1)  # the worker process dies, as it would in a crash inside FFmpeg
+        return x * 10
+
+    out = parallel_map(die_on_three, list(range(6)), chunksize=4,
+                       engine=Engine("ray", ray_address),
+                       on_error=lambda item, exc: ("failed", item))
+    assert out == [0, 10, 20, ("failed", 3), 40, 50]

@@ -141,3 +141,29 @@ def test_reader_works_in_torch_dataloader_workers(clip):
     batches = torch.cat(list(loader)).numpy()
     expected = np.stack([reference[np.arange(4) * 2 + i * 5] for i in range(4)])
     assert np.array_equal(batches, expected)
+
+
+@pytest.mark.parametrize("name", ["h264_bframes_open_gop.mp4", "vp9.webm"])
+def test_video_bytes_read_exactly_as_the_file(clip, name):
+    from vidlab.io import VideoBytes
+
+    path = clip(name)
+    memory = VideoBytes(path.read_bytes(), f"shard.tar:{name}")
+    from dataclasses import asdict
+
+    described = {k: v for k, v in asdict(probe(memory)).items() if k != "path"}
+    assert described == {k: v for k, v in asdict(probe(path)).items() if k != "path"}
+    assert probe(memory).path == f"shard.tar:{name}"
+    indices = [len(sequential_decode(path)) - 1, 0, 5, 5]
+    with VideoReader(path) as on_disk, VideoReader(memory) as in_memory:
+        assert np.array_equal(in_memory.get_frames(indices), on_disk.get_frames(indices))
+    reader = pickle.loads(pickle.dumps(VideoReader(memory)))  # DataLoader workers get it whole
+    assert reader.get_frames([1]).shape[0] == 1
+
+
+def test_empty_video_bytes_name_the_sample():
+    from vidlab.errors import VideoOpenError
+    from vidlab.io import VideoBytes
+
+    with pytest.raises(VideoOpenError, match="shard.tar:k.mp4"):
+        probe(VideoBytes(b"", "shard.tar:k.mp4"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from io_clips import video_with_audio
 
@@ -57,3 +58,15 @@ def test_never_overwrites_and_leaves_nothing_after_failure(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.mp4", "keep.mp4"]
     result = transcode(src, dst, overwrite=True)
     assert probe(result.dst).num_frames == 30
+
+
+def test_gop_caps_the_keyframe_interval_and_one_thread_is_reproducible(clip, tmp_path):
+    import av
+
+    src = clip("h264_single_keyframe.mp4")
+    first = transcode(src, tmp_path / "a.mp4", gop=8, threads=1, preset="veryfast")
+    transcode(src, tmp_path / "b.mp4", gop=8, threads=1, preset="veryfast")
+    with av.open(str(first.dst)) as c:
+        keys = [i for i, p in enumerate(c.demux(video=0)) if p.is_keyframe and p.size]
+    assert len(keys) >= first.num_frames // 8 and int(np.diff(keys).max()) <= 8
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()

@@ -3,7 +3,7 @@
 Frame `i` always means the `i`-th frame of a full sequential decode (presentation order).
 """
 
-from vidlab.io.probe import VideoInfo, probe
+from vidlab.io.probe import VideoBytes, VideoInfo, probe
 from vidlab.io.quality import QualityMismatchError, QualityResult, psnr, quality, ssim
 from vidlab.io.reader import VideoReader
 from vidlab.io.transcode import TranscodeResult, transcode
@@ -13,6 +13,7 @@ __all__ = [
     "QualityMismatchError",
     "QualityResult",
     "TranscodeResult",
+    "VideoBytes",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",

@@ -9,6 +9,7 @@ decodes and to read its display rotation), so it costs milliseconds, not a decod
 from __future__ import annotations
 
 import bisect
+import io
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -87,7 +88,35 @@ class FrameTable:
         return (self.pts - (self.pts[0] if len(self.pts) else 0)) * float(self.time_base)
 
 
-def _check_file(path: Path) -> None:
+@dataclass(frozen=True, repr=False)
+class VideoBytes:
+    """A video held in memory (a sample streamed from a shard): read like a file, named in
+    messages by `name` (e.g. `train-000003.tar:000123.mp4`)."""
+
+    data: bytes
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"VideoBytes({self.name!r}, {len(self.data)} bytes)"
+
+
+Source = str | os.PathLike | VideoBytes
+"""What can be opened as a video: a path, or a `VideoBytes`."""
+
+
+def as_source(source: Source) -> Path | VideoBytes:
+    """A `Path`, or the `VideoBytes` as it is."""
+    return source if isinstance(source, VideoBytes) else Path(source)
+
+
+def _check_file(path: Path | VideoBytes) -> None:
+    if isinstance(path, VideoBytes):
+        if not path.data:
+            raise VideoOpenError("empty (0 bytes)", path)
+        return
     if not path.exists():
         raise VideoOpenError("no such file", path)
     if path.is_dir():
@@ -96,18 +125,23 @@ def _check_file(path: Path) -> None:
         raise VideoOpenError("empty file (0 bytes)", path)
 
 
-def _looks_like_mp4(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(12)
+def _looks_like_mp4(path: Path | VideoBytes) -> bool:
+    if isinstance(path, VideoBytes):
+        head = path.data[:12]
+    else:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
     return head[4:8] in (b"ftyp", b"mdat", b"free", b"wide", b"moov")
 
 
-def open_container(path: str | Path) -> av.container.InputContainer:
-    """Open `path` for reading, turning FFmpeg's errors into `VideoOpenError`/`VideoDecodeError`."""
-    path = Path(path)
+def open_container(path: Source) -> av.container.InputContainer:
+    """Open a file (or `VideoBytes`) for reading, turning FFmpeg's errors into
+    `VideoOpenError`/`VideoDecodeError`."""
+    path = as_source(path)
     _check_file(path)
+    target = io.BytesIO(path.data) if isinstance(path, VideoBytes) else str(path)
     try:
-        container = av.open(str(path), "r", metadata_errors="ignore")
+        container = av.open(target, "r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         if _looks_like_mp4(path):
             raise VideoDecodeError(
@@ -150,9 +184,10 @@ def _first_frame_rotation(ctx: Any, packet: av.Packet, state: dict) -> None:
         state["last_error"] = str(exc)
 
 
-def scan(path: str | Path) -> tuple[VideoInfo, FrameTable]:
-    """Probe `path` and build its frame table in one demux pass (see module doc)."""
-    path = Path(path)
+def scan(path: Source) -> tuple[VideoInfo, FrameTable]:
+    """Probe `path` (a file or `VideoBytes`) and build its frame table in one demux pass (see
+    module doc)."""
+    path = as_source(path)
     container = open_container(path)
     try:
         return _scan_open(path, container)
@@ -160,7 +195,7 @@ def scan(path: str | Path) -> tuple[VideoInfo, FrameTable]:
         container.close()
 
 
-def _scan_open(path: Path, container: av.container.InputContainer) -> tuple[VideoInfo, FrameTable]:
+def _scan_open(path: Path | VideoBytes, container: av.container.InputContainer) -> tuple[VideoInfo, FrameTable]:
     stream = container.streams.video[0]
     ctx = stream.codec_context
     ctx.thread_type = "SLICE"  # no frame-threading delay: the first frame comes out at once
@@ -266,8 +301,8 @@ def _scan_open(path: Path, container: av.container.InputContainer) -> tuple[Vide
     return info, table
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Describe a video file: codec, displayed size, exact frame count, fps, rotation, audio.
+def probe(path: Source) -> VideoInfo:
+    """Describe a video file (or `VideoBytes`): codec, displayed size, exact frame count, fps, rotation, audio.
 
     Raises `VideoOpenError` (missing, empty, not a video, no video stream) or
     `VideoDecodeError` (truncated or corrupt beyond use).

@@ -14,14 +14,13 @@ import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
 from vidlab.errors import VideoDecodeError
-from vidlab.io.probe import FrameTable, VideoInfo, open_container, scan
+from vidlab.io.probe import FrameTable, Source, VideoInfo, as_source, open_container, scan
 from vidlab.io.qp import EXPORT_OPTIONS, qp_map
 
 log = logging.getLogger(__name__)
@@ -52,14 +51,15 @@ class VideoReader:
     """Random access to RGB frames of `path`, optionally resized (`size`: short side or `(h, w)`).
 
     Opens lazily and reopens after a fork, and pickles by path, so it can be built in the main
-    process and used in torch `DataLoader` workers. `threads=0` lets FFmpeg choose.
+    process and used in torch `DataLoader` workers. `path` may be a `VideoBytes` (a video in
+    memory, e.g. streamed from a shard): it is read exactly as the same bytes on disk. `threads=0` lets FFmpeg choose.
     `pixel_format="gray"` returns the coded luma plane `T×H×W` instead of RGB (for `quality`).
     `num_corrupt` counts packets that failed to decode and frames the decoder flagged corrupt.
     """
 
-    def __init__(self, path: str | os.PathLike, size: Size = None, threads: int = 0,
+    def __init__(self, path: Source, size: Size = None, threads: int = 0,
                  pixel_format: str = "rgb24"):
-        self.path = Path(path)
+        self.path = as_source(path)
         self.size, self.threads, self.pixel_format = size, threads, pixel_format
         self.num_corrupt = 0
         self.packets_decoded = 0

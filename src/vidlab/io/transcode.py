@@ -63,10 +63,13 @@ def _source_for_output(times: np.ndarray, fps: float | None) -> np.ndarray:
 
 def transcode(src: str | os.PathLike, dst: str | os.PathLike, codec: str = "h264",
               crf: int | None = None, preset: str | None = None, size: Size = None,
-              fps: float | None = None, overwrite: bool = False) -> TranscodeResult:
+              fps: float | None = None, overwrite: bool = False, gop: int | None = None,
+              threads: int | None = None) -> TranscodeResult:
     """Re-encode `src` into `dst` with `codec` (`h264`, `h265`, `vp9`, `av1`).
 
-    `size` is a short side or `(h, w)`; `fps` resamples to a constant rate. Raises
+    `size` is a short side or `(h, w)`; `fps` resamples to a constant rate; `gop` caps the
+    keyframe interval (short GOPs keep random access cheap); `threads` pins the encoder's
+    threads (1: the same bytes on every machine, for reproducible datasets). Raises
     `OutputExistsError` if `dst` exists and not `overwrite`; a failure leaves no partial file.
     """
     started = time.perf_counter()
@@ -78,8 +81,11 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, codec: str = "h264
     sample_out = np.linspace(0, len(source_of) - 1, min(PSNR_SAMPLES, len(source_of)))
     sample_out = sorted(set(sample_out.round().astype(int).tolist()))
     out_rate = fps or info.fps
+    options = {"g": str(gop)} if gop else {}
+    if threads:
+        options["threads"] = str(threads)
     writer = VideoWriter(dst, fps=out_rate, codec=codec, crf=crf, preset=preset,
-                         overwrite=overwrite, audio_from=src if info.has_audio else None,
+                         options=options, overwrite=overwrite, audio_from=src if info.has_audio else None,
                          time_base=reader.table.time_base if fps is None else None)
     with reader, writer:
         k = 0

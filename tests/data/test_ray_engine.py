@@ -21,8 +21,15 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def ray_address():
     """A real local Ray instance with 2 CPUs; its address lets CLI subprocesses join it."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded machine can miss it
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

@@ -66,6 +66,8 @@ class DataConfig(BaseModel):
     cache: bool | str = False
     cache_mb: int = Field(2048, ge=0)
     max_retries: int = Field(10, ge=1)
+    shuffle_buffer: int = Field(1000, ge=1)
+    """Samples held for shuffling when training streams from shards (per DataLoader worker)."""
     # evaluation views: (temporal clips, spatial crops)
     val_views: tuple[int, int] = (1, 1)
     test_views: tuple[int, int] = (3, 1)

@@ -91,3 +91,34 @@ def test_procedural_clips_are_real_videos_of_their_kind(tmp_path, kind):
         make_texture_clips(tmp_path, num_clips=1, kind=kind)
     with pytest.raises(ValueError, match="kind"):
         make_texture_clips(tmp_path / "other", kind="cartoon")
+
+
+def test_camera_clips_move_over_the_given_photos(tmp_path):
+    """`camera` clips are protocol-size camera moves over the stills: consecutive frames are
+    the same photo shifted (small difference), different clips differ; no stills: an error."""
+    import av
+
+    from vidlab.enhance.textures import CAMERA_SIZE, make_texture_clips
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:400, 0:500]
+    photo = (127 + 60 * np.sin(xx / 9.0)[..., None] * np.cos(yy / 13.0)[..., None]
+             + rng.normal(0, 4, (400, 500, 3))).clip(0, 255).astype(np.uint8)
+    still = tmp_path / "photo.png"
+    with av.open(str(still), "w") as c:
+        s = c.add_stream("png")
+        s.width, s.height, s.pix_fmt = 500, 400, "rgb24"
+        c.mux(s.encode(av.VideoFrame.from_ndarray(photo, format="rgb24")))
+        c.mux(s.encode())
+    paths = make_texture_clips(tmp_path / "out", num_clips=2, num_frames=5, seed=3,
+                               stills=[still], kind="camera")
+    clips = []
+    for path in paths:
+        with VideoReader(path) as r:
+            clips.append(np.stack(list(r.iter_frames())).astype(float))
+    for frames in clips:
+        assert frames.shape == (5, *CAMERA_SIZE, 3) and frames.std() > 10
+        assert 0 < np.abs(frames[1] - frames[0]).mean() < np.abs(frames[0] - 127).mean()
+    assert np.abs(clips[0][0] - clips[1][0]).mean() > 1
+    with pytest.raises(ValueError, match="stills"):
+        make_texture_clips(tmp_path / "none", num_clips=1, kind="camera")

@@ -59,13 +59,13 @@ def load_photo(path: str | Path) -> np.ndarray:
 
 
 def camera_move(photo: np.ndarray, num_frames: int, kind: str = "pan",
-                size: tuple[int, int] = CLIP_SIZE) -> np.ndarray:
+                size: tuple[int, int] = CLIP_SIZE, speed: float = 1.0) -> np.ndarray:
     """`uint8 T×h×w×3`: a smooth camera move over a photo, sub-pixel motion, no aliasing.
 
     The photo is first downscaled with an anti-aliasing filter to 1.3× the frame (so the clip
     holds the photo's natural detail, not its sensor noise), then sampled bicubically along
     the move: `pan` drifts ~1.1 px/frame sideways, `tilt` moves diagonally, `zoom` zooms in
-    ~0.6 %/frame.
+    ~0.6 %/frame; `speed` scales the motion (training clips vary it, the protocol's is 1).
     """
     if kind not in MOVES:
         raise ValueError(f"kind must be one of {MOVES}, got {kind!r}")
@@ -81,11 +81,12 @@ def camera_move(photo: np.ndarray, num_frames: int, kind: str = "pan",
         u = t / max(num_frames - 1, 1) - 0.5
         zoom, dx, dy = 1.0, 0.0, 0.0
         if kind == "pan":
-            dx = u * num_frames * 1.1 * 2 / cw
+            dx = u * num_frames * 1.1 * speed * 2 / cw
         elif kind == "tilt":
-            dx, dy = u * num_frames * 0.8 * 2 / cw, u * num_frames * 0.6 * 2 / ch
+            dx, dy = (u * num_frames * speed * 0.8 * 2 / cw,
+                      u * num_frames * speed * 0.6 * 2 / ch)
         else:
-            zoom = 1.0 - 0.006 * t
+            zoom = 1.0 - 0.006 * speed * t
         grid = torch.stack([xx * sx * zoom + dx, yy * sy * zoom + dy], -1)[None]
         frame = F.grid_sample(x, grid, mode="bicubic", padding_mode="reflection",
                               align_corners=False)[0]

@@ -6,7 +6,9 @@ a coloured 1/f^a texture (or over still photos you pass in) while textured, anti
 ellipses and boxes move across it. `kind="graphics"` makes the other half of what people
 film and stream: animation, overlays and screen content — flat colours and smooth gradients
 (some banded, wrapping around), hard-edged solid shapes, sharp colour edges — which a model
-trained only on camera footage learns to "restore" into something worse. They are written as
+trained only on camera footage learns to "restore" into something worse. `kind="camera"` is
+the protocol's camera moves (`vidlab.enhance.protocol.camera_move`: pan, tilt or zoom, here at
+a random speed) over random crops of still photos you pass in. They are written as
 near-lossless H.264 (crf 10) in a folder-per-class tree (`OUT/texture/clip_0000.mp4` or
 `OUT/graphics/...`), so any vidlab data command reads them.
 """
@@ -156,7 +158,25 @@ def _composite(frame: torch.Tensor, obj: dict, t: int, xx: torch.Tensor,
     return frame * (1 - alpha) + tex * alpha
 
 
-KINDS = ("texture", "graphics")
+def render_camera_clip(rng: np.random.Generator, num_frames: int, h: int, w: int,
+                       stills: list[Path]) -> np.ndarray:
+    """`uint8 T×h×w×3`: a protocol-style camera move over a random crop of a random photo."""
+    from vidlab.enhance.protocol import MOVES, camera_move, load_photo
+
+    photo = load_photo(stills[int(rng.integers(len(stills)))])
+    ph, pw = photo.shape[:2]
+    smallest = min(1.0, 1.3 * max(h / ph, w / pw))  # keep at least 1.3 photo pixels per pixel
+    frac = rng.uniform(smallest, 1.0)
+    ch, cw = max(int(ph * frac), 1), max(int(pw * frac), 1)
+    y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
+    kind = MOVES[int(rng.integers(len(MOVES)))]
+    return camera_move(photo[y0:y0 + ch, x0:x0 + cw], num_frames, kind, (h, w),
+                       speed=float(rng.uniform(0.5, 2.0)))
+
+
+KINDS = ("texture", "graphics", "camera")
+CAMERA_SIZE = (240, 320)
+"""Camera clips have the protocol's frame size, so their detail per pixel matches it."""
 
 
 def make_texture_clips(out: str | Path, num_clips: int = 40, num_frames: int = 48,
@@ -165,6 +185,8 @@ def make_texture_clips(out: str | Path, num_clips: int = 40, num_frames: int = 4
     """Write `num_clips` procedural clips under `out/<kind>/` and return their paths."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "camera" and not stills:
+        raise ValueError("kind 'camera' needs still photos (stills)")
     root = Path(out)
     if (root / kind).exists() and any((root / kind).iterdir()) and not overwrite:
         raise OutputExistsError("already exists and is not empty (pass overwrite)", root / kind)
@@ -173,9 +195,13 @@ def make_texture_clips(out: str | Path, num_clips: int = 40, num_frames: int = 4
     still_paths = [Path(s) for s in stills or []]
     paths = []
     for i in range(num_clips):
-        h, w = SIZES[int(rng.integers(len(SIZES)))]
-        frames = (render_graphics_clip(rng, num_frames, h, w) if kind == "graphics"
-                  else render_clip(rng, num_frames, h, w, still_paths))
+        h, w = CAMERA_SIZE if kind == "camera" else SIZES[int(rng.integers(len(SIZES)))]
+        if kind == "camera":
+            frames = render_camera_clip(rng, num_frames, h, w, still_paths)
+        elif kind == "graphics":
+            frames = render_graphics_clip(rng, num_frames, h, w)
+        else:
+            frames = render_clip(rng, num_frames, h, w, still_paths)
         path = root / kind / f"clip_{i:04d}.mp4"
         with av.open(str(path), "w") as c:
             stream = c.add_stream("libx264", rate=25)
@@ -189,7 +215,7 @@ def make_texture_clips(out: str | Path, num_clips: int = 40, num_frames: int = 4
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m vidlab.enhance.textures OUT [--kind texture|graphics] [--clips N] [--frames T]
+    """`python -m vidlab.enhance.textures OUT [--kind texture|graphics|camera] [--clips N] [--frames T]
     [--seed S] [--still IMG]`"""
     import argparse
 

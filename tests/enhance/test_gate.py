@@ -94,3 +94,15 @@ def test_near_lossless_frames_pass_through_whatever_the_table_says():
     gate = QualityGate(tables={"h264": [[12, 0.5], [37, 1.0]]}, near_lossless_qp=20)
     assert gate.alpha(19.5, "h264") == 0.0 and gate.alpha(20, "h264") == 0.5
     assert QualityGate.from_dict(gate.to_dict()) == gate
+
+
+def test_calibration_leaves_near_lossless_frames_out_of_the_tables_not_out_of_blind():
+    # clip b's QP 19 frame loses at any strength, but the gate passes it through anyway:
+    # it must not veto the strength its QP bin's other frames (QP 20+) earn
+    frames = [_frame("a", 20, cross=1.0, power=1.0), _frame("b", 21, cross=1.0, power=1.0),
+              _frame("b", 19, cross=-0.5, power=1.0)]
+    gate = calibrate_gate(frames, [18], min_gain_db=0.0, near_lossless_qp=20)
+    assert gate.tables["h264"] == [[18.0, 1.0]] and gate.near_lossless_qp == 20
+    assert gate.alpha(19, "h264") == 0.0 and gate.alpha(21, "h264") == 1.0
+    assert gate.blind == 0.0  # a stream of unknown QP may be that near-lossless one
+    assert calibrate_gate(frames, [18], min_gain_db=0.0).tables["h264"] == [[18.0, 0.0]]

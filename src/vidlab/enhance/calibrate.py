@@ -122,9 +122,8 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     clips = calibration_clips(data, num_clips, num_frames, seed=seed)
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
-    gate = calibrate_gate(frames, grid, floor_db, min_gain_db)
-    if task == "restore":
-        gate.near_lossless_qp = NEAR_LOSSLESS_QP
+    gate = calibrate_gate(frames, grid, floor_db, min_gain_db,
+                          near_lossless_qp=NEAR_LOSSLESS_QP if task == "restore" else 0.0)
     gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
                      gops=list(gops), frames_per_clip=num_frames)
     if write:

@@ -180,15 +180,19 @@ def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0,
 
 
 def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
-                   floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB) -> QualityGate:
+                   floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB,
+                   near_lossless_qp: float = 0.0) -> QualityGate:
     """A gate from calibration frames: per codec family and calibrated QP (a frame belongs to
     the highest of `qps` at or below its QP, as `QualityGate.alpha` looks it up), the best
-    strength that harms no clip; `blind` harms no clip of any family or QP. The clip key should name the source clip *and* its condition, so that
-    "no clip loses" holds for each encoding of each clip."""
+    strength that harms no clip; `blind` harms no clip of any family or QP. The clip key
+    should name the source clip *and* its condition, so that "no clip loses" holds for each
+    encoding of each clip. Frames below `near_lossless_qp` are left out of the tables (the
+    gate passes them through whatever the tables say), not out of `blind`."""
     grid = np.asarray(sorted(qps), dtype=float)
     tables: dict[str, list[list[float]]] = {}
     for family in sorted({f.family for f in frames}):
-        known = [f for f in frames if f.family == family and f.qp is not None]
+        known = [f for f in frames if f.family == family and f.qp is not None
+                 and f.qp >= near_lossless_qp]
         rows = []
         for q in grid:
             near = [f for f in known if grid[_bin(f.qp, grid)] == q]
@@ -197,6 +201,7 @@ def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
         if rows:
             tables[family] = rows
     return QualityGate(tables=tables, blind=best_alpha(frames, floor_db, min_gain_db),
+                       near_lossless_qp=near_lossless_qp,
                        info={"qps": [float(q) for q in grid], "floor_db": floor_db,
-                             "min_gain_db": min_gain_db,
-                             "frames": len(frames), "clips": len({f.clip for f in frames})})
+                             "min_gain_db": min_gain_db, "frames": len(frames),
+                             "clips": len({f.clip for f in frames})})

@@ -17,6 +17,8 @@ are wall-clock on this (shared, noisy) machine.
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -159,7 +161,8 @@ def gated_fn(bundle: Path, gate: bool = True) -> Callable[[CodedClip], np.ndarra
 
 def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.ndarray],
                   conds: list[Condition], ungated: bool) -> tuple[list[dict], list[dict]]:
-    """(per-clip rows, per-condition summary rows) of both tasks."""
+    """(per-clip rows, per-condition summary rows) of both tasks; each condition's summary is
+    printed to stderr as soon as it is measured (a long run that is stopped keeps them)."""
     have = available_filters()
     per_clip: list[dict] = []
     restore_methods: dict[str, Callable | None] = {"input": lambda c: c.frames}
@@ -200,6 +203,10 @@ def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.nda
                     per_clip.append({**row, "psnr": round(p, 4), "ssim": round(s, 5),
                                      "dpsnr": round(p - base[0], 4), "dssim": round(s - base[1], 5),
                                      "frames": len(out), "seconds": len(out) / fps})
+            label = cond.label if cond else "uncompressed"
+            for r in summarise([r for r in per_clip
+                                if r["task"] == task and r["condition"] == label]):
+                print(json.dumps(r), file=sys.stderr, flush=True)
     return per_clip, summarise(per_clip)
 
 

@@ -213,3 +213,14 @@ def test_cheap_entry_points_stay_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_architecture_page_states_the_rules_enforced_here():
+    """docs/architecture.md's table of what each part may import is `BELOW`, exactly."""
+    page = (SRC.parents[1] / "docs" / "architecture.md").read_text()
+    stated = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].strip("`") in BELOW:
+            stated[cells[0].strip("`")] = {c.strip(" `") for c in cells[2].split(",")} - {"—"}
+    assert stated == BELOW

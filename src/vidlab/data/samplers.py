@@ -84,6 +84,21 @@ def _check_length(num_frames: int) -> None:
         raise ValueError("video has no frames")
 
 
+def _room(pre: Preprocess, num_frames: int, fps: float | None) -> tuple[int, int]:
+    """`(stride, room)`: the frame step at `fps` and how many start positions beyond the first a
+    contiguous clip has in the video (0: it fits once, or the video is too short)."""
+    _check_length(num_frames)
+    stride = pre.stride_for(fps)
+    return stride, max(0, num_frames - ((pre.num_frames - 1) * stride + 1))
+
+
+def _clip(pre: Preprocess, start: int, stride: int, num_frames: int, fps: float | None,
+          timestamps: np.ndarray | None) -> ClipPlan:
+    """The contiguous clip starting at `start` (short videos per `pre.short_video`)."""
+    idx = fit_indices(start + np.arange(pre.num_frames) * stride, num_frames, pre.short_video)
+    return plan(idx, fps, timestamps)
+
+
 class RandomClipSampler:
     """Training, `sampling="clips"`: one clip of `pre.num_frames` frames `pre.stride_for(fps)`
     apart, starting anywhere it fits (`jitter`), else the centred clip. Short videos follow
@@ -97,16 +112,12 @@ class RandomClipSampler:
     def __call__(self, num_frames: int, fps: float | None = None, *,
                  rng: np.random.Generator | None = None,
                  timestamps: np.ndarray | None = None) -> list[ClipPlan]:
-        _check_length(num_frames)
-        pre, stride = self.pre, self.pre.stride_for(fps)
-        span = (pre.num_frames - 1) * stride + 1
-        room = max(0, num_frames - span)
+        stride, room = _room(self.pre, num_frames, fps)
         jitter = self.jitter and rng is not None
         start = int(rng.integers(0, room + 1)) if jitter else room // 2
-        if room == 0 and jitter and pre.short_video == "loop":
+        if room == 0 and jitter and self.pre.short_video == "loop":
             start = int(rng.integers(0, num_frames))  # any phase of the loop is a clip
-        idx = fit_indices(start + np.arange(pre.num_frames) * stride, num_frames, pre.short_video)
-        return [plan(idx, fps, timestamps)]
+        return [_clip(self.pre, start, stride, num_frames, fps, timestamps)]
 
 
 class SegmentSampler:
@@ -150,17 +161,12 @@ class UniformMultiViewSampler:
     def __call__(self, num_frames: int, fps: float | None = None, *,
                  rng: np.random.Generator | None = None,
                  timestamps: np.ndarray | None = None) -> list[ClipPlan]:
-        _check_length(num_frames)
-        pre, stride = self.pre, self.pre.stride_for(fps)
-        span = (pre.num_frames - 1) * stride + 1
-        room = max(0, num_frames - span)
+        stride, room = _room(self.pre, num_frames, fps)
         if self.clips == 1:
             starts = [room // 2]
         else:
             starts = [round(room * i / (self.clips - 1)) for i in range(self.clips)]
-        base = np.arange(pre.num_frames) * stride
-        return [plan(fit_indices(s + base, num_frames, pre.short_video), fps, timestamps)
-                for s in starts]
+        return [_clip(self.pre, s, stride, num_frames, fps, timestamps) for s in starts]
 
 
 def window_starts(duration: float, window: float, stride: float) -> list[float]:

@@ -144,3 +144,30 @@ def test_predict_timeline_streams_the_frames_random_access_reads(videos, bundle,
     direct = load_clips([{"path": str(long), "label": "a"}], PRE, sampler, labels=LABELS)
     assert direct.views == (len(result["windows"]), 1)
     assert np.array_equal(streamed, direct.clips)
+
+
+def test_a_bundle_written_before_the_one_vocabulary_still_loads_and_runs(videos, tmp_path):
+    """Older bundles say `"sampling": "random"` in their training config and keep test views as
+    a list; they load, evaluate and predict as before."""
+    from vidlab.bundle import load_bundle
+    from vidlab.models import create
+    from vidlab.serve.predict import Predictor
+    from vidlab.train import evaluate
+    from vidlab.train.evaluation import data_config_of
+
+    short, _ = videos
+    old = tmp_path / "old.vidlab"
+    torch.manual_seed(0)
+    model = create("r2plus1d_tiny", num_classes=2, num_frames=8)
+    data = DataConfig(num_frames=8, stride=2, short_side=40, crop_size=32, num_workers=0)
+    train = {"data": {**data.model_dump(mode="json"), "sampling": "random"}}
+    save_bundle(old, config={"task": "classify", "labels": LABELS, "preprocess": PRE.to_dict(),
+                             "model": {"name": "r2plus1d_tiny", "num_classes": 2,
+                                       "kwargs": {"num_frames": 8}}, "train": train},
+                state_dict=model.state_dict(), metrics={"test": {"top1": 0.5, "views": [3, 1]}})
+    b = load_bundle(old)
+    assert b.config["train"]["data"]["sampling"] == "random"
+    assert b.preprocess() == PRE and data_config_of(b).sampling == "clips"
+    result = evaluate(old, [{"path": str(short), "label": "a"}], runtime="torch")
+    assert result.num_clips == 1 and result.top1 in (0.0, 1.0)
+    assert Predictor(old, runtime="torch").predict_file(short)["top"][0]["label"] in LABELS

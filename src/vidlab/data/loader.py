@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidlab.data.cache import ClipCache, default_cache_dir
-from vidlab.data.clips import open_video, read_clips, sample
+from vidlab.data.clips import decode_views, open_video, read_clips, sample
 from vidlab.data.config import DataConfig
 from vidlab.data.parallel import fork_safe
 from vidlab.data.samplers import train_sampler, view_sampler
@@ -91,8 +91,7 @@ class ClipDataset(Dataset):
 
     def _load(self, j: int, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
         if not self.train:
-            with open_video(self.entries[j]["path"], self.preprocess) as reader:
-                frames = read_clips(reader, sample(reader, self.sampler))
+            _, frames = decode_views(self.entries[j]["path"], self.preprocess, self.sampler)
             x = eval_views(frames, self.preprocess, self.views[1])
             return (x[0] if x.shape[0] == 1 else x), self.targets[j]
         video, reader = self._source(j)

@@ -47,26 +47,28 @@ class EvalResult:
         return asdict(self)
 
 
-def evaluate(runner: Any, data: Any, views: tuple[int, int] = (1, 1), *,
+def evaluate(bundle_or_model: Any, entries: Any, views: tuple[int, int] = (1, 1), *,
              labels: list[str] | None = None, preprocess: Any = None, data_config: Any = None,
              runtime: str = "auto", split: str | None = None, batch_size: int = 8,
              num_workers: int | None = None,
              confusion_png: str | Path | None = None) -> EvalResult:
-    """Accuracy of a runner on `data`, class probabilities averaged over each video's views.
+    """Accuracy of a runner on `entries`, class probabilities averaged over each video's views.
 
-    - `runner`: a bundle path or `Bundle` (labels and preprocessing come from it, run with
-      `runtime`), an `nn.Module`, an ONNX Runtime `InferenceSession`, or any callable
-      `float32 numpy B×C×T×H×W → logits`.
-    - `data`: a `ClipSet` (its labels and views are used as they are), a DataLoader of
-      `(clips, targets)` batches, or entries / a folder / a manifest path, decoded here with
-      `views` (temporal clips, spatial crops) per video and the bundle's preprocessing, else
-      `preprocess`, else `data_config.preprocess()` (`split` keeps only that split).
-    - `labels` are needed unless the runner is a bundle or `data` a `ClipSet`.
+    - `bundle_or_model` (the runner): a bundle path or `Bundle` (labels and preprocessing come
+      from it, run with `runtime`), an `nn.Module`, an ONNX Runtime `InferenceSession`, or any
+      callable `float32 numpy B×C×T×H×W → logits`.
+    - `entries` (the data): a `ClipSet` (its labels and views are used as they are), a
+      DataLoader of `(clips, targets)` batches, or entries / a folder / a manifest path, decoded
+      here with `views` (temporal clips, spatial crops) per video and the bundle's
+      preprocessing, else `preprocess`, else `data_config.preprocess()` (`split` keeps only
+      that split).
+    - `labels` are needed unless the runner is a bundle or the data a `ClipSet`.
     Writes the confusion matrix PNG to `confusion_png` when given.
     """
     from vidlab.data.clips import ClipSet
 
-    fn, runtime_name, bundle = as_runner(runner, runtime)
+    fn, runtime_name, bundle = as_runner(bundle_or_model, runtime)
+    data = entries
     if bundle is not None:
         labels = labels or bundle.labels
         preprocess = preprocess or bundle.preprocess()

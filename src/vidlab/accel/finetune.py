@@ -55,5 +55,6 @@ def finetune(bundle: Bundle, model: nn.Module, splits: Any, epochs: int, lr: flo
     config = result.config
     distill = ({"alpha": distill_alpha, "temperature": config.regularization.distill_temperature}
                if teacher is not None else None)
+    val = {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
     return {"epochs": epochs, "lr": config.optim.lr, "distill": distill,
-            "val": {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}}
+            "val": {**val, "views": result.metrics.get("val_views")}}

@@ -304,7 +304,9 @@ def _test_and_report(config: TrainConfig, data: PreparedData, trainer, bundle_pa
     elif bundle_path.exists():
         model = merged(model)  # the bundle holds LoRA adapters merged: test what it holds
         model.load_state_dict(load_bundle(bundle_path).state_dict())
-    metrics: dict[str, Any] = {"val_best": trainer.best, "best_epoch": trainer.best_epoch,
+    metrics: dict[str, Any] = {"val_best": trainer.best,
+                               "val_views": views_label(config.data.val_views),
+                               "best_epoch": trainer.best_epoch,
                                "epochs": trainer.epoch, "steps": trainer.step,
                                "train_minutes": trainer.elapsed / 60}
     split = data.test or data.val

@@ -39,6 +39,10 @@ class VideoWriteError(VideoError):
     """A video could not be written or transcoded."""
 
 
+class StreamError(VidlabError):
+    """A live source (camera URL, device, stream) cannot be opened or read."""
+
+
 class OutputExistsError(VidlabError):
     """An output path exists and the user did not ask to overwrite it."""
 

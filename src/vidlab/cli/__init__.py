@@ -40,9 +40,11 @@ def _root(
 
 
 def _register_all() -> None:
-    from vidlab.cli import accel, data, enhance, gen, io, library, models, quickstart, serve, train
+    from vidlab.cli import (accel, data, enhance, gen, io, library, models, quickstart, serve,
+                            train, watch)
 
-    for module in (io, data, models, train, accel, serve, library, gen, enhance, quickstart):
+    for module in (io, data, models, train, accel, serve, watch, library, gen, enhance,
+                   quickstart):
         module.register(app)
 
 

@@ -216,21 +216,31 @@ class SlidingWindowSampler:
         stride = self.stride or window
         if self.max_clips and self.max_clips > 1 and (duration - window) / stride + 2 > self.max_clips:
             stride = (duration - window) / (self.max_clips - 1) + 1e-6  # n-1 steps reach the end
-        pre, step = self.pre, self.pre.stride_for(fps)
-        span = (pre.num_frames - 1) * step + 1
-        last_start = max(0, (num_frames - span) // step * step)
-        offsets = np.arange(pre.num_frames) * step
         plans = []
         for start in window_starts(duration, window, stride):
             end = min(duration, start + window)
-            middle = (start + end) / 2
-            centre = middle * fps if timestamps is None else \
-                float(np.searchsorted(timestamps, middle - 1e-9))
-            first = int(round((centre - (span - 1) / 2) / step)) * step  # on the frame-step grid
-            first = min(max(0, first), last_start)
-            indices = fit_indices(first + offsets, num_frames, pre.short_video)
-            plans.append(ClipPlan(round(start, 3), round(end, 3), indices.astype(np.int64)))
+            indices = self.clip(start, end, num_frames, fps, timestamps)
+            plans.append(ClipPlan(round(start, 3), round(end, 3), indices))
         return plans
+
+    def clip(self, start: float, end: float, num_frames: int, fps: float,
+             timestamps: np.ndarray | None = None) -> np.ndarray:
+        """The frame indices of the window `[start, end]` s: the training clip centred in it,
+        on the frame-step grid, inside the video's `num_frames` frames. Live streams call this
+        for each window of the frames received so far, so a stream's window and `predict`'s
+        window of the same frames are the same clip."""
+        pre, step = self.pre, self.pre.stride_for(fps)
+        span = (pre.num_frames - 1) * step + 1
+        last_start = max(0, (num_frames - span) // step * step)
+        middle = (start + end) / 2
+        # the first frame at or after the middle (without timestamps: on the constant-rate grid)
+        centre = float(np.ceil(middle * fps - 1e-6)) if timestamps is None else \
+            float(np.searchsorted(timestamps, middle - 1e-9))
+        first = int(round((centre - (span - 1) / 2) / step)) * step  # on the frame-step grid
+        first = min(max(0, first), last_start)
+        indices = fit_indices(first + np.arange(pre.num_frames) * step, num_frames,
+                              pre.short_video)
+        return indices.astype(np.int64)
 
 
 def train_sampler(pre: Preprocess, jitter: bool = True) -> ClipSampler:

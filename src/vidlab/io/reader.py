@@ -319,11 +319,8 @@ class VideoReader:
             h, w = w, h
         if self.pixel_format == "gray":
             array = _luma_plane(frame, w, h)
-        elif (frame.width, frame.height) == (w, h):  # plain conversion, as a sequential decode
-            array = frame.to_ndarray(format=self.pixel_format)
         else:
-            array = frame.to_ndarray(width=w, height=h, format=self.pixel_format,
-                                     interpolation="AREA")
+            array = frame_to_array(frame, h, w, self.pixel_format)
         if turn:
             array = np.ascontiguousarray(np.rot90(array, k=-turn))
         return array
@@ -437,6 +434,16 @@ class VideoReader:
 
     def __repr__(self) -> str:
         return f"VideoReader({str(self.path)!r}, size={self.size!r})"
+
+
+def frame_to_array(frame: av.VideoFrame, height: int, width: int,
+                   pixel_format: str = "rgb24") -> np.ndarray:
+    """A decoded frame as `uint8 H×W×3`, resized by FFmpeg's scaler (area filter) while it
+    converts — the one conversion of files and live streams, so equal frames give equal arrays."""
+    if (frame.width, frame.height) == (width, height):  # plain conversion, as a sequential decode
+        return frame.to_ndarray(format=pixel_format)
+    return frame.to_ndarray(width=width, height=height, format=pixel_format,
+                            interpolation="AREA")
 
 
 def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:

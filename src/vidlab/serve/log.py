@@ -32,6 +32,7 @@ COLUMNS = {
     "brightness": "REAL",
     "contrast": "REAL",
     "motion": "REAL",
+    "source": "TEXT",  # the live source of a `vidlab watch` window (NULL for uploads)
 }
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -52,6 +53,9 @@ class PredictionLog:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; no fsync per row
             self._conn.execute(_SCHEMA)
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(predictions)")}
+            for name in COLUMNS.keys() - have:  # a log written by an older vidlab
+                self._conn.execute(f"ALTER TABLE predictions ADD COLUMN {name} {COLUMNS[name]}")
             self._conn.execute("CREATE INDEX IF NOT EXISTS predictions_ts ON predictions (ts)")
         self._last_prune = 0.0
         self.prune()

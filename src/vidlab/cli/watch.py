@@ -89,11 +89,14 @@ def watch(
         watcher.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for record in watcher.run():
-        if not (events_only and record["type"] == "window"):
-            _print_line(record)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for record in watcher.run():
+            if not (events_only and record["type"] == "window"):
+                _print_line(record)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     report = watcher.report()
     _print_line({"type": "summary", "sources": report})
     if any(isinstance(r, dict) and r.get("status") in ("failed", "gave_up")

@@ -121,6 +121,22 @@ class FrameSource:
         step = self.pre.stride_for(self.fps)
         return ((self.pre.num_frames - 1) * step + 1) / (self.fps or 25.0)
 
+    @property
+    def buffered(self) -> int:
+        """Frames in the ring now (at most `capacity`)."""
+        return len(self._ring)
+
+    @property
+    def capacity(self) -> int:
+        """The ring's size in frames: one window, one stride and a margin (0 before the first
+        frame, when the frame rate is known)."""
+        return self._capacity
+
+    @property
+    def newest(self) -> int:
+        """The number of the newest frame in the ring (-1: none yet)."""
+        return self._newest
+
     def _run(self) -> None:
         try:
             for frame in self.stream.frames(self._stop):

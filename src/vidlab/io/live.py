@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from vidlab.errors import StreamError
-from vidlab.io.reader import Size, frame_to_array, output_size
+from vidlab.io.reader import Size, frame_rotation, frame_to_array, output_size
 
 log = logging.getLogger(__name__)
 
@@ -309,8 +309,11 @@ class LiveStream:
         if count_gap and self._t_last is not None and self.fps:
             self.counters.dropped += max(0, round((t - self._t_last) * self.fps) - 1)
         self._t_last, self._wall_last = t, time.time()
-        h, w = output_size(frame.width, frame.height, self.size)
+        rotation = frame_rotation(frame)
+        shown = (frame.height, frame.width) if rotation in (90, 270) else (frame.width,
+                                                                            frame.height)
+        h, w = output_size(*shown, self.size)
         self.shape = (h, w)
-        image = frame_to_array(frame, h, w)
+        image = frame_to_array(frame, h, w, rotation=rotation)
         self.counters.frames += 1
         return LiveFrame(round(t, 6), time.time(), image)

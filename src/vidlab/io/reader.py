@@ -312,18 +312,7 @@ class VideoReader:
                 return idx == target or target in done
 
     def _convert(self, frame: av.VideoFrame) -> np.ndarray:
-        info = self.info
-        h, w = self.shape
-        turn = info.rotation // 90
-        if turn % 2:
-            h, w = w, h
-        if self.pixel_format == "gray":
-            array = _luma_plane(frame, w, h)
-        else:
-            array = frame_to_array(frame, h, w, self.pixel_format)
-        if turn:
-            array = np.ascontiguousarray(np.rot90(array, k=-turn))
-        return array
+        return frame_to_array(frame, *self.shape, self.pixel_format, self.info.rotation)
 
     def _convert_qp(self, frame: av.VideoFrame) -> np.ndarray | None:
         qp = qp_map(frame)
@@ -436,14 +425,30 @@ class VideoReader:
         return f"VideoReader({str(self.path)!r}, size={self.size!r})"
 
 
-def frame_to_array(frame: av.VideoFrame, height: int, width: int,
-                   pixel_format: str = "rgb24") -> np.ndarray:
-    """A decoded frame as `uint8 H×W×3`, resized by FFmpeg's scaler (area filter) while it
-    converts — the one conversion of files and live streams, so equal frames give equal arrays."""
-    if (frame.width, frame.height) == (width, height):  # plain conversion, as a sequential decode
-        return frame.to_ndarray(format=pixel_format)
-    return frame.to_ndarray(width=width, height=height, format=pixel_format,
-                            interpolation="AREA")
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Degrees a decoded frame is turned clockwise for display (0, 90, 180, 270), from its
+    display matrix (as `VideoInfo.rotation`)."""
+    return (-int(round(frame.rotation or 0))) % 360
+
+
+def frame_to_array(frame: av.VideoFrame, height: int, width: int, pixel_format: str = "rgb24",
+                   rotation: int = 0) -> np.ndarray:
+    """A decoded frame as `uint8 H×W×3` (`gray`: the luma plane `H×W`), upright and
+    `height`×`width` as displayed, resized by FFmpeg's scaler (area filter) while it converts —
+    the one conversion of files and live streams, so equal frames give equal arrays."""
+    turn = rotation // 90
+    if turn % 2:
+        height, width = width, height
+    if pixel_format == "gray":
+        array = _luma_plane(frame, width, height)
+    elif (frame.width, frame.height) == (width, height):  # plain, as a sequential decode
+        array = frame.to_ndarray(format=pixel_format)
+    else:
+        array = frame.to_ndarray(width=width, height=height, format=pixel_format,
+                                 interpolation="AREA")
+    if turn:
+        array = np.ascontiguousarray(np.rot90(array, k=-turn))
+    return array
 
 
 def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:

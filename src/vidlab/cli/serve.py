@@ -94,6 +94,8 @@ def serve(
                                   help="Where uploads are staged (default: a private temp dir)."),
     index: Path = typer.Option(None, "--index", help="A library index (NAME.vlx/) to search "
                                                      "and play at /library/."),
+    watch: list[str] = typer.Option([], "--watch", help="Also watch this live source (URL, "
+                                    "device or file; repeat for several): see `vidlab watch`."),
 ) -> None:
     """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /metrics, / (web page);
     with --index, the library page at /library/."""
@@ -112,7 +114,8 @@ def serve(
                      max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
                      timeout_s=timeout_s, queue_size=queue_size, max_clips=max_clips, db=db,
                      retention_days=retention_days, temp_dir=temp_dir,
-                     decode_workers=workers or None, window=window, stride=stride)
+                     decode_workers=workers or None, window=window, stride=stride,
+                     watch=list(watch))
     if index is not None:
         from vidlab.library.web import mount_library
 

@@ -31,13 +31,16 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
                max_clips: int = 32,
                db: str | Path | None = None, retention_days: float | None = 30.0,
                temp_dir: str | Path | None = None, decode_workers: int | None = None,
-               window: float = 2.0, stride: float = 1.0) -> FastAPI:
+               window: float = 2.0, stride: float = 1.0, watch: list[str] | None = None,
+               watch_options: dict[str, Any] | None = None) -> FastAPI:
     """A FastAPI app predicting with `bundle` (a path, a `Bundle` or a ready `Predictor`).
 
     `db` is the SQLite prediction log (none when `None`); `temp_dir` is where uploads are
     staged (a private temporary directory by default); `window`/`stride` (seconds) are the
     default timeline of long videos, overridable per request with query parameters. Memory is
-    bounded by about `queue_size × max_clips` preprocessed clips.
+    bounded by about `queue_size × max_clips` preprocessed clips. `watch` lists live sources
+    to watch beside uploads (`vidlab.serve.live`; `watch_options` are `WatchOptions` fields),
+    shown by `GET /v1/streams` and the web page.
     """
     predictor = bundle if isinstance(bundle, Predictor) else Predictor(bundle, runtime)
     service = PredictionService(
@@ -46,12 +49,24 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
         retention_days=retention_days, temp_dir=temp_dir, decode_workers=decode_workers,
         window=window, stride=stride)
 
+    streams = None
+    if watch:
+        from vidlab.serve.live import LiveStreams
+
+        streams = LiveStreams(predictor, list(watch), service.batcher, service.metrics.registry,
+                              timeout_s, db=db, retention_days=retention_days,
+                              **(watch_options or {}))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await service.start()
+        if streams is not None:
+            streams.start()
         try:
             yield
         finally:
+            if streams is not None:
+                streams.stop()
             service.stop()
 
     # no Swagger/ReDoc pages: they load their assets from a CDN, and servers may be offline
@@ -85,6 +100,11 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
                 "limits": vars(service.limits),
                 "batching": {"max_batch": service.max_batch, "max_wait_ms": service.max_wait_ms},
                 "timeline": {"window": service.window, "stride": service.stride}}
+
+    @app.get("/v1/streams")
+    async def live_streams() -> dict[str, Any]:
+        """The watched live streams (`--watch`): status, newest labels, open events."""
+        return streams.snapshot() if streams is not None else {"streams": [], "events": []}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

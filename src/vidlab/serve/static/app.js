@@ -166,6 +166,56 @@ function choose(file) {
   });
 }
 
+function renderStream(s) {
+  // one row per watched stream: its newest top label, status, lag, and open events
+  const li = document.createElement("li");
+  li.className = "stream";
+  li.dataset.source = s.source;
+  li.dataset.status = s.status || "";
+  const w = s.window;
+  const best = w ? w.top[0] : null;
+  li.dataset.label = best ? best.label : "";
+  const dot = document.createElement("span");
+  dot.className = "swatch";
+  dot.style.background = best ? colour(best.label) : "#c5cbd2";
+  const name = document.createElement("span");
+  name.className = "source";
+  name.textContent = s.source;
+  name.title = s.source;
+  const now = document.createElement("span");
+  now.className = "now";
+  now.textContent = best ? `${best.label} ${percent(best.prob)}` : "waiting for frames";
+  const info = document.createElement("span");
+  info.className = "muted";
+  const c = s.counters || {};
+  info.textContent = `${s.status || "?"}` + (w ? ` · t ${w.t_end.toFixed(1)} s · ` +
+    `${Math.round(w.latency_ms)} ms` : "") + ` · skipped ${c.skipped ?? 0}` +
+    ` · reconnects ${c.reconnects ?? 0}`;
+  li.append(dot, name, now, info);
+  for (const label of s.active || []) {
+    const badge = document.createElement("span");
+    badge.className = "event";
+    badge.textContent = label;
+    li.append(badge);
+  }
+  return li;
+}
+
+async function pollStreams() {
+  try {
+    const resp = await fetch("/v1/streams");
+    const data = await resp.json();
+    if (data.streams.length) {
+      $("streams").replaceChildren(...data.streams.map(renderStream));
+      $("streams-box").hidden = false;
+    }
+    if (!data.streams.length) return;  // nothing watched: stop polling
+  } catch (e) {
+    // the server restarts or the network hiccups: try again
+  }
+  setTimeout(pollStreams, 1000);
+}
+
 function setup() {
   const drop = $("drop");
   $("file").addEventListener("change", (e) => choose(e.target.files[0]));
@@ -184,6 +234,7 @@ function setup() {
     $("status").textContent += " (this browser cannot play the file; the prediction still works)";
   });
   loadModel();
+  pollStreams();
 }
 
 setup();

@@ -94,6 +94,8 @@ class RTSPServer:
 
     def __init__(self):
         if RTSP_SERVER is None:
+            if os.environ.get("CI"):
+                pytest.fail("CI must install rtsp-server-perl (.ci/run does)")
             pytest.skip("rtsp-server-perl is not installed (apt-get install rtsp-server-perl)")
         self.client_port, self.source_port = free_port(), free_port()
         rtp = 30000 + (os.getpid() % 1000) * 20

@@ -72,3 +72,37 @@ def test_a_recording_is_a_stream_copy_from_the_keyframe_before_the_pre_roll(clip
         decoded = sum(1 for _ in c.decode(video=0))
     assert len(packets) == made.packets and 30 <= decoded <= 36  # 0.48 s to ~1.8 s
     assert not list(tmp_path.glob(".*vidlab-tmp*"))  # no temporary file left behind
+
+
+def test_a_file_still_being_written_is_followed_until_it_stops_growing(tmp_path):
+    import threading
+    import time
+    from fractions import Fraction
+
+    path = tmp_path / "growing.ts"
+    frames = np.random.default_rng(0).integers(0, 256, (50, 120, 160, 3), dtype=np.uint8)
+
+    def write() -> None:  # a recorder writing MPEG-TS, a frame every 40 ms, flushed as it goes
+        with av.open(str(path), "w", format="mpegts", options={"flush_packets": "1"}) as out:
+            s = out.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+            s.options = {"tune": "zerolatency", "g": "10", "preset": "ultrafast"}
+            for n, f in enumerate(frames):
+                picture = av.VideoFrame.from_ndarray(f, format="rgb24")
+                picture.pts, picture.time_base = n, Fraction(1, 25)
+                for packet in s.encode(picture):
+                    out.mux(packet)
+                time.sleep(0.04)
+            for packet in s.encode():
+                out.mux(packet)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while not path.exists() or path.stat().st_size < 50_000:
+        time.sleep(0.02)
+    statuses = []
+    stream = LiveStream(path, options={"follow": "1"}, stall_timeout=1.0,
+                        on_status=lambda kind, _: statuses.append(kind))
+    got = list(stream.frames())
+    writer.join()
+    assert len(got) == 50 and statuses == ["connected", "ended"]

@@ -2,7 +2,8 @@
 
 A source is any URL or device FFmpeg (through PyAV) opens — `rtsp://`, `udp://`/`rtp://`
 (MPEG-TS), `tcp://`, `srt://` (when FFmpeg has libsrt), `http(s)://…m3u8` (HLS), `/dev/videoN`
-(V4L2) — or a file, read as fast as possible or at its own frame rate (`realtime`).
+(V4L2) — or a file, read as fast as possible or at its own frame rate (`realtime`), or followed
+while it is still being written (FFmpeg's `follow=1` option: it ends after a stall).
 
 `LiveStream.frames()` yields `LiveFrame`s: the decoded picture, already resized by FFmpeg's
 scaler to what the model needs, its time on the source's own clock (seconds since its first
@@ -129,6 +130,11 @@ class LiveStream:
         self.file = is_file(self.source)
         self.format, self.options = input_options(self.source, stall_timeout)
         self.options.update(options or {})
+        # a file still being written (`follow=1`): wait for more, and a stall means it ended
+        self.follow = self.file and str(self.options.get("follow")) == "1"
+        if self.follow:  # probe what is there already, as for a live stream
+            self.options = {"probesize": "32768", "analyzeduration": "500000",
+                            **self.options}
         self.on_packet, self.on_status = on_packet, on_status
         self.max_lag = max_lag
         self.counters = StreamCounters()
@@ -145,7 +151,8 @@ class LiveStream:
             raise StreamError("no such file", self.source)
         timeout = (max(10.0, 3 * self.stall_timeout), self.stall_timeout)
         container = av.open(self.source, "r", format=self.format, options=self.options,
-                            timeout=None if self.file else timeout, metadata_errors="ignore")
+                            timeout=timeout if not self.file or self.follow else None,
+                            metadata_errors="ignore")
         if not container.streams.video:
             container.close()
             raise StreamError("has no video stream", self.source)
@@ -198,7 +205,7 @@ class LiveStream:
             if stop.is_set():
                 return
             if self.file:
-                if error is not None:
+                if error is not None and not (self.follow and isinstance(error, av.ExitError)):
                     raise StreamError(f"reading stopped ({type(error).__name__}: {error})",
                                       self.source) from error
                 self._status("ended")

@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,6 @@ class StreamCounters:
     packets: int = 0
     connects: int = 0
     reconnects: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class LiveStream:

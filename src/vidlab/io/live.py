@@ -135,6 +135,10 @@ class LiveStream:
             self.options = {"probesize": "32768", "analyzeduration": "500000",
                             **self.options}
         self.on_packet, self.on_status = on_packet, on_status
+        # HLS is pulled segment by segment (bursts a segment long, never a growing backlog):
+        # skipping frames would only lose them
+        self.keep_up = (self.realtime or not self.file) and \
+            not self.source.split("?")[0].lower().endswith(".m3u8")
         self.max_lag = max_lag
         self.counters = StreamCounters()
         self.fps: float | None = None
@@ -267,7 +271,7 @@ class LiveStream:
                 ahead = wall0 + (t - t_base) - time.time()
                 if ahead > 0 and stop.wait(ahead):
                     return
-            if not self.file or self.realtime:
+            if self.keep_up:
                 # behind real time: how much later than its earliest frame this one came
                 late = time.time() - t
                 earliest = late if first else min(earliest, late)

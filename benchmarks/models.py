@@ -30,12 +30,11 @@ DEFAULT_MODELS = "r2plus1d_tiny,x3d_xs,r3d_18"
 MODES = ("eager", "channels_last_3d", "compile")
 
 
-def matmul_peak(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 GFLOP/s of an n×n matmul: the ceiling the models are compared against."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+def matmul_peak() -> float:
+    """Best fp32 GFLOP/s of a square matmul: the ceiling the models are compared against."""
+    from vidlab.train.peaks import matmul_peaks
+
+    return matmul_peaks(dtypes=("fp32",)).fp32
 
 
 def _timed(fn) -> float:
@@ -98,8 +97,8 @@ def train_throughput(spec: str, mode: str, frames: int, size: int, batch: int, i
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    peak = matmul_peak(args.threads)
-    log(f"fp32 matmul peak (2048², {args.threads} threads): {peak:.1f} GFLOP/s")
+    peak = matmul_peak()
+    log(f"fp32 matmul peak ({args.threads} threads): {peak:.1f} GFLOP/s")
     specs = list_models() if args.models == "all" else args.models.split(",")
     modes = selected_modes(args)
     rows = []
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(json.dumps(row))
         rows.append(row)
     # Measured again at the end: on a shared machine the best of both is the fairer ceiling.
-    end_peak = matmul_peak(args.threads)
+    end_peak = matmul_peak()
     if end_peak > peak:
         log(f"fp32 matmul peak at the end: {end_peak:.1f} GFLOP/s; fractions use it")
         for row in rows:

@@ -21,20 +21,9 @@ import time
 import torch
 
 
-def matmul_peak_gflops(n: int = 2048, seconds: float = 3.0) -> float:
-    """Best fp32 GFLOP/s of an n×n matmul over ~`seconds` (a 2·n³-FLOP product)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    best, end = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
-    return best
-
-
-def train_steps(model, batches, steps: int, memory_format) -> float:
-    """Clips/s of `steps` optimizer steps (after 2 warm-up steps) over `batches`."""
+def train_steps(model, batches, steps: int, memory_format, amp: torch.dtype | None = None) -> float:
+    """Clips/s of `steps` optimizer steps (after 2 warm-up steps) over `batches`, in fp32 or
+    under `amp` autocast (the trainer's loss in fp32 either way)."""
     from vidlab.train.config import OptimConfig
     from vidlab.train.optim import build_optimizer
 
@@ -48,7 +37,9 @@ def train_steps(model, batches, steps: int, memory_format) -> float:
             clips, start = 0, time.perf_counter()
         x, y = next(it)
         x = x.contiguous(memory_format=memory_format)
-        loss = loss_fn(model(x), y)
+        with torch.autocast(x.device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -72,13 +63,14 @@ def main() -> None:
     from vidlab.models.flops import count_gflops
     from vidlab.models.tuning import pick_memory_format
     from vidlab.train.hardware import prepare_cpu
+    from vidlab.train.peaks import matmul_peaks
 
     if args.threads:
         torch.set_num_threads(args.threads)
     prepare_cpu()
     entry = model_entry(args.model)
     frames, size = args.frames or entry.num_frames, args.size or entry.size
-    peak = matmul_peak_gflops()
+    peak = matmul_peaks(dtypes=("fp32",)).fp32
     model = create(args.model, num_classes=8, num_frames=frames)
     fwd = count_gflops(model, frames, size)
     shape = (args.batch_size, 3, frames, size, size)

@@ -1,4 +1,5 @@
-"""Configs, optimizer groups, schedules, precision choice and tuning: the parts around the loop."""
+"""Configs, optimizer groups, schedules and tuning: the parts around the loop (precision:
+test_precision.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from torch import nn
 from vidlab.config import load_config
 from vidlab.errors import ConfigError
 from vidlab.train.config import ScheduleConfig, TrainConfig
-from vidlab.train.hardware import cpu_has_bf16, pick_precision
 from vidlab.train.optim import Schedule, build_optimizer, lr_factor, param_groups
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
@@ -65,13 +65,6 @@ def test_warmup_then_cosine_reaches_the_floor_and_plateau_decays():
     restored = Schedule(opt, sched.cfg, 10, 100)
     restored.load_state_dict(sched.state_dict())
     assert restored.lr() == pytest.approx(0.1)
-
-
-def test_precision_is_fp32_on_cpus_without_bf16_units():
-    chosen = pick_precision("auto", torch.device("cpu"))
-    assert chosen.name == "fp32"  # CPU autocast only on request
-    assert pick_precision("bf16", torch.device("cpu")).name == ("bf16" if cpu_has_bf16() else "fp32")
-    assert pick_precision("off", torch.device("cpu")).name == "fp32"
 
 
 def test_tune_runs_trials_and_resumes_its_sqlite_study(motion_manifest, tmp_path):

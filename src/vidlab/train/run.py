@@ -31,7 +31,7 @@ from vidlab.train.distributed import (
     broadcast_object,
     init_distributed,
 )
-from vidlab.train.hardware import pick_device, pick_precision, prepare_cpu
+from vidlab.train.hardware import pick_device, prepare_cpu
 from vidlab.train.runlog import RunLogger
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,6 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         device = pick_device(device_pref, info.local_rank)
         if device.type == "cpu":
             prepare_cpu()
-        precision = pick_precision(config.train.amp, device)
         if info.is_main:
             run_dir_of(run_dir).claim(resume, overwrite, resume_needs_checkpoint=False)
         barrier(info)
@@ -104,8 +103,6 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         trainable = ("" if counts["params_trainable"] == counts["params_total"] else
                      f" ({counts['params_trainable'] / 1e6:.3f} M trainable, "
                      f"{100 * counts['trainable_fraction']:.2f} %)")
-        say(f"model {config.model.name}: {counts['params_total'] / 1e6:.2f} M params{trainable}; "
-            f"device {device}, precision {precision.name}, {info.world_size} process(es)")
         stats = _data_stats(data, config, run_dir) if info.is_main and write_bundles else {}
 
         from vidlab.train.trainer import Trainer
@@ -125,8 +122,11 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
                          {"val": val, "best_epoch": epoch}, stats)
 
         trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
-                          device, precision, logger, on_best=on_best, on_epoch=on_epoch,
+                          device, None, logger, on_best=on_best, on_epoch=on_epoch,
                           teacher=teacher)
+        say(f"model {config.model.name}: {counts['params_total'] / 1e6:.2f} M params{trainable}; "
+            f"device {device}, {info.world_size} process(es); precision "
+            f"{trainer.precision.name}: {trainer.precision.reason}")
         if resume and trainer.rundir.checkpoint.is_file():
             trainer.resume()
         last = trainer.run()
@@ -146,6 +146,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         metrics = _test_and_report(config, data, trainer, bundle_path, run_dir, info, logger, last)
         metrics["param_digests"] = digests  # one per rank: equal when DDP kept them in sync
         metrics.update(counts)
+        metrics["precision"] = {"name": trainer.precision.name, "reason": trainer.precision.reason}
         logger.close()
         return FitResult(run_dir, bundle_path if bundle_path.exists() else None, metrics, final,
                          config)

@@ -22,6 +22,7 @@ from torch import nn
 
 from vidlab.errors import CheckpointError, TrainingError
 from vidlab.progress import progress
+from vidlab.train.bf16 import locate_bf16_fault, probe_bf16
 from vidlab.train.bookkeeping import RunDir, units_that_fit
 from vidlab.train.checkpoint import capture_rng_state, restore_rng_state
 from vidlab.train.config import TrainConfig
@@ -33,7 +34,12 @@ from vidlab.train.distributed import (
     broadcast_object,
 )
 from vidlab.train.ema import ModelEma
-from vidlab.train.hardware import Precision
+from vidlab.train.hardware import (
+    Precision,
+    pick_precision,
+    training_example,
+    training_memory_format,
+)
 from vidlab.train.optim import Schedule, build_optimizer, l1_penalty
 from vidlab.train.runlog import RunLogger
 
@@ -51,19 +57,20 @@ class Trainer:
 
     `on_best(model, metrics, epoch)` is called (rank 0) whenever the monitored validation metric
     improves; `on_epoch(epoch, record)` after every epoch (tuning reports to Optuna there and
-    may raise to prune).
+    may raise to prune). `precision` None resolves `train.amp` here, once the model and its
+    memory format are known (`auto` may probe bf16 against fp32 on the real model).
     """
 
     def __init__(self, config: TrainConfig, model: nn.Module, train_entries: list[dict],
                  val_entries: list[dict], labels: list[str], run_dir: Path, info: DistInfo,
-                 device: torch.device, precision: Precision, logger: RunLogger,
+                 device: torch.device, precision: Precision | None, logger: RunLogger,
                  on_best: Callable[[nn.Module, dict, int], None] | None = None,
                  on_epoch: Callable[[int, dict], None] | None = None,
                  teacher: nn.Module | None = None):
         from vidlab.data.loader import make_loader, num_batches
 
         self.cfg, self.labels, self.info = config, labels, info
-        self.run_dir, self.device, self.precision, self.logger = run_dir, device, precision, logger
+        self.run_dir, self.device, self.logger = run_dir, device, logger
         self.rundir = RunDir(Path(run_dir))
         self.on_best, self.on_epoch = on_best, on_epoch
         self.val_entries = val_entries
@@ -78,8 +85,10 @@ class Trainer:
         self.epochs = t.epochs
 
         self.model = model.to(device)
-        self.memory_format = _memory_format(self.model, config, device)
+        self.memory_format = training_memory_format(self.model, t.memory_format, config.data,
+                                                    t.batch_size, device)
         self.model = self.model.to(memory_format=self.memory_format)
+        self.precision = precision or self._pick_precision()
         if info.enabled and device.type == "cuda" and t.sync_bn:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if t.activation_checkpointing:
@@ -94,13 +103,13 @@ class Trainer:
 
             if config.ema.enabled:
                 log.info("FSDP: EMA is off (an average of sharded weights is not kept)")
-            self.twin = shard_for_training(self.model, device, precision.dtype, info.is_main)
+            self.twin = shard_for_training(self.model, device, self.precision.dtype, info.is_main)
         self.optimizer = build_optimizer(self.model, config.optim)
         self.schedule = Schedule(self.optimizer, config.schedule, self.steps_per_epoch,
                                  self.steps_per_epoch * self.epochs)
         self.ema = (ModelEma(self.model, config.ema.decay, config.ema.warmup_steps)
                     if config.ema.enabled and not self.fsdp else None)
-        self.scaler = torch.amp.GradScaler(device.type) if precision.use_scaler else None
+        self.scaler = torch.amp.GradScaler(device.type) if self.precision.use_scaler else None
         self.ddp = (nn.parallel.DistributedDataParallel(
             self.model, device_ids=[device.index] if device.type == "cuda" else None)
             if info.enabled and not self.fsdp else None)
@@ -145,7 +154,7 @@ class Trainer:
             "epochs": self.epochs, "best": self.best, "best_epoch": self.best_epoch,
             "bad_evals": self.bad_evals, "elapsed": self.elapsed,
             "epoch_times": list(self.epoch_times), "acc": dict(self.acc),
-            "world_size": self.info.world_size,
+            "world_size": self.info.world_size, "precision": self.precision.name,
         }
 
     def save(self) -> None:
@@ -179,6 +188,11 @@ class Trainer:
         self.schedule.load_state_dict(s["schedule"])
         if self.ema and s["ema"]:
             self.ema.load_state_dict(s["ema"])
+        if s.get("precision", self.precision.name) != self.precision.name:
+            log.info("resuming in %s, the precision the run started with (not %s)",
+                     s["precision"], self.precision.name)
+            self.precision = Precision.named(s["precision"], reason="the resumed run's")
+            self.scaler = torch.amp.GradScaler(self.device.type) if self.precision.use_scaler else None
         if self.scaler and s["scaler"]:
             self.scaler.load_state_dict(s["scaler"])
         rngs = s["rng"]
@@ -217,6 +231,7 @@ class Trainer:
                 else:
                     y_loss = y
                 self.batch_in_epoch += 1
+                self.last_batch = (x, y_loss)  # recomputed if its step goes NaN/inf
                 boundary = self.batch_in_epoch % t.accumulation == 0 or self.batch_in_epoch == batches
                 sync = nullcontext() if boundary or self.ddp is None else self.ddp.no_sync()
                 if self.fsdp:  # accumulate locally; reduce-scatter on the boundary micro-batch
@@ -301,6 +316,8 @@ class Trainer:
 
             norm = local_norm(norm)
         if self.scaler is None and not torch.isfinite(norm):
+            if self.precision.dtype is torch.bfloat16:
+                self._check_bf16_fault()
             self._skip_nonfinite_step()
             return
         self.nonfinite_steps = 0
@@ -314,6 +331,19 @@ class Trainer:
         if self.ema:
             self.ema.update(self.model)
         self.step += 1
+
+    def _check_bf16_fault(self) -> None:
+        """A NaN/inf step in bf16: if fp32 computes the same batch finitely, bf16 is at fault
+        (an op or kernel that fails in bf16): name it and train in fp32 from here on."""
+        where = (locate_bf16_fault(self.model, *self.last_batch, self.criterion)
+                 if self.info.is_main else None)
+        where = broadcast_object(where, self.info)
+        if where is None:
+            return
+        log.warning("step %d: bf16 gave NaN/inf in %s on a batch that fp32 computes finitely: "
+                    "training in fp32 from here on", self.step + 1, where)
+        self.precision = Precision(None, reason=f"fp32 from step {self.step + 1}: bf16 gave "
+                                                f"NaN/inf in {where}, fp32 did not")
 
     def _skip_nonfinite_step(self) -> None:
         """Drop an update whose gradients are NaN/inf; give up with a clear error if it keeps
@@ -400,6 +430,21 @@ class Trainer:
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
 
+    def _pick_precision(self) -> Precision:
+        """`train.amp` for this device; `auto` on a CPU with bf16 units probes the real model
+        (rank 0 decides, so every DDP rank trains in the same precision). A deterministic run
+        is not probed: its precision must not depend on a timing."""
+        t = self.cfg.train
+
+        def probe():
+            example = training_example(self.model, self.cfg.data, min(8, t.batch_size), self.device)
+            return probe_bf16(self.model, example.contiguous(memory_format=self.memory_format),
+                              len(self.labels))
+
+        chosen = (pick_precision(t.amp, self.device, None if t.deterministic else probe)
+                  if self.info.is_main else None)
+        return broadcast_object(chosen, self.info)
+
     def _autocast(self):
         if self.precision.dtype is None:
             return nullcontext()
@@ -408,22 +453,6 @@ class Trainer:
 
 def _fresh_sums() -> dict[str, float]:
     return {"loss": 0.0, "correct": 0, "n": 0}
-
-
-def _memory_format(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.memory_format:
-    choice = config.train.memory_format
-    if choice == "channels_last_3d":
-        return torch.channels_last_3d
-    if choice == "contiguous":
-        return torch.contiguous_format
-    try:
-        from vidlab.models.tuning import pick_memory_format
-    except ImportError:
-        return torch.contiguous_format
-    d = config.data
-    example = torch.randn(min(4, config.train.batch_size), 3, d.num_frames, d.crop_size,
-                          d.crop_size, device=device)
-    return pick_memory_format(model, example, train=True)
 
 
 def _mixer(config: TrainConfig, num_classes: int):

@@ -44,6 +44,7 @@ def _losses(run_dir) -> list[float]:
     return [r["loss"] for r in records if r.get("phase") == "train"]
 
 
+@pytest.mark.timeout(1800)  # three short runs: ~40 s on 2 idle cores, 10 min at load 25
 def test_bf16_and_fp32_runs_follow_the_same_loss_trajectory(colour_data, tmp_path):
     runs = {}
     for name, extra in (("fp32", ["train.amp=off"]), ("bf16", ["train.amp=bf16"]),

@@ -43,22 +43,17 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from vidlab.accel import bench, optimize, plot_bench
+    from vidlab.accel import plot_bench
 
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = args.data or _synth(work / "data", args.per_class)
-    bundle = args.bundle or _train(work / "run", data, args, args.train_minutes)
+    data = args.data or synth_data(work / "data", args.per_class)
+    bundle = args.bundle or train_bundle(work / "run", data, args.model, args.frames, args.size,
+                                         args.train_minutes, args.overrides, args.train_threads)
     args.threads = args.threads or None
-    common = dict(data=data, threads=args.threads, timing_rounds=3, overwrite=True)
-    ort = optimize(bundle, work / "ort.vidlab", onnx=True, int8=True, **common)
-    pruned = optimize(bundle, work / "pruned.vidlab", onnx=True, int8=True, prune=args.prune,
-                      finetune_epochs=args.finetune_epochs, **common)
-    rows = bench([bundle, ort.path, pruned.path], data=data, rounds=args.rounds, threads=args.threads)
-    # the source bundle's PyTorch model is row 0; the ORT bundle's PyTorch weights are the same
-    rows = rows[:1] + [r for r in rows[1:] if r["bundle"] != str(Path(bundle))
-                       and not (r["bundle"] == str(ort.path) and r["runtime"] == "torch")]
+    rows, ort, pruned = optimize_and_bench(bundle, data, work, args.prune, args.finetune_epochs,
+                                           args.threads, args.rounds)
     if args.plot:
         plot_bench(rows, args.plot)
     summary = _summary(rows, ort, pruned)
@@ -69,7 +64,8 @@ def main() -> None:
         _print(rows, summary)
 
 
-def _synth(root: Path, per_class: int) -> Path:
+def synth_data(root: Path, per_class: int) -> Path:
+    """The built-in dataset in `root` (made once)."""
     from vidlab.data.synth import synth
 
     if not (root / "dataset.json").is_file():
@@ -77,28 +73,48 @@ def _synth(root: Path, per_class: int) -> Path:
     return root
 
 
-def _train(run: Path, data: Path, args: argparse.Namespace, minutes: float) -> Path:
+def train_bundle(run: Path, data: Path, model: str, frames: int, size: int, minutes: float,
+                 overrides: list[str] = (), threads: int | None = 1) -> Path:
+    """`run/best.vidlab`: `model` trained on `data` at frames × size² for `minutes` (reused when
+    it exists)."""
     import torch
 
+    from vidlab.config import apply_overrides
     from vidlab.train.config import TrainConfig
     from vidlab.train.run import fit
 
     best = run / "best.vidlab"
     if best.is_dir():
         return best
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.train_threads)
-    from vidlab.config import apply_overrides
-
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     config = TrainConfig.model_validate(apply_overrides({
-        "out": str(run), "dataset": {"path": str(data)}, "model": {"name": args.model},
-        "data": {"num_frames": args.frames, "crop_size": args.size,
-                 "short_side": round(args.size * 8 / 7)},
+        "out": str(run), "dataset": {"path": str(data)}, "model": {"name": model},
+        "data": {"num_frames": frames, "crop_size": size, "short_side": round(size * 8 / 7)},
         "train": {"epochs": 40, "max_minutes": minutes, "plots": False, "tensorboard": False}},
-        args.overrides))
+        list(overrides)))
     result = fit(config, overwrite=True)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(before)
     return result.bundle or best
+
+
+def optimize_and_bench(bundle: Path, data: Path, work: Path, prune: float, finetune_epochs: int,
+                       threads: int | None, rounds: int, bf16: bool | None = None):
+    """(bench rows, ORT bundle, pruned bundle): `bundle` exported + INT8 (+ PyTorch bf16 where it
+    is native, or as `bf16` says), and pruned + fine-tuned + INT8, all benched in one run. The
+    first row is the source's PyTorch fp32 eager; duplicate fp32 eager rows are dropped."""
+    from vidlab.accel import bench, optimize
+
+    common = dict(data=data, threads=threads, timing_rounds=3, overwrite=True, bf16=bf16)
+    ort = optimize(bundle, work / "ort.vidlab", onnx=True, int8=True, **common)
+    pruned = optimize(bundle, work / "pruned.vidlab", onnx=True, int8=True, prune=prune,
+                      finetune_epochs=finetune_epochs, **common)
+    rows = bench([bundle, ort.path, pruned.path], data=data, rounds=rounds, threads=threads)
+    # the source bundle's PyTorch model is row 0; the ORT bundle's PyTorch weights are the same
+    rows = rows[:1] + [r for r in rows[1:] if r["bundle"] != str(Path(bundle))
+                       and not (r["bundle"] == str(ort.path) and r["runtime"] == "torch")]
+    return rows, ort, pruned
 
 
 def _summary(rows: list[dict], ort, pruned) -> dict:

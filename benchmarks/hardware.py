@@ -1,8 +1,12 @@
 """How close vidlab gets to this machine's limits: training clips/s in fp32 and bf16 (and what
-`amp: auto` picks) as a fraction of the matmul peaks measured in the same run.
+`amp: auto` picks), and (`--infer`) batch-1 latency and batch-8 throughput of every inference
+variant (fp32 eager, ORT fp32, PyTorch bf16, INT8, pruned + INT8) with top-1 after a short
+fine-tune on the built-in data at the model's input size, as fractions of the matmul peaks
+measured in the same run.
 
     python benchmarks/hardware.py                               # R(2+1)D-18, X3D-S, r2plus1d_tiny
     python benchmarks/hardware.py --models r2plus1d_tiny --steps 3 --json
+    python benchmarks/hardware.py --infer --train-minutes 20    # + fine-tune, optimize, bench
 
 The fp32, bf16 and INT8 matmul peaks are measured at the start and at the end of the run (the
 best of both is the fairer ceiling on a shared machine). Each model runs at its real input
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +37,14 @@ def main() -> None:
     ap.add_argument("--models", default=DEFAULT_MODELS)
     ap.add_argument("--steps", type=int, default=4, help="Timed training steps per precision.")
     ap.add_argument("--threads", type=int, default=None, help="Intra-op threads (default: all).")
+    ap.add_argument("--infer", action="store_true",
+                    help="Also fine-tune each model on the built-in data, optimize and bench it.")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/vidlab-bench-hardware"))
+    ap.add_argument("--per-class", type=int, default=40, help="Built-in clips per class.")
+    ap.add_argument("--train-minutes", type=float, default=10.0, help="Fine-tune budget per model.")
+    ap.add_argument("--prune", type=float, default=0.5)
+    ap.add_argument("--finetune-epochs", type=int, default=4, help="After pruning (distilled).")
+    ap.add_argument("--rounds", type=int, default=5, help="Interleaved timing rounds.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.threads:
@@ -45,6 +58,9 @@ def main() -> None:
     peaks = matmul_peaks()
     log(f"matmul peaks: {peaks}")
     rows = [train_row(name, args.steps) for name in args.models.split(",")]
+    if args.infer:
+        for row in rows:
+            row["infer"] = infer_rows(row["model"], args)
     end = matmul_peaks()
     best = {k: max(v for v in (getattr(peaks, k), getattr(end, k)) if v is not None)
             if (getattr(peaks, k) or getattr(end, k)) else None for k in ("fp32", "bf16", "int8")}
@@ -96,6 +112,24 @@ def train_row(name: str, steps: int) -> dict[str, Any]:
     return row
 
 
+def infer_rows(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`name` fine-tuned on the built-in data at its card's input (`amp: auto`), then exported,
+    quantized, pruned + quantized, with PyTorch bf16 beside them, all benched in one run."""
+    from accel import optimize_and_bench, synth_data, train_bundle  # benchmarks/accel.py
+    from vidlab.models import model_entry
+
+    entry = model_entry(name)
+    work = args.workdir / name
+    data = synth_data(args.workdir / "data", args.per_class)
+    bundle = train_bundle(work / "run", data, name, entry.num_frames, entry.size,
+                          args.train_minutes, threads=args.threads)
+    rows, _, _ = optimize_and_bench(bundle, data, work, args.prune, args.finetune_epochs,
+                                    args.threads, args.rounds, bf16=True)
+    keep = ("variant", "runtime", "precision", "latency_ms_p50", "throughput_clips_s", "speedup",
+            "top1", "gflops_per_clip", "achieved_gflops", "of_peak", "size_mb")
+    return [{k: r.get(k) for k in keep} for r in rows]
+
+
 def _repeat(x: torch.Tensor, y: torch.Tensor):
     while True:
         yield x, y
@@ -119,6 +153,26 @@ def print_tables(result: dict[str, Any]) -> None:
               f"{t['auto']['precision']} |")
     for r in result["rows"]:
         print(f"- {r['model']} auto: {r['train']['auto']['reason']}")
+    for r in result["rows"]:
+        if not r.get("infer"):
+            continue
+        base = r["infer"][0]
+        print(f"\n{r['model']} {r['input']} inference (speed-up and top-1 change vs the first row)")
+        print("| variant | precision | p50 ms @1 | speed-up | clips/s @8 | GFLOP/s @8 | of its peak "
+              "| top-1 | Δ points |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for v in r["infer"]:
+            delta = (100 * (v["top1"] - base["top1"]) if v["top1"] is not None
+                     and base["top1"] is not None else None)
+            print(f"| {v['variant']} | {v['precision']} | {v['latency_ms_p50']:.1f} | "
+                  f"{v['speedup']:.2f}x | {v['throughput_clips_s'] or 0:.1f} | "
+                  f"{v['achieved_gflops']:.1f} | {_pct(v['of_peak'])} | "
+                  f"{_pct(v['top1'])} | {'n/a' if delta is None else f'{delta:+.1f}'} |")
+        ok = [v for v in r["infer"] if v["top1"] is not None and base["top1"] is not None
+              and v["top1"] >= base["top1"] - 0.01]
+        if ok:
+            best = max(ok, key=lambda v: v["speedup"])
+            print(f"best within 1 point: {best['variant']}, {best['speedup']:.2f}x fp32 eager")
 
 
 def _num(v: float | None) -> str:

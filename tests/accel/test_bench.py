@@ -30,7 +30,14 @@ def test_bench_json_rows_first_is_pytorch_eager_of_first_bundle(trained_bundle, 
     assert rows[0]["variant"] == "pytorch-fp32-eager" and rows[0]["speedup"] == 1.0
     for row in rows:
         assert set(row) >= KEYS and row["latency_ms_p50"] > 0 and 0 <= row["top1"] <= 1
+        # how close to the machine's limit: FLOPs × throughput against the peak of its arithmetic
+        assert row["precision"] == "fp32" and set(row["peaks"]) >= {"fp32", "bf16", "int8"}
+        assert row["peak_gflops"] == row["peaks"]["fp32"] > 0
+        assert row["achieved_gflops"] == pytest.approx(row["gflops_per_clip"]
+                                                       * row["throughput_clips_s"])
+        assert row["of_peak"] == pytest.approx(row["achieved_gflops"] / row["peak_gflops"])
     assert rows[0]["top1"] == rows[2]["top1"]  # same weights, same clips
+    assert rows[0]["gflops_per_clip"] == rows[2]["gflops_per_clip"] > 0
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 

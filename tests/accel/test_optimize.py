@@ -46,13 +46,23 @@ def test_int8_runs_in_ort_close_to_fp32_and_is_3x_smaller(int8_bundle, dataset):
     assert set(report["candidates"]) == {"qdq-per-tensor", "qdq-per-channel", "qoperator"}  # conv net
 
 
-def test_every_variant_is_measured_in_metrics(int8_bundle):
-    variants = json.loads(int8_bundle.file("metrics.json").read_text())["variants"]
-    assert set(variants) == {"torch", "onnx", "onnx-int8"}
+def test_every_variant_is_measured_and_the_fastest_within_one_point_is_run(int8_bundle):
+    from vidlab.models.tuning import cpu_has_bf16
+
+    metrics = json.loads(int8_bundle.file("metrics.json").read_text())
+    variants, info = metrics["variants"], metrics["optimize"]
+    # PyTorch bf16 is a candidate by default only where bf16 is native
+    expected = {"torch", "onnx", "onnx-int8"} | ({"torch-bf16"} if cpu_has_bf16() else set())
+    assert set(variants) == expected
     for v in variants.values():
         assert set(v) >= VARIANT_KEYS and v["latency_ms_p50"] > 0 and 0 <= v["top1"] <= 1
-    assert choose_runtime(load_bundle(int8_bundle.path)) == min(
-        variants, key=lambda r: variants[r]["latency_ms_p50"])
+        assert v["gflops_per_clip"] > 0
+        assert v["achieved_gflops"] == pytest.approx(v["gflops_per_clip"] * v["throughput_clips_s"])
+    floor = info["source_torch"]["top1"] - 0.01
+    within = [rt for rt in variants if variants[rt]["top1"] >= floor - 1e-9]
+    assert info["max_drop_points"] == 1.0 and info["within_budget"] is bool(within)
+    assert info["chosen"] == min(within, key=lambda r: variants[r]["latency_ms_p50"])
+    assert choose_runtime(load_bundle(int8_bundle.path)) == info["chosen"]
 
 
 def test_trained_model_learned_the_task(int8_bundle):
@@ -200,3 +210,69 @@ def test_finetune_distils_from_the_teacher_not_only_the_labels(dataset, tmp_path
             predicted[alpha] = model.eval()(torch.from_numpy(clips.clips)).argmax(1).numpy()
     assert (predicted[1.0] == 1).all()
     assert (predicted[0.0] == 0).any()
+
+
+def test_prune_and_int8_compose_with_bf16_as_a_candidate(trained_bundle, dataset, tmp_path, capsys):
+    """`vidlab optimize --prune R --int8`: one bundle pruned *and* quantized, the INT8 model
+    calibrated on the pruned, fine-tuned network; PyTorch bf16 measured beside it."""
+    import onnx
+
+    from vidlab.cli import main
+
+    out = tmp_path / "pruned-int8.vidlab"
+    main(["optimize", str(trained_bundle), "-o", str(out), "--prune", "0.5",
+          "--finetune-epochs", "1", "--int8", "--bf16", "--data", str(dataset), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["variants"]) == {"torch", "torch-bf16", "onnx", "onnx-int8"}
+    assert report["variants"]["torch-bf16"]["precision"] == "bf16"
+    assert report["variants"]["onnx-int8"]["precision"] == "int8"
+    info = report["optimize"]
+    assert info["prune"]["params_after"] < info["prune"]["params_before"]
+    assert info["finetune"]["epochs"] == 1 and info["int8"]["chosen"]
+    bundle = load_bundle(out)
+    pruned = bundle.build_model()
+    kept = {tuple(p.shape) for n, p in pruned.named_parameters() if n.endswith("weight") and p.ndim == 5}
+    int8_graph = onnx.load(str(bundle.file("model.int8.onnx")))
+    int8_shapes = {tuple(t.dims) for t in int8_graph.graph.initializer if len(t.dims) == 5}
+    assert kept <= int8_shapes  # the INT8 graph is the pruned network, every conv of it
+    # the pruned model's FLOPs are what it kept: fewer than the source's
+    assert report["variants"]["torch"]["gflops_per_clip"] < info["source_torch"]["gflops_per_clip"]
+    bf16 = load_runner(bundle, "torch-bf16")
+    assert bf16.name == "torch-bf16"
+    clips = bundle_clips(bundle, dataset_splits(bundle, dataset).val)
+    fp32_logits, bf16_logits = load_runner(bundle, "torch")(clips.clips), bf16(clips.clips)
+    assert (fp32_logits.argmax(1) == bf16_logits.argmax(1)).mean() >= 0.8
+    assert choose_runtime(bundle) == info["chosen"]
+
+
+def test_the_kept_variant_is_the_fastest_within_the_budget_else_the_most_accurate():
+    from vidlab.accel.pipeline import choose_variant
+
+    variants = {"torch": {"latency_ms_p50": 10.0, "top1": 0.90},
+                "onnx": {"latency_ms_p50": 5.0, "top1": 0.895},
+                "onnx-int8": {"latency_ms_p50": 2.0, "top1": 0.85}}
+    assert choose_variant(variants, 0.90, max_drop=1.0) == {
+        "chosen": "onnx", "max_drop_points": 1.0, "within_budget": True}
+    assert choose_variant(variants, 0.90, max_drop=5.0)["chosen"] == "onnx-int8"
+    assert choose_variant(variants, 0.95, max_drop=1.0) == {
+        "chosen": "torch", "max_drop_points": 1.0, "within_budget": False}
+    unlabelled = {k: {**v, "top1": None} for k, v in variants.items()}
+    assert choose_variant(unlabelled, None, 1.0)["chosen"] == "onnx-int8"
+
+
+def test_max_drop_outside_0_to_100_points_is_a_config_error(trained_bundle, dataset, tmp_path):
+    with pytest.raises(ConfigError, match="--max-drop"):
+        optimize(trained_bundle, tmp_path / "x.vidlab", data=dataset, max_drop=-1)
+
+
+def test_pytorch_bf16_is_offered_where_it_is_native_or_was_measured(trained_bundle, int8_bundle):
+    from vidlab.models.tuning import cpu_has_bf16
+    from vidlab.runtime import available_runtimes
+
+    plain = load_bundle(trained_bundle)
+    assert ("torch-bf16" in available_runtimes(plain, "cpu")) is cpu_has_bf16()
+    measured = load_bundle(int8_bundle.path)
+    assert ("torch-bf16" in available_runtimes(measured, "cpu")) is (
+        "torch-bf16" in measured.metrics["variants"])
+    with pytest.raises(Exception, match="unknown runtime"):
+        load_runner(plain, "torch-fp8")

@@ -3,6 +3,9 @@
 The first row is always the PyTorch fp32 eager model of the first bundle (the baseline every
 speed-up is quoted against); then every runtime each bundle holds. Latencies are interleaved
 across variants (see `measure.time_runners`); peak RSS comes from one fresh process per variant.
+Each row also says how close it runs to the machine's limit: its model's FLOPs per clip times
+its batch-8 throughput, against the matmul peak of the arithmetic it computes in (fp32, bf16 or
+INT8), measured at the start of the same run with the same threads and device.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from vidlab.errors import BundleError
 if TYPE_CHECKING:
     from vidlab.data.clips import ClipSet
 
-_FILES = {"torch": "weights.safetensors", "onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-_KIND = {"torch": "pytorch-fp32-eager", "onnx": "onnx-fp32", "onnx-int8": "onnx-int8"}
+_KIND = {"torch": "pytorch-fp32-eager", "torch-bf16": "pytorch-bf16-eager", "onnx": "onnx-fp32",
+         "onnx-int8": "onnx-int8"}
 
 
 def variant_name(bundle: Bundle, runtime: str) -> str:
@@ -40,24 +43,36 @@ def variant_name(bundle: Bundle, runtime: str) -> str:
 
 
 def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips: int | None = 256,
-          rounds: int = 5, rss: bool = True, threads: int | None = None) -> list[dict[str, Any]]:
+          rounds: int = 5, rss: bool = True, threads: int | None = None,
+          device: str | None = None) -> list[dict[str, Any]]:
     """Rows `{variant, runtime, bundle, latency_ms_p50, latency_ms_p95, throughput_clips_s,
-    size_mb, top1, views, peak_rss_mb, speedup}`; `top1` (on the validation split, measured
-    with `views`) is None without `data`.
+    size_mb, top1, views, peak_rss_mb, speedup, precision, gflops_per_clip, achieved_gflops,
+    peak_gflops, of_peak, peaks}`; `top1` (on the validation split, measured with `views`) is
+    None without `data`; `peaks` are the fp32/bf16/INT8 matmul peaks of this run.
 
-    `threads` (default: all cores) is used by every variant alike, PyTorch and ONNX Runtime.
+    `threads` (default: all cores) is used by every variant alike, PyTorch and ONNX Runtime;
+    `device` (default: CUDA when present) runs PyTorch there and ONNX Runtime through its
+    TensorRT/CUDA providers when installed.
     """
-    from vidlab.runtime import available_runtimes, load_runner
+    import torch
+
+    from vidlab.models.flops import count_gflops
+    from vidlab.runtime import PRECISIONS, RUNTIME_FILES, available_runtimes, load_runner
+    from vidlab.train.peaks import fraction_of_peak, matmul_peaks
 
     if not bundles:
         raise BundleError("bench needs at least one bundle")
     loaded = [load_bundle(b) for b in bundles]
-    if "torch" not in available_runtimes(loaded[0]):
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if threads:
+        torch.set_num_threads(threads)
+    peaks = matmul_peaks(dev)  # before the variants load: the machine as they will find it
+    if "torch" not in available_runtimes(loaded[0], dev):
         raise BundleError("the first bundle needs PyTorch weights for the fp32 eager baseline",
                           loaded[0].path)
     plan = [(loaded[0], "torch")]
     for b in loaded:
-        plan += [(b, rt) for rt in available_runtimes(b) if (b, rt) != (loaded[0], "torch")]
+        plan += [(b, rt) for rt in available_runtimes(b, dev) if (b, rt) != (loaded[0], "torch")]
     clip_sets: dict[str, ClipSet] = {}
     inputs, runners = {}, {}
     for i, (b, rt) in enumerate(plan):
@@ -66,14 +81,22 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
             clip_sets[key] = (bundle_clips(b, dataset_splits(b, data).val, eval_clips)
                               if data is not None else _random_clip(b))
         inputs[i] = clip_sets[key]
-        runners[i] = load_runner(b, rt, device="cpu", threads=threads)
+        runners[i] = load_runner(b, rt, device=dev, threads=threads)
     timing = time_runners(runners, {i: c.clips[:1] for i, c in inputs.items()}, rounds=rounds,
                           throughput_iters=min(2, rounds))
+    gflops = {str(b.path): _gflops(b, count_gflops) for b in loaded}
     rows = []
     for i, (b, rt) in enumerate(plan):
+        precision = PRECISIONS[rt]
+        per_clip = gflops[str(b.path)]
+        achieved = per_clip * (timing[i]["throughput_clips_s"] or 0)
         rows.append({
             "variant": variant_name(b, rt), "runtime": rt, "bundle": str(b.path),
-            **timing[i], "size_mb": size_mb(b.file(_FILES[rt])),
+            **timing[i], "size_mb": size_mb(b.file(RUNTIME_FILES[rt])),
+            "precision": precision, "gflops_per_clip": per_clip, "achieved_gflops": achieved,
+            "peak_gflops": peaks.for_precision(precision),
+            "of_peak": fraction_of_peak(achieved, peaks.for_precision(precision)),
+            "peaks": peaks.to_dict(), "device": dev,
             **(top1(runners[i], inputs[i]) if data is not None
                else {"top1": None, "views": views_label(VIEWS)}),
             "peak_rss_mb": peak_rss_mb(b.path, rt, inputs[i].clips.shape[1:], threads=threads)
@@ -83,6 +106,13 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
     for row in rows:
         row["speedup"] = base / row["latency_ms_p50"]
     return rows
+
+
+def _gflops(bundle: Bundle, count) -> float:
+    """GFLOPs of one clip through the bundle's model at its input (a pruned model counts what
+    it kept)."""
+    pre = bundle.preprocess()
+    return count(bundle.build_model(), pre.num_frames, pre.crop_size)
 
 
 def _cores() -> int:

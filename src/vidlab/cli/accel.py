@@ -10,7 +10,8 @@ from vidlab.accel.finetune import DEFAULT_DISTILL
 
 _HEADERS = {"variant": "variant", "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms",
             "throughput_clips_s": "clips/s @8", "speedup": "speed-up", "size_mb": "MB",
-            "top1": "top-1", "peak_rss_mb": "peak RSS MB"}
+            "top1": "top-1", "peak_rss_mb": "peak RSS MB", "achieved_gflops": "GFLOP/s @8",
+            "of_peak": "of peak", "chosen": "chosen"}
 
 
 def _table(rows: list[dict], title: str) -> None:
@@ -42,11 +43,15 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(None, "--data", help="Dataset folder/manifest (default: the bundle's)."),
         calib_clips: int = typer.Option(32, "--calib-clips", help="Training clips for INT8 calibration."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
+        max_drop: float = typer.Option(1.0, "--max-drop", help="Top-1 points the kept variant may lose against the source (default 1)."),
+        bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="Measure PyTorch bf16 as a candidate (default: where bf16 is native)."),
+        device: str = typer.Option(None, "--device", help="cpu or cuda (default: CUDA when present)."),
         threads: int = typer.Option(None, "--threads", help="Intra-op threads for every variant (default: all cores)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
         as_json: bool = typer.Option(False, "--json", help="Print the output's variants as JSON."),
     ) -> None:
-        """Prune, fine-tune, export to ONNX and quantize a bundle; measure every variant."""
+        """Prune, fine-tune, export to ONNX and quantize a bundle; measure every variant and
+        keep the fastest within --max-drop top-1 points."""
         from vidlab.accel import optimize
         from vidlab.cli.common import print_json
 
@@ -54,17 +59,21 @@ def register(app: typer.Typer) -> None:
                        finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
                        distill=distill, data=data, prune_mode=prune_mode,
                        int8_method=int8_method, calib_clips=calib_clips, eval_clips=eval_clips,
-                       threads=threads, overwrite=overwrite)
+                       max_drop=max_drop, bf16=bf16, device=device, threads=threads,
+                       overwrite=overwrite)
         variants = out.metrics.get("variants", {})
         if as_json:
             print_json({"bundle": str(out.path), "variants": variants,
                         "optimize": out.metrics.get("optimize", {})})
             return
-        rows = [{"variant": rt, **v, "speedup": v.get("speedup_vs_source_torch")}
-                for rt, v in variants.items()]
-        source = out.metrics["optimize"]["source_torch"]
-        rows.insert(0, {"variant": "source torch", **source, "speedup": 1.0})
-        _table(rows, title=f"{out.path} (speed-up vs the source bundle's PyTorch eager)")
+        info = out.metrics["optimize"]
+        rows = [{"variant": rt, **v, "speedup": v.get("speedup_vs_source_torch"),
+                 "chosen": "yes" if rt == info.get("chosen") else ""} for rt, v in variants.items()]
+        rows.insert(0, {"variant": "source torch", **info["source_torch"], "speedup": 1.0})
+        budget = {True: "within", False: "none within", None: "accuracy unknown:"}[
+            info.get("within_budget")]
+        _table(rows, title=f"{out.path} (speed-up vs the source bundle's PyTorch eager; runs "
+                           f"{info.get('chosen')}: fastest {budget} {max_drop:g} top-1 points)")
 
     @app.command("bench")
     def bench_cmd(
@@ -74,15 +83,17 @@ def register(app: typer.Typer) -> None:
         rounds: int = typer.Option(5, "--rounds", help="Interleaved timing rounds (4 runs each)."),
         rss: bool = typer.Option(True, "--rss/--no-rss", help="Measure peak RSS (one process per variant)."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
+        device: str = typer.Option(None, "--device", help="cpu or cuda (default: CUDA when present)."),
         threads: int = typer.Option(None, "--threads", help="Intra-op threads for every variant (default: all cores)."),
         as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     ) -> None:
-        """Batch-1 latency, batch-8 throughput, peak RSS, size and top-1 of every variant."""
+        """Batch-1 latency, batch-8 throughput, GFLOP/s against the fp32/bf16/INT8 matmul peaks
+        measured in the same run, peak RSS, size and top-1 of every variant."""
         from vidlab.accel import bench, plot_bench
         from vidlab.cli.common import console, print_json
 
         rows = bench(bundles, data=data, eval_clips=eval_clips, rounds=rounds, rss=rss,
-                     threads=threads)
+                     threads=threads, device=device)
         if plot is not None:
             plot_bench(rows, plot)
             if not as_json:
@@ -90,4 +101,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(rows)
         else:
-            _table(rows, title="vidlab bench (speed-up vs the first row)")
+            peaks = rows[0].get("peaks") or {}
+            _table(rows, title="vidlab bench (speed-up vs the first row; of peak: of the matmul "
+                               f"peak of its arithmetic, fp32 {_g(peaks.get('fp32'))}, bf16 "
+                               f"{_g(peaks.get('bf16'))}, INT8 {_g(peaks.get('int8'))} GFLOP/s)")
+
+
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"

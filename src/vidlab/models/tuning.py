@@ -1,4 +1,5 @@
-"""Pick the faster memory format for a model on this machine by timing both.
+"""What this machine does fast: the faster memory format for a model (timed), and whether the
+CPU has bf16 units (detected).
 
 `channels_last_3d` speeds R3D-18 training ~1.9× on a Zen 3 CPU but slows R(2+1)D-18 training:
 the answer depends on the model, the machine and train vs eval, so it is measured, not assumed.
@@ -57,3 +58,28 @@ def pick_memory_format(model: nn.Module, example: torch.Tensor, train: bool,
     log.info("memory format (%s): contiguous %.1f ms, channels_last_3d %.1f ms -> %s",
              "train" if train else "eval", times[FORMATS[0]] * 1e3, times[FORMATS[1]] * 1e3, best)
     return best
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AMX or AVX512-BF16): only then is bf16
+    autocast fast on CPU (elsewhere it runs on emulated kernels, many times slower than fp32)."""
+    try:
+        caps = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # older torch
+        caps = ""
+    if "AMX" in caps.upper():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def bf16_is_fast(device: str | torch.device = "cpu") -> bool:
+    """Whether bf16 runs on native units on `device` (a CUDA GPU with bf16, or `cpu_has_bf16`)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from vidlab.models.tuning import cpu_has_bf16
+
 if TYPE_CHECKING:
     from vidlab.data.config import DataConfig
     from vidlab.train.bf16 import Bf16Probe
@@ -58,22 +60,6 @@ def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 arithmetic (AMX or AVX512-BF16)."""
-    try:
-        caps = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # older torch
-        caps = ""
-    if "AMX" in caps.upper():
-        return True
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def pick_precision(requested: str, device: torch.device,

@@ -40,8 +40,19 @@ def _root(
 
 
 def _register_all() -> None:
-    from vidlab.cli import (accel, data, enhance, gen, io, library, models, quickstart, serve,
-                            train, watch)
+    from vidlab.cli import (
+        accel,
+        data,
+        enhance,
+        gen,
+        io,
+        library,
+        models,
+        quickstart,
+        serve,
+        train,
+        watch,
+    )
 
     for module in (io, data, models, train, accel, serve, watch, library, gen, enhance,
                    quickstart):

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from data_helpers import distinct_frames, truncate, write
@@ -89,3 +90,34 @@ def test_a_dead_ray_worker_costs_one_row_not_the_map(ray_address):
                        engine=Engine("ray", ray_address),
                        on_error=lambda item, exc: ("failed", item))
     assert out == [0, 10, 20, ("failed", 3), 40, 50]
+
+
+def test_shard_with_ray_writes_the_local_engines_shards(ray_address, dataset, tmp_path):
+    from vidlab.data.shards import shard_dataset
+
+    local = shard_dataset(dataset, tmp_path / "local", shard_size="40KB", workers=2,
+                          progress=False)
+    summary = _vidlab("data", "shard", str(dataset), "-o", str(tmp_path / "ray"),
+                      "--shard-size", "40KB", "--engine", "ray", "--address", ray_address,
+                      "--json")
+    names = sorted(p.name for p in (tmp_path / "local").glob("*.tar"))
+    assert len(names) > 1 and names == sorted(p.name for p in (tmp_path / "ray").glob("*.tar"))
+    for name in names:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
+    assert (tmp_path / "local" / "index.json").read_text() == \
+        (tmp_path / "ray" / "index.json").read_text()
+    assert summary["samples"] == local["samples"] == 9  # 8 clips + the byte copy
+    assert sorted(Path(f["path"]).name for f in summary["failures"]) == ["cut.mp4", "notes.mp4"]
+
+
+def test_transcode_with_ray_writes_the_local_engines_files(ray_address, dataset, tmp_path):
+    from vidlab.data.transcoding import TranscodeSpec, transcode_manifest
+
+    spec = TranscodeSpec(size=32, gop=4)
+    local = transcode_manifest(dataset, tmp_path / "local", spec, workers=2, progress=False)
+    remote = transcode_manifest(dataset, tmp_path / "ray", spec, progress=False,
+                                engine=Engine("ray", ray_address))
+    assert remote["transcoded"] == local["transcoded"] == 9 and len(remote["failures"]) == 2
+    for path in sorted((tmp_path / "local").glob("*/*.mp4")):
+        twin = tmp_path / "ray" / path.relative_to(tmp_path / "local")
+        assert twin.read_bytes() == path.read_bytes()

@@ -189,3 +189,28 @@ def test_shards_without_an_index_are_counted_in_one_pass(shards):
     source = open_shards(urls)
     assert source.count("train") == open_shards(shards).count("train")
     assert set(source.labels) <= set(LABELS)
+
+
+def test_shard_cli_reencodes_to_a_short_gop_and_reports(manifest, tmp_path):
+    import subprocess
+    import sys
+
+    import av
+
+    out = tmp_path / "small"
+    cmd = [sys.executable, "-m", "vidlab", "data", "shard", str(manifest), "-o", str(out),
+           "--shard-size", "1MB", "--transcode", "h264", "--size", "32", "--gop", "4",
+           "--workers", "2", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["samples"] == 18 and set(summary["splits"]) == {"train", "val", "test"}
+    assert summary["shards"] == 3 and not summary["failures"]  # one shard per split
+    assert not (out / ".staging").exists() and not (out / ".plan.json").exists()
+    (sample, *_) = iter_shard(str(out / "train-000000.tar"))
+    assert min(sample.meta["width"], sample.meta["height"]) == 32
+    with av.open(__import__("io").BytesIO(sample.data)) as c:
+        keys = [p.pts for p in c.demux(video=0) if p.is_keyframe and p.size]
+    assert len(keys) == 3  # 12 frames, a keyframe every 4
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "overwrite" in again.stderr

@@ -132,3 +132,48 @@ def synth_cmd(
         return
     console.print(f"wrote {summary['clips']} clips in {len(summary['labels'])} classes to "
                   f"{summary['root']} in {summary['seconds']} s")
+
+
+@data_app.command("shard")
+def shard_cmd(
+    manifest: Path = typer.Argument(..., help="Manifest (JSONL or CSV) or a dataset folder."),
+    out: Path = typer.Option(..., "-o", "--output", help="Folder for the shards and index.json."),
+    shard_size: str = typer.Option("1GB", "--shard-size", help="Largest shard (1GB, 500MB, "
+                                   "64MiB; a bigger video gets a shard of its own)."),
+    transcode: str | None = typer.Option(None, "--transcode", help="Re-encode every video "
+                                         "first with this codec (h264, h265, vp9, av1)."),
+    size: int | None = typer.Option(None, "--size", help="With --transcode: short side."),
+    gop: int | None = typer.Option(None, "--gop", help="With --transcode: keyframe interval "
+                                   "(short GOPs keep clip seeks cheap), e.g. 16."),
+    crf: int | None = typer.Option(None, "--crf", help="With --transcode: quality (codec "
+                                   "default if unset)."),
+    seed: int = typer.Option(0, "--seed", help="Order of the samples in the shards."),
+    workers: int = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished dataset "
+                                   "or another run's shards in OUT."),
+    engine: str = engine_option(),
+    address: str = address_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Pack a dataset into WebDataset tar shards per split (+ index.json) for streaming
+    training; deterministic, and a rerun keeps the shards already finished."""
+    from vidlab.cli.common import print_json, print_table
+    from vidlab.data.parallel import as_engine
+    from vidlab.data.shards import shard_dataset, shard_summary
+    from vidlab.data.transcoding import TranscodeSpec
+
+    if transcode is None and (size or gop or crf is not None):
+        raise typer.BadParameter("--size/--gop/--crf re-encode: pass --transcode CODEC too")
+    spec = TranscodeSpec(transcode, crf=crf, size=size, gop=gop) if transcode else None
+    index = shard_dataset(manifest, out, shard_size=shard_size, transcode=spec, seed=seed,
+                          workers=workers, engine=as_engine(engine, address),
+                          overwrite=overwrite, progress=not as_json)
+    summary = shard_summary(index, out)
+    if as_json:
+        print_json(summary)
+        return
+    rows = [{"split": k, **v} for k, v in summary["splits"].items()]
+    print_table(rows, title=f"{summary['samples']} samples in {summary['shards']} shards → "
+                            f"{summary['index']}")
+    if summary["failures"]:
+        print_table(summary["failures"], title=f"{len(summary['failures'])} files left out")

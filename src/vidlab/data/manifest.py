@@ -243,14 +243,21 @@ def check_entries(entries: list[dict[str, Any]], workers: int | None = None,
 
 
 def load_entries(root_or_manifest: str | Path, workers: int | None = None,
-                 progress: bool = False, engine: Engine | str | None = None
-                 ) -> list[dict[str, Any]]:
-    """Entries from a folder-per-class tree (scanned; bad files logged) or a manifest file."""
+                 progress: bool = False, engine: Engine | str | None = None,
+                 keep_failures: bool = False) -> list[dict[str, Any]]:
+    """Entries from a folder-per-class tree (scanned; bad files logged) or a manifest file.
+
+    `keep_failures`: a folder's unreadable files stay as entries with an `error` field (as a
+    manifest's do), for verbs that report every file."""
     p = Path(root_or_manifest)
     if p.is_dir():
         result = scan(p, workers=workers, progress=progress, engine=engine)
         for f in result.failures:
             log.warning("%s: skipped, %s (%s)", f["path"], f["reason"], f["detail"])
+        if keep_failures:
+            return result.entries + [{"path": f["path"], "label": f["label"],
+                                      "error": f"{f['reason']}: {f['detail']}"}
+                                     for f in result.failures]
         return result.entries
     return read_manifest(p, workers=workers, engine=engine)
 

@@ -181,7 +181,7 @@ def shard_dataset(source: str | Path, out_dir: str | Path, shard_size: str | int
     """
     out = Path(out_dir)
     size = parse_size(shard_size)
-    entries = load_entries(source, workers=workers, engine=engine)
+    entries = load_entries(source, workers=workers, engine=engine, keep_failures=True)
     usable = [e for e in entries if not e.get("error")]
     failures = [{"path": e["path"], "error": e["error"]} for e in entries if e.get("error")]
     if not usable:
@@ -263,3 +263,14 @@ def _index(done: list[dict[str, Any]], settings: dict[str, Any],
     return {"format": FORMAT, "labels": sorted(labels),
             "samples": sum(p["samples"] for p in splits.values()),
             "splits": splits, "settings": settings, "failures": failures}
+
+
+def shard_summary(index: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """What `vidlab data shard` reports: `{"index", "samples", "shards", "bytes", "labels",
+    "splits": {split: {"samples", "shards", "bytes"}}, "failures"}`."""
+    splits = {name: {"samples": p["samples"], "shards": len(p["shards"]), "bytes": p["bytes"]}
+              for name, p in index["splits"].items()}
+    return {"index": str(Path(out_dir) / INDEX_FILE), "samples": index["samples"],
+            "shards": sum(s["shards"] for s in splits.values()),
+            "bytes": sum(s["bytes"] for s in splits.values()), "labels": index["labels"],
+            "splits": splits, "failures": index["failures"]}

@@ -86,11 +86,15 @@ def transcode_manifest(source: str | Path, out_dir: str | Path, spec: TranscodeS
     manifest = out / "manifest.jsonl"
     if manifest.exists() and not overwrite:
         raise OutputExistsError("exists (pass --overwrite)", manifest)
-    entries = load_entries(source, workers=workers, engine=engine)
-    names = output_names([e["path"] for e in entries])
-    jobs = [(e["path"], str(out / n)) for e, n in zip(entries, names, strict=True)]
+    listed = load_entries(source, workers=workers, engine=engine, keep_failures=True)
+    failures = [{"path": e["path"], "label": e["label"], "error": e["error"]}
+                for e in listed if e.get("error")]
+    names = dict(zip((e["path"] for e in listed), output_names([e["path"] for e in listed]),
+                     strict=True))  # from every listed file: a rerun names outputs the same
+    entries = [e for e in listed if not e.get("error")]
+    jobs = [(e["path"], str(out / names[e["path"]])) for e in entries]
     results = transcode_many(jobs, spec, workers, engine, progress)
-    kept, failures = [], []
+    kept = []
     for entry, r in zip(entries, results, strict=True):
         if "error" in r:
             failures.append({"path": entry["path"], "label": entry["label"], "error": r["error"]})
@@ -100,7 +104,7 @@ def transcode_manifest(source: str | Path, out_dir: str | Path, spec: TranscodeS
     write_manifest(kept, manifest, overwrite=True)
     in_bytes = sum(Path(e["path"]).stat().st_size for e in entries if Path(e["path"]).is_file())
     out_bytes = sum(Path(r["dst"]).stat().st_size for r in results if "error" not in r)
-    summary = {"manifest": str(manifest), "files": len(entries), "transcoded": len(kept),
+    summary = {"manifest": str(manifest), "files": len(listed), "transcoded": len(kept),
                "failures": failures, "input_bytes": in_bytes, "output_bytes": out_bytes,
                "settings": spec.to_dict()}
     (out / "transcode_report.json").write_text(json.dumps(summary, indent=2) + "\n")

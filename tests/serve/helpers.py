@@ -181,9 +181,13 @@ def multipart_chunks(data: bytes, filename: str = "big.mp4", boundary: str = "vi
 
 
 def metric(text: str, name: str, labels: str = "") -> float:
-    """One sample's value from Prometheus text (`labels` like `status="200"`), 0 when absent."""
-    key = f"{name}{{{labels}}}" if labels else name
+    """Sum of one metric's samples from Prometheus text whose labels include `labels` (like
+    `status="200"`; the server adds `model` and `version`), 0 when absent."""
+    total = 0.0
+    wanted = [w for w in labels.split(",") if w]
     for line in text.splitlines():
-        if line.startswith(key + " "):
-            return float(line.split()[-1])
-    return 0.0
+        key, _, value = line.rpartition(" ")
+        base, _, rest = key.partition("{")
+        if base == name and all(w in rest.rstrip("}").split(",") for w in wanted):
+            total += float(value)
+    return total

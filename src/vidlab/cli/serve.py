@@ -64,7 +64,8 @@ def _print_result(result: dict) -> None:
 
 
 def serve(
-    bundle: Path = typer.Argument(..., help="Model bundle directory (NAME.vidlab/)."),
+    bundles: list[Path] = typer.Argument(..., help="Model bundles (NAME.vidlab/), or "
+                                         "directories of them: each is served as NAME."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (loopback only by "
                              "default; 0.0.0.0 exposes the server to the network)."),
     port: int = typer.Option(8000, "--port"),
@@ -96,9 +97,12 @@ def serve(
                                                      "and play at /library/."),
     watch: list[str] = typer.Option([], "--watch", help="Also watch this live source (URL, "
                                     "device or file; repeat for several): see `vidlab watch`."),
+    reload_poll_s: float = typer.Option(2.0, "--reload-poll-s", min=0.0,
+                                        help="Check the bundles on disk this often and reload "
+                                             "one that was replaced (0: never)."),
 ) -> None:
-    """Serve a bundle over HTTP: POST /v1/predict, GET /v1/model, /metrics, / (web page);
-    with --index, the library page at /library/."""
+    """Serve bundles over HTTP: /v1/predict, /v1/models, Open Inference Protocol v2 (/v2),
+    /metrics, / (web page); with --index, the library page at /library/."""
     import os
 
     # Decode threads and the batcher each run OpenMP regions; spinning waiters of one starve
@@ -110,19 +114,19 @@ def serve(
     from vidlab.cli.common import console
     from vidlab.serve.app import create_app
 
-    app = create_app(bundle, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
+    app = create_app(bundles, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
                      max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
                      timeout_s=timeout_s, queue_size=queue_size, max_clips=max_clips, db=db,
                      retention_days=retention_days, temp_dir=temp_dir,
                      decode_workers=workers or None, window=window, stride=stride,
-                     watch=list(watch))
+                     watch=list(watch), reload_poll_s=reload_poll_s)
     if index is not None:
         from vidlab.library.web import mount_library
 
         mount_library(app, index)
-    predictor = app.state.service.predictor
-    console.print(f"serving {predictor.version} ({predictor.runtime}) on http://{host}:{port}/ "
-                  f"— log: {db}", highlight=False)
+    served = ", ".join(f"{s.predictor.version} ({s.predictor.runtime})"
+                       for _, s in app.state.registry.services())
+    console.print(f"serving {served} on http://{host}:{port}/ — log: {db}", highlight=False)
     if index is not None:
         console.print(f"library {index}: http://{host}:{port}/library/", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

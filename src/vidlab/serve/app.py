@@ -1,13 +1,17 @@
-"""The HTTP app: `create_app(bundle)` returns a FastAPI app serving one bundle.
+"""The HTTP app: `create_app(bundles)` returns a FastAPI app serving one or several bundles.
 
-Routes: `POST /v1/predict` (multipart field `file`), `GET /v1/model`, `GET /healthz`,
-`GET /readyz`, `GET /metrics` (Prometheus text), `GET /` (the web page, no external assets).
+Routes: `POST /v1/predict` (multipart field `file`; `?model=NAME`), `GET /v1/model`,
+`GET /v1/models`, `GET /healthz`, `GET /readyz`, `GET /metrics` (Prometheus text), `GET /`
+(the web page, no external assets) and the Open Inference Protocol v2 routes under `/v2`
+(`vidlab.serve.oip`).
 Every error is JSON: `{"error": {"status", "type", "message"}}`.
 """
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,63 +22,90 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidlab.bundle import Bundle
+from vidlab.serve.model_metrics import exposition
+from vidlab.serve.oip import oip_router
 from vidlab.serve.predict import Predictor
 from vidlab.serve.problems import HTTPProblem
+from vidlab.serve.registry import ModelRegistry, UnknownModelError, bundle_paths
 from vidlab.serve.service import Limits, PredictionService
 
 STATIC = Path(__file__).with_name("static")
 
 
-def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto",
+def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str | Path | Predictor],
+               *, runtime: str = "auto",
                max_batch: int = 8, max_wait_ms: float = 10.0, max_upload_mb: float = 100.0,
                max_duration_s: float = 600.0, timeout_s: float = 60.0, queue_size: int = 16,
                max_clips: int = 32,
                db: str | Path | None = None, retention_days: float | None = 30.0,
                temp_dir: str | Path | None = None, decode_workers: int | None = None,
                window: float = 2.0, stride: float = 1.0, watch: list[str] | None = None,
-               watch_options: dict[str, Any] | None = None) -> FastAPI:
-    """A FastAPI app predicting with `bundle` (a path, a `Bundle` or a ready `Predictor`).
+               watch_options: dict[str, Any] | None = None,
+               reload_poll_s: float = 0.0) -> FastAPI:
+    """A FastAPI app predicting with `bundle`: a path, a `Bundle`, a ready `Predictor`, a
+    directory of `*.vidlab` bundles, or a list of those (several models, each by its name).
 
     `db` is the SQLite prediction log (none when `None`); `temp_dir` is where uploads are
     staged (a private temporary directory by default); `window`/`stride` (seconds) are the
     default timeline of long videos, overridable per request with query parameters. Memory is
-    bounded by about `queue_size × max_clips` preprocessed clips. `watch` lists live sources
-    to watch beside uploads (`vidlab.serve.live`; `watch_options` are `WatchOptions` fields),
-    shown by `GET /v1/streams` and the web page.
+    bounded by about `queue_size × max_clips` preprocessed clips per model. `reload_poll_s` > 0
+    checks the bundles on disk that often and reloads one that was replaced
+    (`vidlab.serve.registry`). `watch` lists live sources to watch beside uploads, with the
+    first model (`vidlab.serve.live`; `watch_options` are `WatchOptions` fields), shown by
+    `GET /v1/streams` and the web page.
     """
-    predictor = bundle if isinstance(bundle, Predictor) else Predictor(bundle, runtime)
-    service = PredictionService(
-        predictor, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        limits=Limits(max_upload_mb, max_duration_s, timeout_s, queue_size, max_clips), db=db,
-        retention_days=retention_days, temp_dir=temp_dir, decode_workers=decode_workers,
-        window=window, stride=stride)
+    limits = Limits(max_upload_mb, max_duration_s, timeout_s, queue_size, max_clips)
+
+    def load(source: Bundle | str | Path | Predictor) -> PredictionService:
+        predictor = source if isinstance(source, Predictor) else Predictor(source, runtime)
+        return PredictionService(
+            predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, limits=replace(limits),
+            db=db, retention_days=retention_days, temp_dir=temp_dir,
+            decode_workers=decode_workers, window=window, stride=stride)
+
+    services: list[PredictionService] = []
+    try:
+        for source in _sources(bundle):
+            services.append(load(source))
+    except BaseException:
+        for service in services:
+            service.stop()
+        raise
+    registry = ModelRegistry(services, load)
 
     streams = None
     if watch:
         from vidlab.serve.live import LiveStreams
 
-        streams = LiveStreams(predictor, list(watch), service.batcher, service.metrics.registry,
-                              timeout_s, db=db, retention_days=retention_days,
-                              **(watch_options or {}))
+        watcher = registry.pin(registry.get().service)  # streams keep this version until exit
+        streams = LiveStreams(watcher.predictor, list(watch), watcher.batcher,
+                              watcher.metrics.registry, timeout_s, db=db,
+                              retention_days=retention_days, **(watch_options or {}))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await service.start()
+        await registry.start()
         if streams is not None:
             streams.start()
+        if reload_poll_s > 0:
+            registry.spawn(registry.watch(reload_poll_s))
         try:
             yield
         finally:
             if streams is not None:
                 streams.stop()
-            service.stop()
+            registry.stop()
 
+    first = registry.get().service
     # no Swagger/ReDoc pages: they load their assets from a CDN, and servers may be offline
-    app = FastAPI(title="vidlab", version=predictor.version, lifespan=lifespan,
+    app = FastAPI(title="vidlab", version=first.predictor.version, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    app.state.service = service
-    _add_error_handlers(app, service)
+    app.state.registry = registry
+    app.state.service = first  # the first model's service as loaded (before any reload)
+    _add_error_handlers(app, registry)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(oip_router(registry))
+    model_query = Query(None, description="served model name (default: the first one)")
 
     @app.post("/v1/predict")
     async def predict(request: Request,
@@ -82,24 +113,38 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
                       window: float | None = Query(None, ge=0, le=3600,
                                                    description="timeline window, s (0: none)"),
                       stride: float | None = Query(None, gt=0, le=3600,
-                                                   description="timeline step, s")) -> Response:
+                                                   description="timeline step, s"),
+                      model: str | None = model_query) -> Response:
         """Predict the labels of one uploaded video (multipart field `file`)."""
-        status, body, headers = await service.handle(
-            request, top_k, service.window if window is None else window,
-            service.stride if stride is None else stride)
+        with registry.use(model) as service:
+            status, body, headers = await service.handle(
+                request, top_k, service.window if window is None else window,
+                service.stride if stride is None else stride)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.get("/v1/model")
-    async def model() -> dict[str, Any]:
+    async def model_info(model: str | None = model_query) -> dict[str, Any]:
         """The served model: labels, preprocessing, version, runtime, metrics and limits."""
-        b = predictor.bundle
-        return {"name": b.path.name, "version": predictor.version, "runtime": predictor.runtime,
-                "task": b.task, "labels": predictor.labels, "model": b.model_spec,
+        served = registry.get(model)
+        service = served.service
+        predictor, b = service.predictor, service.predictor.bundle
+        return {"name": b.path.name, "model_name": served.name, "version": predictor.version,
+                "runtime": predictor.runtime, "task": b.task, "labels": predictor.labels,
+                "model": b.model_spec,
                 "preprocess": predictor.preprocess.to_dict(), "metrics": b.metrics,
                 "versions": b.config.get("versions", {}),
                 "limits": vars(service.limits),
                 "batching": {"max_batch": service.max_batch, "max_wait_ms": service.max_wait_ms},
                 "timeline": {"window": service.window, "stride": service.stride}}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        """Every served model: name, version, runtime and labels (the first is the default)."""
+        return {"default": registry.default,
+                "models": [{"name": m.name, "version": m.service.predictor.version,
+                            "runtime": m.service.predictor.runtime,
+                            "labels": m.service.predictor.labels}
+                           for m in registry.models.values()]}
 
     @app.get("/v1/streams")
     async def live_streams() -> dict[str, Any]:
@@ -113,18 +158,17 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        """Readiness: the model is warmed up and the batcher is running."""
-        ok = service.ready and service.batcher.running
+        """Readiness: every model is warmed up and its batcher is running."""
+        ok = registry.ready
         return JSONResponse({"status": "ready" if ok else "not ready"},
                             status_code=200 if ok else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        """Prometheus metrics of this server."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        """Prometheus metrics of this server, labelled by model and version."""
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(generate_latest(service.metrics.registry),
-                        media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(registry.services()), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -133,7 +177,16 @@ def create_app(bundle: Bundle | str | Path | Predictor, *, runtime: str = "auto"
     return app
 
 
-def _add_error_handlers(app: FastAPI, service: PredictionService) -> None:
+def _sources(bundle: Any) -> list[Any]:
+    """The bundles to serve, directories of bundles expanded."""
+    items = list(bundle) if isinstance(bundle, (list, tuple)) else [bundle]
+    out: list[Any] = []
+    for item in items:
+        out.extend(bundle_paths([item]) if isinstance(item, (str, Path)) else [item])
+    return out
+
+
+def _add_error_handlers(app: FastAPI, registry: ModelRegistry) -> None:
     """Every error, including FastAPI's own (404, bad query), in the one JSON shape."""
 
     @app.exception_handler(HTTPProblem)
@@ -151,5 +204,10 @@ def _add_error_handlers(app: FastAPI, service: PredictionService) -> None:
                  for e in exc.errors()]
         problem = HTTPProblem(422, "invalid_request", "; ".join(parts))
         if request.url.path == "/v1/predict":
-            await service.reject(problem)
+            with suppress(UnknownModelError):
+                await registry.get(request.query_params.get("model")).service.reject(problem)
         return problem.response()
+
+    @app.exception_handler(UnknownModelError)
+    async def _unknown_model(_: Request, exc: UnknownModelError) -> Response:
+        return HTTPProblem(404, "unknown_model", str(exc)).response()

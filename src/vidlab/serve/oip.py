@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from vidlab import __version__
+from vidlab import versions
 from vidlab.serve.oip_codec import (
     DATATYPES,
     HEADER_LENGTH,
@@ -68,7 +68,7 @@ def oip_router(registry: ModelRegistry, draining: Any = lambda: False) -> APIRou
 
     @router.get("")
     async def server_metadata() -> dict[str, Any]:
-        return {"name": "vidlab", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return {"name": "vidlab", "version": versions()["vidlab"], "extensions": ["binary_tensor_data"]}
 
     @router.get("/health/live")
     async def live() -> dict[str, bool]:

@@ -4,7 +4,9 @@ Two models. `tiny_bundle` is a real R(2+1)D with random weights (its `forward_fe
 embeddings; for the bookkeeping: what is indexed, when, and what is served). `colour_bundle` is
 the serve tests' ONNX graph that classifies a clip by its dominant colour channel, so the right
 answer is known without training: the accuracy tests search long videos made of coloured
-segments whose truth is known to the frame.
+segments whose truth is known to the frame. `pan_bundle` is a tiny 3D CNN trained here in
+seconds on camera pans (`tests/library/motion.py`): its embeddings are `forward_features` of
+weights that learned something, so retrieval quality is measured on what a model recognises.
 """
 
 from __future__ import annotations
@@ -86,3 +88,37 @@ def colour_index(long_library, colour_bundle, tmp_path_factory) -> Path:
 
 def true_label(truth: list[dict], t: float) -> str | None:
     return next((s["label"] for s in truth if s["start"] <= t < s["end"]), None)
+
+
+@pytest.fixture(scope="session")
+def pan_bundle(tmp_path_factory) -> Path:
+    from tests.library.motion import train_pan_bundle
+
+    return train_pan_bundle(tmp_path_factory.mktemp("library-pan") / "pan.vidlab")
+
+
+@pytest.fixture(scope="session")
+def pan_library(tmp_path_factory) -> tuple[Path, dict[str, list[dict]]]:
+    """Four 24 s videos of 2 s pans (each of the 4 directions 12 times, shuffled; a new texture
+    every segment, never seen in training), and their true segments."""
+    from tests.library.motion import LABELS, pan_video
+
+    root = tmp_path_factory.mktemp("pan-library") / "videos"
+    root.mkdir()
+    order = [str(c) for c in np.random.default_rng(9).permutation(LABELS * 12)]
+    truth = {}
+    for v in range(4):
+        labels = order[12 * v:12 * (v + 1)]
+        name = f"pans_{v}.mp4"
+        pan_video(root / name, labels, SEGMENT_S, fps=LONG_FPS, seed=v)
+        truth[name] = segments_of(labels)
+    return root, truth
+
+
+@pytest.fixture(scope="session")
+def pan_index(pan_library, pan_bundle, tmp_path_factory) -> Path:
+    from vidlab.library.build import build_index
+
+    out = tmp_path_factory.mktemp("pan-index") / "pans.vlx"
+    build_index(pan_library[0], pan_bundle, out, window=WINDOW, stride=STRIDE, workers=1)
+    return out

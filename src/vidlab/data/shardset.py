@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class ShardSource:
     labels: list[str]
     splits: dict[str, list[ShardRef]]
     dataset_info: dict[str, Any] = field(default_factory=dict)
+    label_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per split: samples per label (from the index, or the one pass over the shards)."""
 
     def shards(self, split: str) -> list[ShardRef]:
         return self.splits.get(split, [])
@@ -128,7 +131,9 @@ def _from_index(index: dict[str, Any], root: str) -> ShardSource:
     splits = {split: [ShardRef(_join(root, s["name"]), int(s["samples"]))
                       for s in part["shards"] if s["samples"] > 0]
               for split, part in index["splits"].items()}
-    return ShardSource(root, list(index["labels"]), splits, dict(index.get("dataset") or {}))
+    counts = {split: dict(part.get("labels") or {}) for split, part in index["splits"].items()}
+    return ShardSource(root, list(index["labels"]), splits, dict(index.get("dataset") or {}),
+                       counts)
 
 
 def _from_urls(urls: list[str]) -> ShardSource:
@@ -146,12 +151,15 @@ def _from_urls(urls: list[str]) -> ShardSource:
             return ShardSource(root, beside.labels, splits, beside.dataset_info)
     labels: set[str] = set()
     splits = {}
+    counts: dict[str, Counter] = {}
     for u in urls:
         metas = [s.meta for s in iter_shard(u, video=False)]
         labels |= {str(m["label"]) for m in metas}
         split = str(metas[0].get("split", "train")) if metas else "train"
         splits.setdefault(split, []).append(ShardRef(u, len(metas)))
-    return ShardSource(root, sorted(labels), splits)
+        counts.setdefault(split, Counter()).update(str(m["label"]) for m in metas)
+    return ShardSource(root, sorted(labels), splits,
+                       label_counts={k: dict(sorted(v.items())) for k, v in counts.items()})
 
 
 def iter_shard(url: str, start: int = 0, stop: int | None = None,

@@ -1,5 +1,10 @@
 """Turn `--data ROOT_OR_MANIFEST` into train/val/test entries, scanning, cleaning and splitting
-on the fly when needed (and saying so), so `vidlab train --data FOLDER` just works."""
+on the fly when needed (and saying so), so `vidlab train --data FOLDER` just works.
+
+`--data SHARDS` (what `vidlab data shard` wrote: its folder or URL, or shard URLs / a brace
+pattern) trains by streaming the train shards; the val and test samples, and a preview of the
+training samples (for the data statistics and INT8 calibration), are extracted to files.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,22 @@ from vidlab.errors import DatasetError
 log = logging.getLogger(__name__)
 
 
+PREVIEW_SAMPLES = 200
+"""Training samples extracted from shards as files: the data statistics' clips (their cap)."""
+SHARD_SAMPLES_DIR = "shard_samples"
+
+
+@dataclass
+class TrainShards:
+    """The training split of a sharded dataset, streamed (`vidlab.data.stream`)."""
+
+    refs: list[Any]
+    """`vidlab.data.shardset.ShardRef`s of the train shards."""
+    samples: int
+    label_counts: dict[str, int] = field(default_factory=dict)
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class PreparedData:
     train: list[dict[str, Any]]
@@ -23,6 +44,8 @@ class PreparedData:
     notes: list[str] = field(default_factory=list)
     excluded: list[dict[str, Any]] = field(default_factory=list)
     """Entries whose file could not be used (`path`, `label`, `reason`); not in any split."""
+    shards: TrainShards | None = None
+    """Set when training streams from shards; `train` is then a preview of their samples."""
 
     def all_entries(self) -> list[dict[str, Any]]:
         return [*self.train, *self.val, *self.test]
@@ -30,14 +53,18 @@ class PreparedData:
 
 def prepare_data(source: str | Path, val: float = 0.15, test: float = 0.15, seed: int = 0,
                  clean: bool = True, labels: list[str] | None = None,
-                 say: Callable[[str], None] | None = None) -> PreparedData:
+                 say: Callable[[str], None] | None = None,
+                 work_dir: str | Path | None = None) -> PreparedData:
     """Entries of a folder (scanned → cleaned → split) or a manifest (probed, split if it has
-    none). Every file is probed first: unusable ones are excluded and listed (`excluded`), so
+    none), or of shards (`prepare_shards`, extracting into `work_dir`). Every file is probed first: unusable ones are excluded and listed (`excluded`), so
     counts and statistics are of clips that load. Raises `DatasetError` when a class is left
     with no training clip."""
     from vidlab.data.manifest import check_entries, labels_of, read_manifest, scan
+    from vidlab.data.shardset import is_shard_source
 
     say = say or log.info
+    if is_shard_source(source):
+        return prepare_shards(source, work_dir, labels, say)
     path = Path(source)
     if not path.exists():
         raise DatasetError("no such dataset folder or manifest", path)
@@ -101,3 +128,38 @@ def _require_training_clips(names: list[str], train: list[dict[str, Any]],
 
     raise DatasetError(f"{len(missing)} class(es) left with no training clip: "
                        + ", ".join(why(n) for n in missing[:5]), path)
+
+
+def prepare_shards(source: str | Path | list[str], work_dir: str | Path | None = None,
+                   labels: list[str] | None = None,
+                   say: Callable[[str], None] | None = None) -> PreparedData:
+    """A sharded dataset's splits: train streams (`shards`); val, test and a preview of train
+    are extracted as files into `work_dir` (default: under the clip cache, per source), kept
+    there so a resumed run extracts nothing twice."""
+    import hashlib
+
+    from vidlab.data.cache import default_cache_dir
+    from vidlab.data.shardset import extract_samples, open_shards
+
+    say = say or log.info
+    found = open_shards(source)
+    train = found.shards("train")
+    if not train:
+        raise DatasetError("has no training shards (index.json lists none)", str(source))
+    names = list(labels) if labels is not None else found.labels
+    unknown = sorted(set(found.labels) - set(names))
+    if unknown:
+        raise DatasetError(f"labels not in the label list: {', '.join(unknown[:5])}", str(source))
+    if work_dir is None:
+        digest = hashlib.sha256(str(source).encode()).hexdigest()[:16]
+        work_dir = default_cache_dir() / SHARD_SAMPLES_DIR / digest
+    work = Path(work_dir)
+    parts = {split: extract_samples(found.shards(split), work / split)
+             for split in ("val", "test")}
+    preview = extract_samples(train, work / "train", limit=PREVIEW_SAMPLES)
+    shards = TrainShards(train, found.count("train"), found.label_counts.get("train", {}),
+                         found.dataset_info)
+    notes = [f"{source}: streaming {shards.samples} training samples from {len(train)} shards; "
+             f"{len(parts['val'])} val / {len(parts['test'])} test samples extracted to {work}"]
+    say(notes[0])
+    return PreparedData(preview, parts["val"], parts["test"], names, notes, shards=shards)

@@ -24,7 +24,7 @@ from vidlab.models.lora import parameter_counts
 from vidlab.train.bookkeeping import RunDir
 from vidlab.train.checkpoint import seed_everything
 from vidlab.train.config import TrainConfig
-from vidlab.train.dataset import PreparedData, prepare_data
+from vidlab.train.dataset import SHARD_SAMPLES_DIR, PreparedData, prepare_data
 from vidlab.train.distributed import (
     all_gather_objects,
     barrier,
@@ -42,6 +42,7 @@ DATA_STATS_FILE = "data_stats.json"
 BUNDLE_DIR = "best.vidlab"
 EXCLUDED_FILE = "excluded.jsonl"
 _RUN_OUTPUTS = (CONFIG_FILE, MANIFEST_FILE, EXCLUDED_FILE, DATA_STATS_FILE, BUNDLE_DIR,
+                SHARD_SAMPLES_DIR,
                 "metrics.jsonl", "tensorboard", "checkpoints", "curves.png",
                 "confusion_matrix.png")
 
@@ -93,7 +94,8 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
         if data is None:
             data = _load_data(config, run_dir, resume, info, say)
-        config = resolve_config(config, data.train, model_defaults=model is None)
+        config = resolve_config(config, data.train, model_defaults=model is None,
+                                dataset_info=data.shards.dataset_info if data.shards else None)
         if info.is_main:
             save_config(config, run_dir / CONFIG_FILE)
             _write_manifest(data, run_dir)
@@ -172,11 +174,13 @@ def param_digest(model: nn.Module) -> str:
 
 
 def resolve_config(config: TrainConfig, entries: list[dict[str, Any]] | None = None,
-                   model_defaults: bool = True) -> TrainConfig:
+                   model_defaults: bool = True,
+                   dataset_info: dict[str, Any] | None = None) -> TrainConfig:
     """The run's data settings, decided once (then saved in the run and the bundle, and never
     re-derived): clip frames and size from the model's default input (unless set; skipped
     with `model_defaults=False`, a given module), and flip safety from the `dataset.json` of
-    the dataset holding `entries` (unless set)."""
+    the dataset holding `entries` (unless set), or the given `dataset_info` (shards carry it
+    in their index)."""
     d = config.data
     if model_defaults:
         from vidlab.models import model_entry
@@ -193,6 +197,8 @@ def resolve_config(config: TrainConfig, entries: list[dict[str, Any]] | None = N
             if key not in d.model_fields_set and key in ("short_side", "mean", "std"):
                 update[key] = tuple(value) if isinstance(value, list | tuple) else value
         d = d.model_copy(update=update)
+    if dataset_info:
+        d = d.with_dataset_info(dataset_info)
     if entries:
         d = d.for_entries(entries)
     return config.model_copy(update={"data": d})
@@ -252,8 +258,11 @@ def write_bundle(path: Path, module: nn.Module, config: TrainConfig, labels: lis
 
 
 def _load_data(config: TrainConfig, run_dir: Path, resume: bool, info, say) -> PreparedData:
+    from vidlab.data.shardset import is_shard_source
+
     saved = run_dir / MANIFEST_FILE
-    if resume and saved.is_file():  # the very same split as the interrupted run
+    shards = bool(config.dataset.path) and is_shard_source(config.dataset.path)
+    if resume and saved.is_file() and not shards:  # the very same split as the interrupted run
         source: str | Path = saved
     elif config.dataset.path:
         source = config.dataset.path
@@ -262,7 +271,8 @@ def _load_data(config: TrainConfig, run_dir: Path, resume: bool, info, say) -> P
     data = None
     if info.is_main:
         ds = config.dataset
-        data = prepare_data(source, ds.val, ds.test, ds.split_seed, ds.clean, say=say)
+        data = prepare_data(source, ds.val, ds.test, ds.split_seed, ds.clean, say=say,
+                            work_dir=run_dir / SHARD_SAMPLES_DIR)
     return broadcast_object(data, info)
 
 
@@ -285,6 +295,9 @@ def _data_stats(data: PreparedData, config: TrainConfig, run_dir: Path) -> dict[
         log.warning("vidlab.data.stats is not available: the bundle gets no data statistics")
         return {}
     stats = compute_data_stats(data.train, data.labels, config.data.preprocess())
+    if data.shards and data.shards.label_counts:  # the preview's clips, the whole split's counts
+        stats["num_clips"] = data.shards.samples
+        stats["class_counts"] = {n: data.shards.label_counts.get(n, 0) for n in data.labels}
     path.write_text(json.dumps(stats, indent=2, default=str))
     return stats
 

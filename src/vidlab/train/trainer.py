@@ -66,8 +66,7 @@ class Trainer:
                  device: torch.device, precision: Precision | None, logger: RunLogger,
                  on_best: Callable[[nn.Module, dict, int], None] | None = None,
                  on_epoch: Callable[[int, dict], None] | None = None,
-                 teacher: nn.Module | None = None):
-        from vidlab.data.loader import make_loader, num_batches
+                 teacher: nn.Module | None = None, train_shards: list | None = None):
 
         self.cfg, self.labels, self.info = config, labels, info
         self.run_dir, self.device, self.logger = run_dir, device, logger
@@ -75,12 +74,24 @@ class Trainer:
         self.on_best, self.on_epoch = on_best, on_epoch
         self.val_entries = val_entries
         t = config.train
-        self.sampler = ResumableShardSampler(len(train_entries), info, shuffle=True, seed=t.seed)
-        drop_last = self.sampler.per_rank >= t.batch_size  # never an empty epoch
-        self.loader = make_loader(train_entries, labels, config.data, train=True,
-                                  batch_size=t.batch_size, seed=t.seed, sampler=self.sampler,
-                                  drop_last=drop_last)
-        self.batches_per_epoch = num_batches(self.sampler.per_rank, t.batch_size, drop_last)
+        self.sampler: ResumableShardSampler | None = None
+        """The files' sampler; None when streaming `train_shards` (the stream plans epochs)."""
+        if train_shards:
+            from vidlab.data.stream import shard_loader
+
+            self.loader = shard_loader(train_shards, labels, config.data, t.batch_size,
+                                       seed=t.seed, rank=info.rank, world_size=info.world_size)
+            self.batches_per_epoch = self.loader.dataset.batches
+        else:
+            from vidlab.data.loader import make_loader, num_batches
+
+            self.sampler = ResumableShardSampler(len(train_entries), info, shuffle=True,
+                                                 seed=t.seed)
+            drop_last = self.sampler.per_rank >= t.batch_size  # never an empty epoch
+            self.loader = make_loader(train_entries, labels, config.data, train=True,
+                                      batch_size=t.batch_size, seed=t.seed,
+                                      sampler=self.sampler, drop_last=drop_last)
+            self.batches_per_epoch = num_batches(self.sampler.per_rank, t.batch_size, drop_last)
         self.steps_per_epoch = max(1, math.ceil(self.batches_per_epoch / t.accumulation))
         self.epochs = t.epochs
 
@@ -215,8 +226,11 @@ class Trainer:
         last: dict[str, Any] = {}
         while self.epoch < self.epochs:
             t0 = time.perf_counter()
-            self.loader.set_epoch(self.epoch)  # the dataset's augmentation draws
-            self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * t.batch_size)
+            if self.sampler is None:  # shards: the stream skips what was trained on
+                self.loader.set_epoch(self.epoch, skip_batches=self.batch_in_epoch)
+            else:
+                self.loader.set_epoch(self.epoch)  # the dataset's augmentation draws
+                self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch * t.batch_size)
             self._train_mode()
             bar = progress(total=self.batches_per_epoch, initial=self.batch_in_epoch,
                            desc=f"epoch {self.epoch + 1}/{self.epochs}", enabled=None

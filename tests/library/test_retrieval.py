@@ -125,3 +125,50 @@ def test_cli_label_search_returns_the_true_segments(pan_index, pan_library):
         assert r["label"] == label and any(
             s["label"] == label and abs(r["start"] - s["start"]) <= STRIDE
             and abs(r["end"] - s["end"]) <= STRIDE for s in truth[name]), r
+
+
+def test_serve_index_cli_answers_searches_with_the_trained_model(pan_bundle, pan_index,
+                                                                 pan_library, tmp_path):
+    """`vidlab serve BUNDLE --index NAME.vlx` in a real process: the library API beside the model."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "vidlab", "serve", str(pan_bundle),
+                             "--index", str(pan_index), "--port", str(port),
+                             "--db", str(tmp_path / "served.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    _, truth = pan_library
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.1)
+        info = httpx.get(f"{url}/library/api/info", timeout=30).json()
+        assert info["videos"] == 4 and set(info["labels"]) == {"pan_left", "pan_right", "pan_up", "pan_down"}
+        found = httpx.get(f"{url}/library/api/search", params={"label": "pan_left", "top": 3},
+                          timeout=30).json()["results"]
+        assert len(found) == 3
+        for r in found:
+            assert any(s["label"] == "pan_left" and abs(r["start"] - s["start"]) <= STRIDE
+                       and abs(r["end"] - s["end"]) <= STRIDE for s in truth[r["video"]]), r
+        assert httpx.get(f"{url}/v1/models", timeout=30).status_code == 200  # the model beside it
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/library/" in err

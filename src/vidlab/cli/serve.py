@@ -13,6 +13,7 @@ def register(app: typer.Typer) -> None:
     app.command("predict")(predict)
     app.command("serve")(serve)
     app.command("monitor")(monitor)
+    app.command("api-key")(api_key)
 
 
 def predict(
@@ -100,6 +101,24 @@ def serve(
     reload_poll_s: float = typer.Option(2.0, "--reload-poll-s", min=0.0,
                                         help="Check the bundles on disk this often and reload "
                                              "one that was replaced (0: never)."),
+    api_keys: Path = typer.Option(None, "--api-keys", help="Key file ('[NAME] KEY|sha256:HEX "
+                                  "[admin]' per line): require 'Authorization: Bearer KEY'."),
+    rate_limit: float = typer.Option(0.0, "--rate-limit", min=0.0,
+                                     help="Requests per second per key (or client address); "
+                                          "429 beyond (0: no limit)."),
+    rate_burst: int = typer.Option(20, "--rate-burst", min=1,
+                                   help="Requests a key may send at once above --rate-limit."),
+    cors: list[str] = typer.Option([], "--cors", help="Allow browser calls from this origin "
+                                   "(repeat for several; none by default)."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                    help="One JSON line per request on stderr."),
+    drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", min=0.0,
+                                          help="On SIGTERM, how long accepted requests may "
+                                               "take to finish before the server exits."),
+    ssl_certfile: Path = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this "
+                                      "certificate (PEM) and --ssl-keyfile."),
+    ssl_keyfile: Path = typer.Option(None, "--ssl-keyfile", help="Private key (PEM) of "
+                                     "--ssl-certfile."),
 ) -> None:
     """Serve bundles over HTTP: /v1/predict, /v1/models, Open Inference Protocol v2 (/v2),
     /metrics, / (web page); with --index, the library page at /library/."""
@@ -109,17 +128,21 @@ def serve(
     # the others on a few shared cores (measured 3-5x slower batch-1 inference). Must be set
     # before torch loads, which this lazy CLI has not done yet; an explicit setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import uvicorn
-
     from vidlab.cli.common import console
     from vidlab.serve.app import create_app
+    from vidlab.serve.drain import run_server
+    from vidlab.serve.jsonlog import configure_json_logs
+
+    configure_json_logs(access=access_log)
 
     app = create_app(bundles, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
                      max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
                      timeout_s=timeout_s, queue_size=queue_size, max_clips=max_clips, db=db,
                      retention_days=retention_days, temp_dir=temp_dir,
                      decode_workers=workers or None, window=window, stride=stride,
-                     watch=list(watch), reload_poll_s=reload_poll_s)
+                     watch=list(watch), reload_poll_s=reload_poll_s, api_keys=api_keys,
+                     rate_limit=rate_limit, rate_burst=rate_burst, cors=list(cors),
+                     access_log=access_log)
     if index is not None:
         from vidlab.library.web import mount_library
 
@@ -129,7 +152,23 @@ def serve(
     console.print(f"serving {served} on http://{host}:{port}/ — log: {db}", highlight=False)
     if index is not None:
         console.print(f"library {index}: http://{host}:{port}/library/", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} \
+        if ssl_certfile else {}
+    run_server(app, drain_timeout_s, host=host, port=port, log_level="warning",
+               access_log=False, log_config=None, **tls)
+
+
+def api_key(
+    name: str = typer.Argument(..., help="Who the key is for (shown in logs, never the key)."),
+    admin: bool = typer.Option(False, "--admin", help="May call admin routes (model reload)."),
+) -> None:
+    """Make a random API key: prints the key (give it to the client, once) and the line for
+    the --api-keys file (its hash: the file holds no secret)."""
+    from vidlab.serve.auth import hash_key, new_key
+
+    key = new_key()
+    print(f"key:  {key}")
+    print(f"line: {name} {hash_key(key)}{' admin' if admin else ''}")
 
 
 def monitor(

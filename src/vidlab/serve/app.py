@@ -17,13 +17,18 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidlab.bundle import Bundle
+from vidlab.errors import VidlabError
+from vidlab.serve.auth import ApiKeys, RateLimiter
+from vidlab.serve.gateway import Drain, Gateway
 from vidlab.serve.model_metrics import exposition
 from vidlab.serve.oip import oip_router
+from vidlab.serve.oip_codec import HEADER_LENGTH
 from vidlab.serve.predict import Predictor
 from vidlab.serve.problems import HTTPProblem
 from vidlab.serve.registry import ModelRegistry, UnknownModelError, bundle_paths
@@ -41,7 +46,9 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
                temp_dir: str | Path | None = None, decode_workers: int | None = None,
                window: float = 2.0, stride: float = 1.0, watch: list[str] | None = None,
                watch_options: dict[str, Any] | None = None,
-               reload_poll_s: float = 0.0) -> FastAPI:
+               reload_poll_s: float = 0.0, api_keys: str | Path | ApiKeys | None = None,
+               rate_limit: float = 0.0, rate_burst: int = 20, cors: Sequence[str] = (),
+               access_log: bool = True) -> FastAPI:
     """A FastAPI app predicting with `bundle`: a path, a `Bundle`, a ready `Predictor`, a
     directory of `*.vidlab` bundles, or a list of those (several models, each by its name).
 
@@ -53,7 +60,15 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
     (`vidlab.serve.registry`). `watch` lists live sources to watch beside uploads, with the
     first model (`vidlab.serve.live`; `watch_options` are `WatchOptions` fields), shown by
     `GET /v1/streams` and the web page.
+
+    Security (`vidlab.serve.gateway`): `api_keys` (a key file or `ApiKeys`) requires
+    `Authorization: Bearer KEY` on every route but liveness and the page's static files;
+    `rate_limit` > 0 allows each key (or client address) that many requests per second, in
+    bursts of `rate_burst`; `cors` lists the origins allowed to call from a browser (none by
+    default). `app.state.drain` is what `vidlab.serve.drain.run_server` drains on SIGTERM.
     """
+    keys = api_keys if isinstance(api_keys, ApiKeys) or api_keys is None else \
+        ApiKeys.load(api_keys)
     limits = Limits(max_upload_mb, max_duration_s, timeout_s, queue_size, max_clips)
 
     def load(source: Bundle | str | Path | Predictor) -> PredictionService:
@@ -102,9 +117,17 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
                   docs_url=None, redoc_url=None)
     app.state.registry = registry
     app.state.service = first  # the first model's service as loaded (before any reload)
+    app.state.drain = drain = Drain()
+    app.add_middleware(Gateway, drain=drain, keys=keys, log_access=access_log,
+                       limiter=RateLimiter(rate_limit, rate_burst) if rate_limit > 0 else None)
+    if cors:  # outermost, so that refusals carry CORS headers too
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["*"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID",
+                                          HEADER_LENGTH],
+                           expose_headers=["X-Request-ID", "Retry-After", HEADER_LENGTH])
     _add_error_handlers(app, registry)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(oip_router(registry))
+    app.include_router(oip_router(registry, lambda: drain.draining))
     model_query = Query(None, description="served model name (default: the first one)")
 
     @app.post("/v1/predict")
@@ -151,6 +174,17 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
         """The watched live streams (`--watch`): status, newest labels, open events."""
         return streams.snapshot() if streams is not None else {"streams": [], "events": []}
 
+    @app.post("/v1/models/{name}/reload")
+    async def reload_model(name: str) -> Response:
+        """Load `name`'s bundle again and switch to it once warm (admin key only)."""
+        try:
+            return JSONResponse(await registry.reload(name))
+        except UnknownModelError:
+            raise
+        except VidlabError as exc:
+            return HTTPProblem(422, "reload_failed",
+                               f"{exc} — the previous version keeps serving").response()
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -158,8 +192,8 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        """Readiness: every model is warmed up and its batcher is running."""
-        ok = registry.ready
+        """Readiness: every model is warmed up and its batcher runs, and no drain started."""
+        ok = registry.ready and not drain.draining
         return JSONResponse({"status": "ready" if ok else "not ready"},
                             status_code=200 if ok else 503)
 

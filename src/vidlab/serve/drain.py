@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+from contextlib import suppress
 from types import FrameType
 from typing import Any
 
@@ -59,7 +60,5 @@ def run_server(app: Any, drain_timeout_s: float = 30.0, **uvicorn_options: Any) 
     """Run `app` (from `create_app`) under uvicorn until SIGTERM has drained it (or SIGINT)."""
     uvicorn_options.setdefault("timeout_graceful_shutdown", 5)
     config = uvicorn.Config(app, **uvicorn_options)
-    try:
+    with suppress(KeyboardInterrupt):  # SIGINT, re-raised by uvicorn once stopped
         DrainingServer(config, app.state.drain, drain_timeout_s).run()
-    except KeyboardInterrupt:  # SIGINT, re-raised by uvicorn once stopped: as uvicorn.run
-        pass

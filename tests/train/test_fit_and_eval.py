@@ -52,6 +52,15 @@ def test_train_on_a_folder_writes_a_complete_run_and_bundle(trained_run, motion_
     assert "test" in bundle.metrics and bundle.metrics["test"]["num_clips"] > 0
     model = bundle.build_model()  # everything `create` needs is in the bundle
     assert model(torch.zeros(1, 3, 4, 32, 32)).shape == (1, 8)
+    # the plan: made from the fingerprint of the training clips, kept in the run and bundle
+    plan = json.loads((run / "plan.json").read_text())
+    by = {s["key"]: s for s in plan["settings"]}
+    assert by["data.num_frames"]["by"] == "you" and by["data.sampling"]["by"] == "plan"
+    assert cfg["preprocess"]["sampling"] == by["data.sampling"]["value"] == "segments"
+    assert cfg["plan"] == plan["settings"]
+    assert cfg["fingerprint"] == json.loads((run / "fingerprint.json").read_text())
+    assert cfg["fingerprint"]["clips"]["num_clips"] == len([e for e in manifest
+                                                            if e["split"] == "train"])
 
 
 def test_train_refuses_a_non_empty_run_dir(trained_run, motion_data):

@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("eval")(eval_)
     app.command("tune")(tune)
+    app.command("plan")(plan)
 
 
 def train(
@@ -126,3 +127,24 @@ def tune(
     console.print(f"best config: {result['best_config']}")
     if result.get("importance_png"):
         console.print(f"parameter importance: {result['importance_png']}")
+
+
+def plan(
+    config: Path | None = typer.Argument(None, help="YAML training config (defaults otherwise)."),
+    data: str = typer.Option(..., "--data", help="Folder-per-class tree or manifest."),
+    model: str | None = typer.Option(None, "--model", help="Model name (see `vidlab models`)."),
+    set_: list[str] = typer.Option([], "--set", help="Override any setting: key.path=value."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan and fingerprint as JSON."),
+) -> None:
+    """Show the plan `vidlab train` would follow for a dataset (each setting and why), without
+    training."""
+    from vidlab.train.plan import plan_dataset
+    from vidlab.train.search import build_train_config
+
+    overrides = [*set_, f"dataset.path={data}", *([f"model.name={model}"] if model else [])]
+    report = plan_dataset(build_train_config(config, overrides))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    for line in report.plan.lines():
+        console.print(line, markup=False, highlight=False)

@@ -43,9 +43,18 @@ MOTION_SIZE = 64
 LAGS_S = (0.1, 0.25, 0.5, 1.0)
 REFERENCE_LAG_S = 0.25
 CHANGE_THRESHOLD = 12.0
-"""Luma change (0-255, after a 3×3 blur) that counts as motion rather than noise/compression."""
-ACTIVE_FLOOR = 0.003
-"""Changed-area fraction below which a moment counts as still (codec flicker, sensor noise)."""
+"""Luma change (0-255, after a 3×3 blur) that counts as motion wherever it happens."""
+NOISE_LEVEL = 3.0
+"""Smaller luma changes are sensor noise or compression, never motion."""
+MIN_GRADIENT = 4.0
+"""Luma gradient (per pixel) above which a pixel has texture that shows small shifts."""
+MIN_SHIFT_PX = 0.5
+"""Normal-flow displacement (pixels at the 64-pixel short side) that counts as motion."""
+ACTIVE_FLOOR = 0.002
+"""Moving-area fraction below which a moment counts as still."""
+ACTIVE_RELATIVE = 0.2
+"""...and below this fraction of the clip's busiest moment (background motion under a
+stronger action)."""
 
 
 def quantiles(values: list[float] | np.ndarray) -> dict[str, float]:
@@ -161,13 +170,12 @@ def clip_motion(path: str | Path, fps: float | None = None,
         frames = reader.get_frames(wanted)
     luma = _blur(frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
     at = {int(k): i for i, k in enumerate(wanted)}
-    changed = np.array([[np.mean(np.abs(luma[at[a + lag]] - luma[at[a]]) > CHANGE_THRESHOLD)
-                         for lag in lags] for a in anchors])  # anchors × lags
+    changed = np.array([[moving_fraction(luma[at[a]], luma[at[a + lag]]) for lag in lags]
+                        for a in anchors])  # anchors × lags
     ref = int(np.argmin([abs(lag / fps - REFERENCE_LAG_S) for lag in lags]))
     activity = changed[:, ref]
     peak = float(activity.max())
-    active = activity >= max(ACTIVE_FLOOR, 0.5 * peak) if peak >= ACTIVE_FLOOR \
-        else np.zeros_like(activity, bool)
+    active = activity >= max(ACTIVE_FLOOR, ACTIVE_RELATIVE * peak)
     lag_s = np.asarray(lags, np.float64) / fps
     taus = [_half_time(lag_s, row) for row in changed[active]]
     speeds = [np.hypot(*_phase_shift(luma[at[a]], luma[at[a + lags[ref]]])) / lag_s[ref]
@@ -177,6 +185,18 @@ def clip_motion(path: str | Path, fps: float | None = None,
             "action_seconds": float(active.mean() * duration),
             "decorrelation_s": float(np.median(taus)) if taus else float("nan"),
             "camera_speed": float(np.median(speeds))}
+
+
+def moving_fraction(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of the picture that moves from luma `a` to `b` (H×W, blurred): pixels whose
+    change is large, or whose change over the local gradient (the normal-flow displacement)
+    exceeds `MIN_SHIFT_PX` where there is texture to see it — so a slow pan over a smooth
+    photo counts as much as over a busy texture."""
+    diff = np.abs(b - a)
+    gy, gx = np.gradient(a)
+    grad = np.hypot(gx, gy)
+    textured = (grad >= MIN_GRADIENT) & (diff >= NOISE_LEVEL) & (diff >= MIN_SHIFT_PX * grad)
+    return float(np.mean((diff > CHANGE_THRESHOLD) | textured))
 
 
 def _blur(luma: np.ndarray) -> np.ndarray:

@@ -151,6 +151,15 @@ class DatasetSection(_Section):
     """Folders only: drop duplicates/unreadable/too-short clips before splitting."""
 
 
+class PlanSection(_Section):
+    """The recipe (`vidlab.train.plan`): settings chosen from the dataset's fingerprint."""
+
+    auto: bool = True
+    """Plan what the user left unset from the fingerprint (false: the fixed defaults)."""
+    fingerprint_clips: int = Field(32, ge=1)
+    """Clips decoded (a few frames each) to measure motion for the fingerprint."""
+
+
 class TrainConfig(_Section):
     """The whole training config (`vidlab train CONFIG.yaml --set key.path=value`)."""
 
@@ -165,6 +174,7 @@ class TrainConfig(_Section):
     ema: EmaConfig = Field(default_factory=EmaConfig)
     train: LoopConfig = Field(default_factory=LoopConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    plan: PlanSection = Field(default_factory=PlanSection)
 
     @model_validator(mode="before")
     @classmethod

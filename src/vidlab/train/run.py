@@ -44,7 +44,7 @@ EXCLUDED_FILE = "excluded.jsonl"
 _RUN_OUTPUTS = (CONFIG_FILE, MANIFEST_FILE, EXCLUDED_FILE, DATA_STATS_FILE, BUNDLE_DIR,
                 SHARD_SAMPLES_DIR,
                 "metrics.jsonl", "tensorboard", "checkpoints", "curves.png",
-                "confusion_matrix.png")
+                "confusion_matrix.png", "plan.json")
 
 
 @dataclass
@@ -94,6 +94,9 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
         if data is None:
             data = _load_data(config, run_dir, resume, info, say)
+        plan = None
+        if model is None:
+            config, plan = _plan(config, data, run_dir, resume, info, say)
         config = resolve_config(config, data.train, model_defaults=model is None,
                                 dataset_info=data.shards.dataset_info if data.shards else None)
         if info.is_main:
@@ -121,7 +124,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
             val = {k: v for k, v in record.items() if k != "confusion_matrix"}
             val["views"] = views_label(config.data.val_views)
             write_bundle(bundle_path, module, config, data.labels,
-                         {"val": val, "best_epoch": epoch}, stats)
+                         {"val": val, "best_epoch": epoch}, stats, plan)
 
         trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
                           device, None, logger, on_best=on_best, on_epoch=on_epoch,
@@ -143,7 +146,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         if best_state:
             final.load_state_dict(best_state)
         if write_bundles and info.is_main and not bundle_path.exists():  # no val split: last weights
-            write_bundle(bundle_path, final, config, data.labels, {"val": {}}, stats)
+            write_bundle(bundle_path, final, config, data.labels, {"val": {}}, stats, plan)
         barrier(info)
         metrics = _test_and_report(config, data, trainer, bundle_path, run_dir, info, logger, last)
         metrics["param_digests"] = digests  # one per rank: equal when DDP kept them in sync
@@ -236,9 +239,10 @@ def model_kwargs(config: TrainConfig) -> dict[str, Any]:
 
 
 def write_bundle(path: Path, module: nn.Module, config: TrainConfig, labels: list[str],
-                 metrics: dict[str, Any], data_stats: dict[str, Any]) -> None:
+                 metrics: dict[str, Any], data_stats: dict[str, Any], plan: Any = None) -> None:
     """Save `module` as a bundle: LoRA adapters merged, with what rebuilds it without its
-    source files (an `hf:` model's HF config and input)."""
+    source files (an `hf:` model's HF config and input); with the run's `plan` its settings
+    and fingerprint go into config.json."""
     from vidlab.bundle import save_bundle
     from vidlab.models.lora import merged
 
@@ -252,6 +256,8 @@ def write_bundle(path: Path, module: nn.Module, config: TrainConfig, labels: lis
         "preprocess": config.data.preprocess().to_dict(),
         "train": config.model_dump(mode="json"),
     }
+    if plan is not None:
+        bundle_config.update(plan=plan.to_dict()["settings"], fingerprint=plan.fingerprint)
     metrics = {**metrics, "params": sum(p.numel() for p in module.parameters())}
     save_bundle(path, config=bundle_config, state_dict=module.state_dict(), metrics=metrics,
                 data_stats=data_stats, overwrite=True)
@@ -274,6 +280,17 @@ def _load_data(config: TrainConfig, run_dir: Path, resume: bool, info, say) -> P
         data = prepare_data(source, ds.val, ds.test, ds.split_seed, ds.clean, say=say,
                             work_dir=run_dir / SHARD_SAMPLES_DIR)
     return broadcast_object(data, info)
+
+
+def _plan(config: TrainConfig, data: PreparedData, run_dir: Path, resume: bool, info,
+          say) -> tuple[TrainConfig, Any]:
+    """The recipe's plan for this dataset (rank 0 makes it, every rank gets it)."""
+    from vidlab.train.plan import plan_run
+
+    planned = None
+    if info.is_main:
+        planned = plan_run(config, data.train, data.labels, run_dir, say, resume=resume)
+    return broadcast_object(planned, info)
 
 
 def _write_manifest(data: PreparedData, run_dir: Path) -> None:

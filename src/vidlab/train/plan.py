@@ -1,0 +1,212 @@
+"""The training plan: the recipe's settings for one dataset, each with its reason.
+
+`vidlab train` fingerprints the training clips once (`vidlab.data.fingerprint`), applies the
+rules of `vidlab.train.rules` to it and prints the plan before training; `vidlab plan --data X`
+shows the same plan without training. A setting the user gave (a YAML file, `--set`, a CLI
+shortcut) is never replaced: the plan only fills what was left to it, and says which is which.
+`plan.auto=false` turns planning off (the fixed defaults of earlier versions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from vidlab.train.config import TrainConfig
+from vidlab.train.rules import Choice, Context, all_rules
+
+log = logging.getLogger(__name__)
+
+PLAN_FILE = "plan.json"
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+@dataclass
+class PlannedSetting:
+    key: str
+    value: Any
+    reason: str
+    by: str
+    """"plan" (applied), or "you" (the user set it: kept, the plan's value shown beside it)."""
+    planned: Any = None
+
+
+@dataclass
+class Plan:
+    """The plan of one run: its settings and the fingerprint they came from."""
+
+    settings: list[PlannedSetting]
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    def applied(self) -> dict[str, Any]:
+        """Dotted key → value of the settings the plan decides."""
+        return {s.key: s.value for s in self.settings if s.by == "plan"}
+
+    def overrides(self) -> list[str]:
+        """The plan as `--set` overrides (what to pass to reproduce it with planning off)."""
+        return [f"{k}={json.dumps(v)}" for k, v in self.applied().items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": [asdict(s) for s in self.settings], "overrides": self.overrides(),
+                "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls([PlannedSetting(**s) for s in data.get("settings", [])],
+                   data.get("fingerprint", {}))
+
+    def lines(self) -> list[str]:
+        """The plan as printed by `vidlab train` and `vidlab plan`."""
+        clips = self.fingerprint.get("clips", {})
+        out = [f"plan for {clips.get('num_clips', '?')} training clips, "
+               f"{clips.get('num_classes', '?')} classes (change any line with --set KEY=VALUE):"]
+        for s in self.settings:
+            value = _short(s.value)
+            if s.by == "you":
+                out.append(f"  {s.key} = {value}  (yours; the plan would choose "
+                           f"{_short(s.planned)}: {s.reason})")
+            else:
+                out.append(f"  {s.key} = {value}  ({s.reason})")
+        return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        moved = {k: v for k, v in value.items() if k != v}
+        return f"{{{len(moved)} swapped, {len(value) - len(moved)} unchanged}}"
+    return json.dumps(value)
+
+
+def explicit_keys(config: TrainConfig) -> set[str]:
+    """Dotted keys the user set (YAML, overrides), from pydantic's record of given fields."""
+    keys = set()
+    for name in config.model_fields_set:
+        section = getattr(config, name)
+        if isinstance(section, BaseModel):
+            keys.update(f"{name}.{k}" for k in section.model_fields_set)
+        else:
+            keys.add(name)
+    return keys
+
+
+def make_plan(fingerprint: dict[str, Any], config: TrainConfig,
+              dataset_info: dict[str, Any] | None = None) -> Plan:
+    """Apply the rules to `fingerprint`; settings the user gave in `config` are kept."""
+    from vidlab.data.config import DataConfig
+    from vidlab.models import model_entry
+
+    entry = model_entry(config.model.name)
+    given = explicit_keys(config)
+    if "data.stride" in given:  # a stride the user chose is not replaced by a planned rate
+        given.add("data.target_fps")
+    frames = config.data.num_frames if "data.num_frames" in given else entry.num_frames
+    ctx = Context(model=config.model.name, frames=frames, size=entry.size,
+                  batch_size=config.train.batch_size, lr=config.optim.lr,
+                  window_sampling=str(DataConfig.model_fields["sampling"].default),
+                  input_cost=_input_cost(config.model.name, frames, entry.size))
+    settings = []
+    for choice in all_rules(fingerprint, ctx, dataset_info or {}):
+        settings.append(_setting(choice, config, given))
+    return Plan(settings, fingerprint)
+
+
+def _setting(choice: Choice, config: TrainConfig, given: set[str]) -> PlannedSetting:
+    if choice.key in given:
+        section, name = choice.key.split(".", 1)
+        current = getattr(getattr(config, section), name)
+        if isinstance(current, tuple):
+            current = list(current)
+        return PlannedSetting(choice.key, current, choice.reason, "you", choice.value)
+    return PlannedSetting(choice.key, choice.value, choice.reason, "plan")
+
+
+def _input_cost(model: str, frames: int, size: int) -> Callable[[int, int], float]:
+    """`cost(frames, side)`: FLOPs per clip relative to the default input (area scaling when
+    the model cannot be counted)."""
+    def cost(f: int, side: int) -> float:
+        try:
+            from vidlab.models import create
+            from vidlab.models.flops import count_gflops
+
+            net = create(model, num_classes=2, num_frames=f)
+            return count_gflops(net, f, side) / max(1e-12, count_gflops(net, frames, size))
+        except Exception:  # noqa: BLE001 - an estimate is enough
+            return (f / frames) * (side / size) ** 2
+
+    return cost
+
+
+def apply_plan(config: TrainConfig, plan: Plan) -> TrainConfig:
+    """`config` with the plan's settings (the user's own settings are untouched)."""
+    from vidlab.config import apply_overrides
+
+    data = config.model_dump(mode="json")
+    items = [f"{k}={json.dumps(v)}" for k, v in plan.applied().items()]
+    return TrainConfig.model_validate(apply_overrides(data, items))
+
+
+def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: list[str],
+             run_dir: Path | None, say: Callable[[str], None] | None = None,
+             resume: bool = False) -> tuple[TrainConfig, Plan | None]:
+    """Fingerprint the training clips (cached in `run_dir`), plan, print and apply the plan.
+
+    A resumed run keeps the plan it saved (`run_dir/plan.json`: its config already holds it);
+    with `plan.auto` off the config is returned as is."""
+    from vidlab.data.config import find_dataset_info
+    from vidlab.data.fingerprint import load_or_compute
+
+    say = say or log.info
+    if not config.plan.auto:
+        return config, None
+    saved = run_dir / PLAN_FILE if run_dir else None
+    fp_path = run_dir / FINGERPRINT_FILE if run_dir else None
+    fingerprint = load_or_compute(train_entries, labels, fp_path,
+                                  max_clips=config.plan.fingerprint_clips)
+    if resume and saved is not None and saved.is_file():
+        plan = Plan.from_dict({**json.loads(saved.read_text()), "fingerprint": fingerprint})
+        say("resuming with the plan of the interrupted run:")
+        for line in plan.lines()[1:]:
+            say(line)
+        return config, plan
+    plan = make_plan(fingerprint, config, find_dataset_info([e["path"] for e in train_entries]))
+    for line in plan.lines():
+        say(line)
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({k: v for k, v in plan.to_dict().items()
+                                     if k != "fingerprint"}, indent=2))
+    return apply_plan(config, plan), plan
+
+
+@dataclass
+class PlanReport:
+    """What `vidlab plan` prints: the plan, the data it was made from, the resolved config."""
+
+    plan: Plan
+    notes: list[str]
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.plan.to_dict(), "data_notes": self.notes, "config": self.config}
+
+
+def plan_dataset(config: TrainConfig, say: Callable[[str], None] | None = None) -> PlanReport:
+    """The plan `vidlab train` would make for `config.dataset.path`, without training."""
+    from vidlab.errors import DatasetError
+    from vidlab.train.dataset import prepare_data
+
+    if not config.dataset.path:
+        raise DatasetError("no dataset: pass --data ROOT_OR_MANIFEST")
+    ds = config.dataset
+    data = prepare_data(ds.path, ds.val, ds.test, ds.split_seed, ds.clean, say=lambda _m: None)
+    quiet = {**config.plan.model_dump(), "auto": True}
+    cfg = config.model_copy(update={"plan": type(config.plan).model_validate(quiet)})
+    resolved, plan = plan_run(cfg, data.train, data.labels, None, say=say or (lambda _m: None))
+    assert plan is not None
+    return PlanReport(plan, data.notes, resolved.model_dump(mode="json"))

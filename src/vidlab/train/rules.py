@@ -1,0 +1,193 @@
+"""The recipe's rules: dataset fingerprint → training settings, each with its reason.
+
+Every rule is a small function of the fingerprint (`vidlab.data.fingerprint`) and the model's
+default input; the thresholds are the named constants below, and the evidence behind them is
+the table of `benchmarks/recipe.py` in docs/train.md. A rule returns `Choice`s; `plan.py`
+keeps the ones the user did not set and applies them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+WHOLE_CLIP_MAX_S = 10.0
+"""Clips whose 90th-percentile length is at most this many seconds are sampled whole: one
+frame from each of `num_frames` equal segments spans all of the clip, so the model sees the
+whole action (the order of two moves, a slow pan from start to end) and not a third of it."""
+FILLED = 0.5
+"""...provided motion fills at least this fraction of the median clip; when it fills less (a
+short action in a longer clip) frames spread over the whole clip would mostly show stillness,
+so the clip is cut into windows around the action's length instead."""
+WINDOW_ACTIONS = 1.5
+"""A window spans this many typical actions (`action_seconds`), so a window that holds the
+action holds all of it."""
+MIN_WINDOW_S = 1.0
+MAX_VIEWS = 12
+"""Evaluation windows per video at most (tiling longer videos more sparsely)."""
+SMALL_MOTION = 0.01
+"""Median moving area (fraction of the picture that changes in a quarter second) below which
+the moving things are small: the input grows so they keep a few pixels."""
+MAX_INPUT_COST = 4.0
+"""A larger input may cost at most this many times the model's default input per clip (the
+time budget then fits proportionally fewer epochs)."""
+IMBALANCED = 3.0
+"""Largest / smallest class above which the best epoch is chosen by mean class accuracy."""
+MIN_STEPS_PER_EPOCH = 4
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One planned setting: a dotted config key, its value and why."""
+
+    key: str
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rules know besides the fingerprint."""
+
+    model: str
+    frames: int
+    """The model's default clip length (frames)."""
+    size: int
+    """The model's default input side (pixels)."""
+    batch_size: int
+    lr: float
+    window_sampling: str
+    """The `data.sampling` word for contiguous clips (windows)."""
+    input_cost: Any = None
+    """`input_cost(frames, size)` → cost per clip relative to the default input (FLOPs)."""
+
+
+def _q(fp: dict[str, Any], *path: str, key: str = "p50", default: float = 0.0) -> float:
+    node: Any = fp
+    for p in path:
+        node = node.get(p, {}) if isinstance(node, dict) else {}
+    value = node.get(key) if isinstance(node, dict) else None
+    return float(value) if value is not None else default
+
+
+def temporal(fp: dict[str, Any], ctx: Context) -> list[Choice]:
+    """Which frames make a clip, and the evaluation views that go with them."""
+    d50, d90 = _q(fp, "duration"), _q(fp, "duration", key="p90")
+    filled = _q(fp, "motion", "active_fraction", default=1.0)
+    action = _q(fp, "motion", "action_seconds")
+    measured = int(fp.get("motion", {}).get("clips_measured", 0))
+    frames = ctx.frames
+    size = (f"clips are short (median {d50:.1f} s, 90 % within {d90:.1f} s)")
+    if d90 <= WHOLE_CLIP_MAX_S and (filled >= FILLED or measured == 0):
+        why = (f"{size} and motion fills {filled:.0%} of the median clip: {frames} frames spread "
+               f"over the whole clip (one per segment) see all of the action")
+        return [Choice("data.sampling", "segments", why),
+                Choice("data.num_frames", frames, f"the default input of {ctx.model}"),
+                Choice("data.val_views", [1, 1], "one whole-clip view per validation clip"),
+                Choice("data.test_views", [3, 1], "three interleaved whole-clip views per test clip")]
+    span = max(MIN_WINDOW_S, min(d50, WINDOW_ACTIONS * action)) if action > 0 else min(d50, 4.0)
+    target_fps = round(frames / span, 3)
+    tiles = max(1, math.ceil(d90 / span))
+    test = min(MAX_VIEWS, max(3, tiles))
+    val = min(MAX_VIEWS // 2, max(1, math.ceil(d50 / span)))
+    if d90 > WHOLE_CLIP_MAX_S:
+        where = f"clips are long (median {d50:.1f} s, 90 % within {d90:.1f} s)"
+    else:
+        where = f"motion fills only {filled:.0%} of the median clip"
+    why = (f"{where}; the action takes about {action:.1f} s: windows of {span:.1f} s "
+           f"({WINDOW_ACTIONS}x the action), {frames} frames each")
+    return [Choice("data.sampling", ctx.window_sampling, why),
+            Choice("data.num_frames", frames, f"the default input of {ctx.model}"),
+            Choice("data.target_fps", target_fps, f"{frames} frames over a {span:.1f} s window"),
+            Choice("data.val_views", [val, 1], f"{val} windows tile the median clip"),
+            Choice("data.test_views", [test, 1],
+                   f"{test} windows tile {'the longest clips' if test == tiles else 'each clip'}"
+                   f" (at most {MAX_VIEWS})")]
+
+
+def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
+    """Input size from the scale of what moves and the videos' own resolution."""
+    area = _q(fp, "motion", "moving_area", default=1.0)
+    source = _q(fp, "short_side", key="p10", default=float(ctx.size))
+    measured = int(fp.get("motion", {}).get("clips_measured", 0))
+    crop = ctx.size
+    why = f"the default input of {ctx.model}"
+    if measured and 0 < area < SMALL_MOTION:
+        cost = ctx.input_cost or (lambda f, s: (s / ctx.size) ** 2)
+        best = ctx.size
+        for side in range(ctx.size + 16, 2 * ctx.size + 1, 16):
+            if side <= source and cost(ctx.frames, side) <= MAX_INPUT_COST:
+                best = side
+        if best > ctx.size:
+            crop = best
+            why = (f"what moves is small (median {area:.2%} of the picture): {crop} px keeps it "
+                   f"{crop / ctx.size:.1f}x larger than {ctx.size} px, at "
+                   f"{cost(ctx.frames, crop):.1f}x the compute per clip")
+    if crop > source >= 16:
+        crop = int(source) // 8 * 8
+        why = f"the videos are small (10 % have a short side of {source:.0f} px or less)"
+    short = max(crop, round(crop * 8 / 7))
+    return [Choice("data.crop_size", crop, why),
+            Choice("data.short_side", short, f"decode at {short} px, crop {crop} px (8:7, as "
+                                                 f"the usual 128/112)")]
+
+
+def flips(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:
+    """Horizontal flip only where it keeps a class or turns it into its mirror class."""
+    if isinstance(dataset_info.get("flip_map"), dict):
+        fmap = {str(k): str(v) for k, v in dataset_info["flip_map"].items()}
+        sensitive = bool(dataset_info.get("direction_sensitive", True))
+        return [Choice("data.flip_map", fmap, "the dataset's dataset.json gives the flip map"),
+                Choice("data.direction_sensitive", sensitive, "from dataset.json"),
+                Choice("data.hflip", 0.5, "label-aware horizontal flip (dataset.json)")]
+    report = fp.get("labels", {}).get("hflip", {})
+    fmap, unmapped = dict(report.get("map", {})), list(report.get("unmapped", []))
+    directional = list(report.get("direction_labels", []))
+    if not directional:
+        return [Choice("data.direction_sensitive", False,
+                       "no class name says left/right or a turning sense: a mirrored clip "
+                       "keeps its class"),
+                Choice("data.hflip", 0.5, "horizontal flip, half of the clips")]
+    pairs = sum(1 for k, v in fmap.items() if k != v) // 2
+    if len(unmapped) == len(fmap) + len(unmapped) or (not pairs and unmapped):
+        return [Choice("data.hflip", 0.0, f"{len(unmapped)} class names have a direction and "
+                                          "no mirror class: no flip")]
+    why = (f"{pairs} mirror pair(s) read from class names (e.g. "
+           f"{next(f'{k}->{v}' for k, v in fmap.items() if k != v)})")
+    if unmapped:
+        why += f"; {len(unmapped)} class(es) with no mirror class are never flipped"
+    return [Choice("data.flip_map", fmap, why),
+            Choice("data.direction_sensitive", True, "class names say left/right or a turning "
+                                                     "sense"),
+            Choice("data.hflip", 0.5, "label-aware horizontal flip, half of the clips")]
+
+
+def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
+    """Batch size (never so large that an epoch has only a few steps) and the best-epoch rule."""
+    clips = fp.get("clips", {})
+    n = int(clips.get("num_clips", 0))
+    batch, lr = ctx.batch_size, ctx.lr
+    out: list[Choice] = []
+    if n and n < batch * MIN_STEPS_PER_EPOCH:
+        small = max(2, 2 ** int(math.log2(max(2, n // MIN_STEPS_PER_EPOCH))))
+        scaled = round(lr * math.sqrt(small / batch), 6)
+        out += [Choice("train.batch_size", small, f"only {n} training clips: {small} per step "
+                                                  f"gives {n // small} steps per epoch"),
+                Choice("optim.lr", scaled, f"{lr:g} scaled by sqrt({small}/{batch})")]
+    else:
+        out += [Choice("train.batch_size", batch, f"{n} training clips: {n // batch} steps of "
+                                                  f"{batch} per epoch"),
+                Choice("optim.lr", lr, "AdamW's default rate for this batch size")]
+    imbalance = float(clips.get("imbalance", 1.0))
+    if imbalance >= IMBALANCED:
+        out.append(Choice("train.monitor", "val_mean_class_acc",
+                          f"classes are imbalanced ({imbalance:.1f}x): keep the epoch with the "
+                          "best mean class accuracy"))
+    return out
+
+
+def all_rules(fp: dict[str, Any], ctx: Context, dataset_info: dict[str, Any]) -> list[Choice]:
+    """Every rule's choices, in the order they are printed."""
+    return [*temporal(fp, ctx), *spatial(fp, ctx), *flips(fp, dataset_info),
+            *optimisation(fp, ctx)]

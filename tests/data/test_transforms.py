@@ -117,3 +117,21 @@ def test_mixup_and_cutmix_keep_target_mass_and_mix_the_clips():
     assert torch.equal(cut[0, :, 0], cut[0, :, -1])  # the same box through every frame
     same, hard = mix_batch(clips, targets, 5)
     assert torch.equal(same, clips) and torch.equal(hard.argmax(1), targets)
+
+
+def test_vertical_flip_and_time_reversal_follow_their_label_maps():
+    from vidlab.data.config import DataConfig
+    from vidlab.data.transforms import TrainTransform
+
+    labels = ["up", "down", "spin"]
+    cfg = DataConfig(num_frames=4, short_side=8, crop_size=8, scale=(1.0, 1.0), ratio=(1.0, 1.0),
+                     hflip=0.0, vflip=1.0, vflip_map={"up": "down", "down": "up"},
+                     time_reverse=1.0, reverse_map={"up": "down", "down": "up"})
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    frames[0, 0, 0] = 255  # a mark in the first frame's top-left corner
+    tf = TrainTransform(cfg, cfg.flip_targets(labels), labels)
+    x, target = tf(frames, 0, np.random.default_rng(0))
+    assert target == 0  # up → (upside down) down → (backwards) up
+    assert x[0, -1, -1, 0] > x[0, 0, 0, 0]  # the mark moved to the last frame's bottom row
+    x, target = tf(frames, 2, np.random.default_rng(0))
+    assert target == 2 and x[0, 0, 0, 0] > x[0, -1, 0, 0]  # "spin" is in no map: untouched

@@ -145,3 +145,12 @@ def test_vidlab_plan_without_a_dataset_is_one_line_error(tmp_path):
                           str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert out.stderr.strip().count("\n") == 0 and "DatasetError" in out.stderr
+
+
+def test_upside_down_flip_and_time_reversal_stay_off_unless_the_dataset_says_so():
+    p = planned(fingerprint(labels=["tilt_up", "tilt_down", "zoom_in"]))
+    assert p["data.vflip"][0] == 0.0
+    assert p["data.vflip_map"][0]["tilt_up"] == "tilt_down"  # ready for --set data.vflip=0.5
+    assert p["data.time_reverse"][0] == 0.0
+    p = planned(fingerprint(labels=["wave", "clap"]), info={"time_reversible": True})
+    assert p["data.time_reverse"][0] == 0.5

@@ -147,4 +147,4 @@ def plan(
         print_json(report.to_dict())
         return
     for line in report.plan.lines():
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -54,6 +54,12 @@ class DataConfig(BaseModel):
     hflip: float = Field(0.5, ge=0, le=1)
     flip_map: dict[str, str] | None = None
     direction_sensitive: bool | None = None
+    # upside-down flip and time reversal: only for the classes their map names (each mapped to
+    # the class the changed clip becomes); off by default, see the recipe's rules
+    vflip: float = Field(0.0, ge=0, le=1)
+    vflip_map: dict[str, str] | None = None
+    time_reverse: float = Field(0.0, ge=0, le=1)
+    reverse_map: dict[str, str] | None = None
     brightness: float = Field(0.2, ge=0)
     contrast: float = Field(0.2, ge=0)
     saturation: float = Field(0.2, ge=0)
@@ -110,6 +116,15 @@ class DataConfig(BaseModel):
             log.warning("flip_map names labels not in the dataset: %s", ", ".join(unknown))
         if not sensitive:
             return [index.get(fmap.get(name, name), i) for i, name in enumerate(labels)]
+        return [index[fmap[name]] if fmap.get(name) in index else -1 for name in labels]
+
+    @staticmethod
+    def map_targets(fmap: dict[str, str] | None, labels: list[str]) -> list[int]:
+        """Per class index: the class `fmap` turns it into, or -1 (not in `fmap`: left alone).
+        Without a map every class keeps its own label."""
+        index = {name: i for i, name in enumerate(labels)}
+        if fmap is None:
+            return list(range(len(labels)))
         return [index[fmap[name]] if fmap.get(name) in index else -1 for name in labels]
 
     def for_dataset(self, root_or_manifest: str | Path | None) -> DataConfig:

@@ -68,7 +68,7 @@ class ClipDataset(Dataset):
         self.preprocess = preprocess or config.preprocess()
         self.sampler = (train_sampler(self.preprocess, config.temporal_jitter) if train
                         else view_sampler(self.preprocess, self.views[0]))
-        self.transform = TrainTransform(config, config.flip_targets(self.labels))
+        self.transform = TrainTransform(config, config.flip_targets(self.labels), self.labels)
         self._bad: set[int] = set()
 
     def __len__(self) -> int:

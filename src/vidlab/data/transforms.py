@@ -223,15 +223,20 @@ def spatial_crops(x: torch.Tensor, size: int, num_crops: int) -> list[torch.Tens
 
 
 class TrainTransform:
-    """Training clip transform: resize → random resized crop → flip (label-aware) → colour
-    jitter → normalize → random erasing. Returns the tensor and the (possibly flipped) target.
+    """Training clip transform: resize → random resized crop → flips and time reversal (label
+    -aware) → colour jitter → normalize → random erasing. Returns the tensor and the (possibly
+    changed) target.
 
     `flip_targets[c]` is the class a flipped clip of class `c` becomes, or -1 to never flip it
-    (see `DataConfig.flip_targets`).
+    (see `DataConfig.flip_targets`); with `labels`, the vertical flip and time reversal targets
+    come from `config.vflip_map` / `config.reverse_map` the same way (`DataConfig.map_targets`).
     """
 
-    def __init__(self, config: Any, flip_targets: list[int]):
+    def __init__(self, config: Any, flip_targets: list[int], labels: list[str] | None = None):
         self.c, self.flip_targets = config, flip_targets
+        none = [-1] * len(flip_targets)
+        self.vflip_targets = config.map_targets(config.vflip_map, labels) if labels else none
+        self.reverse_targets = config.map_targets(config.reverse_map, labels) if labels else none
 
     def __call__(self, frames: np.ndarray | torch.Tensor, target: int,
                  rng: np.random.Generator) -> tuple[torch.Tensor, int]:
@@ -240,6 +245,11 @@ class TrainTransform:
         x = random_resized_crop(x, c.crop_size, tuple(c.scale), tuple(c.ratio), rng)
         if c.hflip > 0 and rng.random() < c.hflip and self.flip_targets[target] >= 0:
             x, target = x.flip(-1), self.flip_targets[target]
+        if c.vflip > 0 and rng.random() < c.vflip and self.vflip_targets[target] >= 0:
+            x, target = x.flip(-2), self.vflip_targets[target]
+        if c.time_reverse > 0 and rng.random() < c.time_reverse \
+                and self.reverse_targets[target] >= 0:
+            x, target = x.flip(1), self.reverse_targets[target]
         if rng.random() < c.color_jitter_p:
             x = color_jitter(x, c.brightness, c.contrast, c.saturation, rng)
         x = normalize(x, c.mean, c.std)

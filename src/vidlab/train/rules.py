@@ -82,8 +82,12 @@ def temporal(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     if d90 <= WHOLE_CLIP_MAX_S and (filled >= FILLED or measured == 0):
         why = (f"{size} and motion fills {filled:.0%} of the median clip: {frames} frames spread "
                f"over the whole clip (one per segment) see all of the action")
+        rate = round(frames / max(d50, 1e-3), 3)
         return [Choice("data.sampling", "segments", why),
                 Choice("data.num_frames", frames, f"the default input of {ctx.model}"),
+                Choice("data.target_fps", rate,
+                       f"{frames} frames over the median clip: the frame spacing predict's "
+                       "windows keep on longer videos"),
                 Choice("data.val_views", [1, 1], "one whole-clip view per validation clip"),
                 Choice("data.test_views", [3, 1], "three interleaved whole-clip views per test clip")]
     span = max(MIN_WINDOW_S, min(d50, WINDOW_ACTIONS * action)) if action > 0 else min(d50, 4.0)
@@ -163,6 +167,33 @@ def flips(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:
             Choice("data.hflip", 0.5, "label-aware horizontal flip, half of the clips")]
 
 
+def orientation_and_time(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:
+    """Upside-down flips and time reversal: off unless the dataset says they keep classes."""
+    labels = fp.get("labels", {})
+    vmap = dict(labels.get("vflip", {}).get("map", {}))
+    pairs = [f"{k}->{v}" for k, v in vmap.items() if k != v]
+    out = []
+    if pairs and not labels.get("vflip", {}).get("unmapped"):
+        out.append(Choice("data.vflip_map", vmap, f"{len(pairs) // 2} upside-down pair(s) read "
+                                                  f"from class names (e.g. {pairs[0]})"))
+    out.append(Choice("data.vflip", 0.0, "off: cameras do not film upside down, and a class "
+                                         "name cannot show an upside-down clip keeps its class"
+                                         + (" (use the map: --set data.vflip=0.5)" if out else "")))
+    if isinstance(dataset_info.get("reverse_map"), dict):
+        rmap = {str(k): str(v) for k, v in dataset_info["reverse_map"].items()}
+        return [*out, Choice("data.reverse_map", rmap, "dataset.json gives the time-reversal map"),
+                Choice("data.time_reverse", 0.5, "clips played backwards, labels per dataset.json")]
+    if dataset_info.get("time_reversible") is True:
+        return [*out, Choice("data.time_reverse", 0.5, "dataset.json says a clip played "
+                                                       "backwards keeps its class")]
+    timed = list(labels.get("temporal_labels", [])) + list(labels.get("order_labels", []))
+    example = f"; e.g. {timed[0]}" if timed else ""
+    return [*out, Choice("data.time_reverse", 0.0,
+                         "off: played backwards a clip can change class (sit down / stand up), "
+                         f"which names cannot rule out{example}; dataset.json "
+                         "'time_reversible: true' turns it on")]
+
+
 def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     """Batch size (never so large that an epoch has only a few steps) and the best-epoch rule."""
     clips = fp.get("clips", {})
@@ -190,4 +221,4 @@ def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
 def all_rules(fp: dict[str, Any], ctx: Context, dataset_info: dict[str, Any]) -> list[Choice]:
     """Every rule's choices, in the order they are printed."""
     return [*temporal(fp, ctx), *spatial(fp, ctx), *flips(fp, dataset_info),
-            *optimisation(fp, ctx)]
+            *orientation_and_time(fp, dataset_info), *optimisation(fp, ctx)]

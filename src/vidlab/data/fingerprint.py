@@ -9,8 +9,9 @@ computed once from the manifest and a few decoded frames, and saved in the run d
   manifest's probed metadata (every clip);
 - `motion`: measured on up to `max_clips` clips (a class-balanced sample) from frame pairs at
   lags of one frame to one second, decoded at a 64-pixel short side:
-  - `moving_area`: fraction of the picture that changes over a quarter second (how big the
-    moving things are: ~1 for camera motion, ~0.01 for a small object);
+  - `moving_area`: fraction of the picture that moves within a quarter second at a clip's
+    busiest moment (how big the moving things are: most of it for camera motion, a few
+    percent for an object, under 1 % for a small one);
   - `active_fraction`: fraction of a clip's time in which something moves (how much of the
     clip the action fills; `action_seconds` = that times the duration);
   - `decorrelation_s`: time after which half of the change a second brings has happened (how
@@ -180,7 +181,7 @@ def clip_motion(path: str | Path, fps: float | None = None,
     taus = [_half_time(lag_s, row) for row in changed[active]]
     speeds = [np.hypot(*_phase_shift(luma[at[a]], luma[at[a + lags[ref]]])) / lag_s[ref]
               / min(luma.shape[1:]) for a in anchors[active]] if active.any() else [0.0]
-    return {"moving_area": float(np.median(activity[active])) if active.any() else 0.0,
+    return {"moving_area": peak if active.any() else 0.0,
             "active_fraction": float(active.mean()),
             "action_seconds": float(active.mean() * duration),
             "decorrelation_s": float(np.median(taus)) if taus else float("nan"),

@@ -46,12 +46,10 @@ SETTINGS: dict[str, list[str]] = {
     "plan": [],
 }
 FIXED: dict[str, tuple[str, list[str]]] = {
-    "long": ("windows 4.5 s, 12x1 views",
-             ["plan.auto=false", "data.target_fps=3.5", "data.test_views=[12,1]",
-              "data.val_views=[6,1]"]),
-    "small": ("whole clip, 112 px", ["plan.auto=false", "data.sampling=segments",
-                                      "data.crop_size=112", "data.short_side=128"]),
+    "small": ("16x2 clips at 128 px", ["plan.auto=false", "data.crop_size=128",
+                                       "data.short_side=146"]),
 }
+"""Further fixed settings where the ones above may not be the best a person would pick."""
 
 
 def input_cost(model: str, frames: int, size: int) -> float:

@@ -56,7 +56,8 @@ def test_train_on_a_folder_writes_a_complete_run_and_bundle(trained_run, motion_
     plan = json.loads((run / "plan.json").read_text())
     by = {s["key"]: s for s in plan["settings"]}
     assert by["data.num_frames"]["by"] == "you" and by["data.sampling"]["by"] == "plan"
-    assert cfg["preprocess"]["sampling"] == by["data.sampling"]["value"] == "segments"
+    assert by["data.test_views"]["by"] == "you" and by["data.crop_size"]["by"] == "you"
+    assert cfg["train"]["data"]["sampling"] == by["data.sampling"]["value"]
     assert cfg["plan"] == plan["settings"]
     assert cfg["fingerprint"] == json.loads((run / "fingerprint.json").read_text())
     assert cfg["fingerprint"]["clips"]["num_clips"] == len([e for e in manifest

@@ -22,7 +22,8 @@ def q(p50: float, p90: float | None = None, p10: float | None = None) -> dict[st
 
 
 def fingerprint(duration=(3.0, 4.0), filled=1.0, action=3.0, area=0.2, short=120,
-                labels: list[str] | None = None, n=400, imbalance=1.0) -> dict[str, Any]:
+                labels: list[str] | None = None, n=400, imbalance=1.0,
+                decorrelation=0.15) -> dict[str, Any]:
     from vidlab.data.label_words import label_report
 
     labels = labels or ["a", "b", "c"]
@@ -30,7 +31,8 @@ def fingerprint(duration=(3.0, 4.0), filled=1.0, action=3.0, area=0.2, short=120
                       "class_counts": {k: n // len(labels) for k in labels}},
             "duration": q(*duration), "fps": q(25), "short_side": q(short, p10=short),
             "motion": {"clips_measured": 32, "moving_area": q(area),
-                       "active_fraction": q(filled), "action_seconds": q(action)},
+                       "active_fraction": q(filled), "action_seconds": q(action),
+                       "decorrelation_s": q(decorrelation)},
             "labels": label_report(labels)}
 
 
@@ -43,6 +45,14 @@ def test_short_clips_that_motion_fills_are_sampled_whole():
     p = planned(fingerprint(duration=(3.5, 4.8), filled=0.8))
     assert p["data.sampling"] == ("segments", "plan")
     assert p["data.num_frames"] == (16, "plan")
+
+
+def test_fast_motion_keeps_contiguous_clips_at_the_default_stride():
+    # whole-clip frames 3.5/16 = 0.22 s apart: more than 4 x 0.04 s, fast motion would alias
+    p = planned(fingerprint(duration=(3.5, 4.0), decorrelation=0.04))
+    assert p["data.sampling"][0] != "segments"
+    assert p["data.stride"][0] == 2 and p["data.target_fps"][0] is None
+    assert p["data.test_views"][0] == [3, 1]
 
 
 def test_long_clips_get_windows_around_the_action_and_views_that_tile_them():
@@ -131,10 +141,13 @@ def test_vidlab_plan_json_on_a_real_folder(motion_data):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     keys = {s["key"]: s for s in report["settings"]}
-    assert keys["data.sampling"]["value"] == "segments"  # 2-4 s clips full of motion
+    # 2-4 s clips full of motion, but fast (rotations alias when frames are 0.2 s apart):
+    # contiguous clips at the default stride, today's fixed default
+    assert keys["data.sampling"]["value"] != "segments" and keys["data.stride"]["value"] == 2
+    assert "fast" in keys["data.sampling"]["reason"]
     assert all(s["reason"] for s in report["settings"])
     assert report["fingerprint"]["clips"]["num_classes"] == 8
-    assert report["config"]["data"]["sampling"] == "segments"
+    assert report["config"]["data"]["sampling"] == keys["data.sampling"]["value"]
     assert any(o.startswith("data.sampling=") for o in report["overrides"])
     # the built-in dataset ships its flip map in dataset.json
     assert keys["data.flip_map"]["value"]["move_left"] == "move_right"

@@ -19,7 +19,8 @@ computed once from the manifest and a few decoded frames, and saved in the run d
   - `camera_speed`: global translation by phase correlation, in short sides per second;
 - `labels`: flip maps and time/order words read from class names (`vidlab.data.label_words`).
 
-Every figure is a quantile dict `{"p10", "p50", "p90", "min", "max"}` over clips.
+Every figure is a quantile dict `{"p10", "p50", "p90", "min", "max"}` over clips; `motion` also
+holds each class's medians (`motion.by_class`), so the fastest class shows even in a small set.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ MOTION_SIZE = 64
 """Short side (pixels) the motion measures decode at: cheap, and blind to sensor noise."""
 LAGS_S = (0.1, 0.25, 0.5, 1.0)
 REFERENCE_LAG_S = 0.25
+MOTION_KEYS = ("moving_area", "active_fraction", "action_seconds", "decorrelation_s",
+               "camera_speed")
 CHANGE_THRESHOLD = 12.0
 """Luma change (0-255, after a 3×3 blur) that counts as motion wherever it happens."""
 NOISE_LEVEL = 3.0
@@ -66,6 +69,11 @@ def quantiles(values: list[float] | np.ndarray) -> dict[str, float]:
     p10, p50, p90 = np.percentile(v, [10, 50, 90])
     return {"min": float(v.min()), "p10": float(p10), "p50": float(p50), "p90": float(p90),
             "max": float(v.max())}
+
+
+def _median(values: list[float]) -> float | None:
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    return float(np.median(v)) if v else None
 
 
 def entries_digest(entries: list[dict[str, Any]]) -> str:
@@ -93,11 +101,16 @@ def compute_fingerprint(entries: list[dict[str, Any]], labels: list[str] | None 
                                 if e.get("width") and e.get("height")])
     sample = balanced_sample(entries, max_clips, seed)
     jobs = [(e["path"], e.get("fps"), e.get("duration")) for e in sample]
-    measured = [m for m in parallel_map(_motion_job, jobs, workers) if m is not None]
-    motion = {key: quantiles([m[key] for m in measured])
-              for key in ("moving_area", "active_fraction", "action_seconds",
-                          "decorrelation_s", "camera_speed")}
+    results = parallel_map(_motion_job, jobs, workers)
+    measured = [m for m in results if m is not None]
+    motion: dict[str, Any] = {key: quantiles([m[key] for m in measured]) for key in MOTION_KEYS}
     motion["clips_measured"] = len(measured)
+    by_class: dict[str, list[dict[str, float]]] = {}
+    for e, m in zip(sample, results, strict=True):
+        if m is not None:
+            by_class.setdefault(str(e["label"]), []).append(m)
+    motion["by_class"] = {label: {key: _median([m[key] for m in ms]) for key in MOTION_KEYS}
+                          for label, ms in sorted(by_class.items())}
     return {
         "version": VERSION, "digest": entries_digest(entries),
         "clips": {"num_clips": len(entries), "num_classes": len(labels), "class_counts": counts,

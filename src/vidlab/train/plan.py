@@ -108,6 +108,7 @@ def make_plan(fingerprint: dict[str, Any], config: TrainConfig,
     frames = config.data.num_frames if "data.num_frames" in given else entry.num_frames
     ctx = Context(model=config.model.name, frames=frames, size=entry.size,
                   batch_size=config.train.batch_size, lr=config.optim.lr,
+                  stride=int(DataConfig.model_fields["stride"].default),
                   window_sampling=str(DataConfig.model_fields["sampling"].default),
                   input_cost=_input_cost(config.model.name, frames, entry.size))
     settings = []

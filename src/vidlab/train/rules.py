@@ -20,6 +20,13 @@ FILLED = 0.5
 """...provided motion fills at least this fraction of the median clip; when it fills less (a
 short action in a longer clip) frames spread over the whole clip would mostly show stillness,
 so the clip is cut into windows around the action's length instead."""
+STEP_DECORRELATIONS = 4.0
+"""...and the frames of a whole clip are at most this many decorrelation times apart (of the
+fastest class: its median clip); further apart, fast motion aliases (a star turning 200°/s
+jumps more than half its spoke spacing) and contiguous clips at the default stride are used.
+On the development data (seed 1) whole-clip steps were 1.6-3.0 decorrelation times for
+two-move sequences, 24-class object motion and slow camera moves, 5.1-6.1 for small fast
+objects and the built-in fast motion."""
 WINDOW_ACTIONS = 1.5
 """A window spans this many typical actions (`action_seconds`), so a window that holds the
 action holds all of it."""
@@ -31,9 +38,10 @@ SMALL_MOTION = 0.015
 busiest moment) below which the moving things are small, under ~8 % of the short side across:
 the input grows so they keep a few pixels. Development data (seed 1): small objects 0.005-0.009,
 ordinary objects 0.03-0.15, camera motion 0.07-0.43."""
-MAX_INPUT_COST = 4.0
-"""A larger input may cost at most this many times the model's default input per clip (the
-time budget then fits proportionally fewer epochs)."""
+MAX_INPUT_COST = 2.5
+"""A larger input may cost at most this many times the model's default input per clip: the
+time budget then fits proportionally fewer epochs (96 px for a 64-px model: 2.25x, ~45 % of
+the epochs)."""
 IMBALANCED = 3.0
 """Largest / smallest class above which the best epoch is chosen by mean class accuracy."""
 MIN_STEPS_PER_EPOCH = 4
@@ -59,6 +67,8 @@ class Context:
     """The model's default input side (pixels)."""
     batch_size: int
     lr: float
+    stride: int
+    """The fixed frame step of contiguous clips (`DataConfig`'s default)."""
     window_sampling: str
     """The `data.sampling` word for contiguous clips (windows)."""
     input_cost: Any = None
@@ -73,27 +83,50 @@ def _q(fp: dict[str, Any], *path: str, key: str = "p50", default: float = 0.0) -
     return float(value) if value is not None else default
 
 
+def fastest_decorrelation(fp: dict[str, Any]) -> float:
+    """Decorrelation time (s) of the fastest class (its median clip); 0 when not measured."""
+    per_class = fp.get("motion", {}).get("by_class", {})
+    values = [c.get("decorrelation_s") for c in per_class.values()]
+    values = [float(v) for v in values if v is not None and v > 0]
+    return min(values) if values else _q(fp, "motion", "decorrelation_s", key="p10")
+
+
 def temporal(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     """Which frames make a clip, and the evaluation views that go with them."""
     d50, d90 = _q(fp, "duration"), _q(fp, "duration", key="p90")
     filled = _q(fp, "motion", "active_fraction", default=1.0)
     action = _q(fp, "motion", "action_seconds")
+    fast = fastest_decorrelation(fp)
     measured = int(fp.get("motion", {}).get("clips_measured", 0))
     frames = ctx.frames
-    size = (f"clips are short (median {d50:.1f} s, 90 % within {d90:.1f} s)")
-    if d90 <= WHOLE_CLIP_MAX_S and (filled >= FILLED or measured == 0):
-        why = (f"{size} and motion fills {filled:.0%} of the median clip: {frames} frames spread "
-               f"over the whole clip (one per segment) see all of the action")
-        rate = round(frames / max(d50, 1e-3), 3)
-        return [Choice("data.sampling", "segments", why),
+    max_step = STEP_DECORRELATIONS * fast if measured and fast > 0 else math.inf
+    short = f"clips are short (median {d50:.1f} s, 90 % within {d90:.1f} s)"
+    if d90 <= WHOLE_CLIP_MAX_S and (filled >= FILLED or not measured):
+        step = d50 / frames
+        if step <= max_step:
+            why = (f"{short} and motion fills {filled:.0%} of the median clip: {frames} frames "
+                   "spread over the whole clip (one per segment) see all of the action")
+            return [Choice("data.sampling", "segments", why),
+                    Choice("data.num_frames", frames, f"the default input of {ctx.model}"),
+                    Choice("data.target_fps", round(1 / step, 3),
+                           f"{frames} frames over the median clip: the frame spacing predict's "
+                           "windows keep on longer videos"),
+                    Choice("data.val_views", [1, 1], "one whole-clip view per validation clip"),
+                    Choice("data.test_views", [3, 1],
+                           "three interleaved whole-clip views per test clip")]
+        why = (f"{short} but the motion is fast: frames spread over the whole clip would be "
+               f"{step:.2f} s apart, more than {STEP_DECORRELATIONS:g} decorrelation times "
+               f"({fast:.3f} s, of the fastest class), so fast motion would alias; "
+               f"contiguous clips of {frames} frames instead")
+        return [Choice("data.sampling", ctx.window_sampling, why),
                 Choice("data.num_frames", frames, f"the default input of {ctx.model}"),
-                Choice("data.target_fps", rate,
-                       f"{frames} frames over the median clip: the frame spacing predict's "
-                       "windows keep on longer videos"),
-                Choice("data.val_views", [1, 1], "one whole-clip view per validation clip"),
-                Choice("data.test_views", [3, 1], "three interleaved whole-clip views per test clip")]
+                Choice("data.stride", ctx.stride, "every other frame (the fixed default), "
+                                                  "fine enough for fast motion"),
+                Choice("data.target_fps", None, "a fixed frame step"),
+                Choice("data.val_views", [1, 1], "the centre clip per validation clip"),
+                Choice("data.test_views", [3, 1], "three clips spread over each test clip")]
     span = max(MIN_WINDOW_S, min(d50, WINDOW_ACTIONS * action)) if action > 0 else min(d50, 4.0)
-    target_fps = round(frames / span, 3)
+    span = min(span, frames * max_step)
     tiles = max(1, math.ceil(d90 / span))
     test = min(MAX_VIEWS, max(3, tiles))
     val = min(MAX_VIEWS // 2, max(1, math.ceil(d50 / span)))
@@ -105,7 +138,8 @@ def temporal(fp: dict[str, Any], ctx: Context) -> list[Choice]:
            f"({WINDOW_ACTIONS}x the action), {frames} frames each")
     return [Choice("data.sampling", ctx.window_sampling, why),
             Choice("data.num_frames", frames, f"the default input of {ctx.model}"),
-            Choice("data.target_fps", target_fps, f"{frames} frames over a {span:.1f} s window"),
+            Choice("data.target_fps", round(frames / span, 3),
+                   f"{frames} frames over a {span:.1f} s window"),
             Choice("data.val_views", [val, 1], f"{val} windows tile the median clip"),
             Choice("data.test_views", [test, 1],
                    f"{test} windows tile {'the longest clips' if test == tiles else 'each clip'}"
@@ -123,7 +157,7 @@ def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
         cost = ctx.input_cost or (lambda f, s: (s / ctx.size) ** 2)
         best = ctx.size
         for side in range(ctx.size + 16, 2 * ctx.size + 1, 16):
-            if side <= source and cost(ctx.frames, side) <= MAX_INPUT_COST:
+            if side <= source and cost(ctx.frames, side) <= MAX_INPUT_COST + 1e-6:
                 best = side
         if best > ctx.size:
             crop = best

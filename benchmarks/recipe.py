@@ -18,7 +18,8 @@ divided by each setting's compute per clip (FLOPs of its input relative to 16x64
 with 3x the compute per clip gets a third of the epochs. This keeps the comparison fair on a
 machine shared with other jobs, where a wall-clock budget gives whoever runs during a busy
 minute fewer steps. `--budget time` uses `train.max_minutes` (`--minutes`, default 9) instead:
-the real default, fair only on an idle machine. Results go to OUT/results.jsonl as they come
+the real default, fair only on an idle machine. `--work-scale F` gives every run F times the
+work (quick comparisons; not the default budget). Results go to OUT/results.jsonl as they come
 (an interrupted benchmark resumes after the last finished run).
 
 Held out: the rules were developed on `--seed 1` datasets; the published table is seed 0.
@@ -63,13 +64,13 @@ def input_cost(model: str, frames: int, size: int) -> float:
 
 
 def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: Path,
-            budget: str, minutes: float) -> dict[str, Any]:
+            budget: str, minutes: float, work_scale: float = 1.0) -> dict[str, Any]:
     """Train one setting on one dataset; returns the row of the results table."""
     from vidlab.config import load_config
     from vidlab.data.fingerprint import FINGERPRINT_FILE
     from vidlab.train import fit
     from vidlab.train.config import TrainConfig
-    from vidlab.train.plan import plan_run
+    from vidlab.train.plan import apply_plan, plan_for
     from vidlab.train.run import resolve_config
 
     run_dir = out / "runs" / name / setting
@@ -83,14 +84,15 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
         (run_dir / FINGERPRINT_FILE).write_text(shared_fp.read_text())
     planned = cfg
     if cfg.plan.auto:  # the input size decides the work budget, so plan first
-        planned, plan = plan_run(cfg, data["train"], data["labels"], run_dir, say=lambda _m: None)
+        plan = plan_for(cfg, data["train"], data["labels"], run_dir / FINGERPRINT_FILE)
+        planned = apply_plan(cfg, plan)
         shared_fp.parent.mkdir(parents=True, exist_ok=True)
         shared_fp.write_text(json.dumps(plan.fingerprint))
     resolved = resolve_config(planned)
     d = resolved.data
     cost = input_cost(resolved.model.name, d.num_frames, d.crop_size)
     if budget == "work":
-        epochs = max(1, round(REFERENCE_CLIPS / (cost * len(data["train"]))))
+        epochs = max(1, round(work_scale * REFERENCE_CLIPS / (cost * len(data["train"]))))
         cfg = load_config(TrainConfig, None, [*base, f"train.epochs={epochs}",
                                               "train.max_minutes=null"])
     else:
@@ -158,6 +160,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget", choices=("work", "time"), default="work")
     ap.add_argument("--minutes", type=float, default=9.0)
+    ap.add_argument("--work-scale", type=float, default=1.0,
+                    help="fraction of the default budget's work (quick, less accurate runs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +179,8 @@ def main() -> None:
             if any(r["dataset"] == name and r["setting"] == setting for r in rows):
                 continue
             row = run_one(name, setting, overrides, manifest, args.out, args.budget,
-                          args.minutes)
+                          args.minutes, args.work_scale)
+            row["work_scale"] = args.work_scale
             rows.append(row)
             with results.open("a") as f:
                 f.write(json.dumps(row) + "\n")

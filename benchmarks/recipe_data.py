@@ -348,23 +348,28 @@ def _make_clip(job: tuple[str, str, str, int, int, bool]) -> str:
 
 def make_dataset(name: str, out: str | Path, seed: int = 0, per_class: int | None = None,
                  workers: int | None = None) -> Path:
-    """Write dataset `name` into `out/<label>/*.mp4` (skips it when `out` already has clips)."""
+    """Write dataset `name` into `out/<label>/*.mp4` (skipped when a finished one is there;
+    an interrupted one is completed, clips already written are made again identically)."""
     from vidlab.data.parallel import parallel_map
     from vidlab.data.synth import synth
 
     root = Path(out)
-    if root.is_dir() and any(root.rglob("*.mp4")):
+    done = root / ".complete"
+    if done.is_file():
         return root
     spec = DATASETS[name]
     count = per_class or spec.per_class
     if spec.render is None:
-        return synth(root, per_class=count, seed=seed, workers=workers)
+        synth(root, per_class=count, seed=seed, workers=workers, overwrite=True)
+        done.write_text("synth\n")
+        return root
     natural = seed != 1  # the development seed never sees the natural images
     jobs = [(str(root / label / f"{label}_{i:04d}.mp4"), name, label, seed, i, natural)
             for label in spec.labels for i in range(count)]
     for label in spec.labels:
         (root / label).mkdir(parents=True, exist_ok=True)
     parallel_map(_make_clip, jobs, workers, desc=name)
+    done.write_text(f"{name} seed {seed}\n")
     return root
 
 

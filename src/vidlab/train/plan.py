@@ -152,36 +152,44 @@ def apply_plan(config: TrainConfig, plan: Plan) -> TrainConfig:
     return TrainConfig.model_validate(apply_overrides(data, items))
 
 
+def plan_for(config: TrainConfig, train_entries: list[dict[str, Any]], labels: list[str],
+             fingerprint_path: Path | None = None) -> Plan:
+    """The plan for these training clips (fingerprint cached at `fingerprint_path`)."""
+    from vidlab.data.config import find_dataset_info
+    from vidlab.data.fingerprint import load_or_compute
+
+    fingerprint = load_or_compute(train_entries, labels, fingerprint_path,
+                                  max_clips=config.plan.fingerprint_clips)
+    return make_plan(fingerprint, config, find_dataset_info([e["path"] for e in train_entries]))
+
+
 def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: list[str],
-             run_dir: Path | None, say: Callable[[str], None] | None = None,
+             run_dir: Path, say: Callable[[str], None] | None = None,
              resume: bool = False) -> tuple[TrainConfig, Plan | None]:
-    """Fingerprint the training clips (cached in `run_dir`), plan, print and apply the plan.
+    """Plan a run: fingerprint (cached in `run_dir`), print, save and apply the plan.
 
     A resumed run keeps the plan it saved (`run_dir/plan.json`: its config already holds it);
     with `plan.auto` off the config is returned as is."""
-    from vidlab.data.config import find_dataset_info
     from vidlab.data.fingerprint import load_or_compute
 
     say = say or log.info
     if not config.plan.auto:
         return config, None
-    saved = run_dir / PLAN_FILE if run_dir else None
-    fp_path = run_dir / FINGERPRINT_FILE if run_dir else None
-    fingerprint = load_or_compute(train_entries, labels, fp_path,
-                                  max_clips=config.plan.fingerprint_clips)
-    if resume and saved is not None and saved.is_file():
+    saved = run_dir / PLAN_FILE
+    if resume and saved.is_file():
+        fingerprint = load_or_compute(train_entries, labels, run_dir / FINGERPRINT_FILE,
+                                      max_clips=config.plan.fingerprint_clips)
         plan = Plan.from_dict({**json.loads(saved.read_text()), "fingerprint": fingerprint})
         say("resuming with the plan of the interrupted run:")
         for line in plan.lines()[1:]:
             say(line)
         return config, plan
-    plan = make_plan(fingerprint, config, find_dataset_info([e["path"] for e in train_entries]))
+    plan = plan_for(config, train_entries, labels, run_dir / FINGERPRINT_FILE)
     for line in plan.lines():
         say(line)
-    if saved is not None:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps({k: v for k, v in plan.to_dict().items()
-                                     if k != "fingerprint"}, indent=2))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({k: v for k, v in plan.to_dict().items() if k != "fingerprint"},
+                                indent=2))
     return apply_plan(config, plan), plan
 
 
@@ -197,17 +205,17 @@ class PlanReport:
         return {**self.plan.to_dict(), "data_notes": self.notes, "config": self.config}
 
 
-def plan_dataset(config: TrainConfig, say: Callable[[str], None] | None = None) -> PlanReport:
-    """The plan `vidlab train` would make for `config.dataset.path`, without training."""
+def plan_dataset(config: TrainConfig) -> PlanReport:
+    """The plan `vidlab train` would make for `config.dataset.path`, without training (the
+    dataset is scanned, cleaned and split as `vidlab train` would)."""
     from vidlab.errors import DatasetError
     from vidlab.train.dataset import prepare_data
+    from vidlab.train.run import resolve_config
 
     if not config.dataset.path:
         raise DatasetError("no dataset: pass --data ROOT_OR_MANIFEST")
     ds = config.dataset
     data = prepare_data(ds.path, ds.val, ds.test, ds.split_seed, ds.clean, say=lambda _m: None)
-    quiet = {**config.plan.model_dump(), "auto": True}
-    cfg = config.model_copy(update={"plan": type(config.plan).model_validate(quiet)})
-    resolved, plan = plan_run(cfg, data.train, data.labels, None, say=say or (lambda _m: None))
-    assert plan is not None
+    plan = plan_for(config, data.train, data.labels)
+    resolved = resolve_config(apply_plan(config, plan))
     return PlanReport(plan, data.notes, resolved.model_dump(mode="json"))

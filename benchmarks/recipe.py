@@ -88,7 +88,7 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
         planned = apply_plan(cfg, plan)
         shared_fp.parent.mkdir(parents=True, exist_ok=True)
         shared_fp.write_text(json.dumps(plan.fingerprint))
-    resolved = resolve_config(planned)
+    resolved = resolve_config(planned, data["train"])
     d = resolved.data
     cost = input_cost(resolved.model.name, d.num_frames, d.crop_size)
     if budget == "work":

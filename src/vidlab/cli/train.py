@@ -138,7 +138,7 @@ def plan(
 ) -> None:
     """Show the plan `vidlab train` would follow for a dataset (each setting and why), without
     training."""
-    from vidlab.train.plan import plan_dataset
+    from vidlab.train.run import plan_dataset
     from vidlab.train.search import build_train_config
 
     overrides = [*set_, f"dataset.path={data}", *([f"model.name={model}"] if model else [])]

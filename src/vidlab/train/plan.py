@@ -191,31 +191,3 @@ def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: l
     saved.write_text(json.dumps({k: v for k, v in plan.to_dict().items() if k != "fingerprint"},
                                 indent=2))
     return apply_plan(config, plan), plan
-
-
-@dataclass
-class PlanReport:
-    """What `vidlab plan` prints: the plan, the data it was made from, the resolved config."""
-
-    plan: Plan
-    notes: list[str]
-    config: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.plan.to_dict(), "data_notes": self.notes, "config": self.config}
-
-
-def plan_dataset(config: TrainConfig) -> PlanReport:
-    """The plan `vidlab train` would make for `config.dataset.path`, without training (the
-    dataset is scanned, cleaned and split as `vidlab train` would)."""
-    from vidlab.errors import DatasetError
-    from vidlab.train.dataset import prepare_data
-    from vidlab.train.run import resolve_config
-
-    if not config.dataset.path:
-        raise DatasetError("no dataset: pass --data ROOT_OR_MANIFEST")
-    ds = config.dataset
-    data = prepare_data(ds.path, ds.val, ds.test, ds.split_seed, ds.clean, say=lambda _m: None)
-    plan = plan_for(config, data.train, data.labels)
-    resolved = resolve_config(apply_plan(config, plan))
-    return PlanReport(plan, data.notes, resolved.model_dump(mode="json"))

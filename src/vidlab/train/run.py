@@ -368,3 +368,28 @@ def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> 
     """The resolved config a run saved (what `--resume` continues with)."""
     return load_config(TrainConfig, Path(run_dir) / CONFIG_FILE, overrides)
 
+
+@dataclass
+class PlanReport:
+    """What `vidlab plan` prints: the plan, the data it was made from, the resolved config."""
+
+    plan: Any  # vidlab.train.plan.Plan
+    notes: list[str]
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.plan.to_dict(), "data_notes": self.notes, "config": self.config}
+
+
+def plan_dataset(config: TrainConfig) -> PlanReport:
+    """The plan `vidlab train` would make for `config.dataset.path`, without training (the
+    dataset is scanned, cleaned and split as `vidlab train` would)."""
+    from vidlab.train.plan import apply_plan, plan_for
+
+    if not config.dataset.path:
+        raise DatasetError("no dataset: pass --data ROOT_OR_MANIFEST")
+    ds = config.dataset
+    data = prepare_data(ds.path, ds.val, ds.test, ds.split_seed, ds.clean, say=lambda _m: None)
+    plan = plan_for(config, data.train, data.labels)
+    resolved = resolve_config(apply_plan(config, plan), data.train)
+    return PlanReport(plan, data.notes, resolved.model_dump(mode="json"))

@@ -110,6 +110,11 @@ def test_few_clips_get_smaller_batches_and_imbalance_picks_mean_class_accuracy()
     assert p["train.batch_size"][0] * 4 <= 40
     assert p["optim.lr"][0] < 2e-3
     assert p["train.monitor"][0] == "val_mean_class_acc"
+    # a batch size the user chose keeps the default rate (a DDP run with half the batch per
+    # rank and a 1-process run must train alike)
+    for batch in ("2", "4"):
+        p = planned(fingerprint(n=10), f"train.batch_size={batch}")
+        assert p["train.batch_size"] == (int(batch), "you") and p["optim.lr"][0] == 2e-3
 
 
 def test_what_the_user_set_is_kept_and_shown_beside_the_plan():

@@ -110,7 +110,8 @@ def make_plan(fingerprint: dict[str, Any], config: TrainConfig,
                   batch_size=config.train.batch_size, lr=config.optim.lr,
                   stride=int(DataConfig.model_fields["stride"].default),
                   window_sampling=str(DataConfig.model_fields["sampling"].default),
-                  input_cost=_input_cost(config.model.name, frames, entry.size))
+                  input_cost=_input_cost(config.model.name, frames, entry.size),
+                  batch_given="train.batch_size" in given)
     settings = []
     for choice in all_rules(fingerprint, ctx, dataset_info or {}):
         settings.append(_setting(choice, config, given))

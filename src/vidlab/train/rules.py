@@ -73,6 +73,8 @@ class Context:
     """The `data.sampling` word for contiguous clips (windows)."""
     input_cost: Any = None
     """`input_cost(frames, size)` → cost per clip relative to the default input (FLOPs)."""
+    batch_given: bool = False
+    """The user chose the batch size: the plan then keeps the rate that goes with it."""
 
 
 def _q(fp: dict[str, Any], *path: str, key: str = "p50", default: float = 0.0) -> float:
@@ -236,7 +238,7 @@ def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     n = int(clips.get("num_clips", 0))
     batch, lr = ctx.batch_size, ctx.lr
     out: list[Choice] = []
-    if n and n < batch * MIN_STEPS_PER_EPOCH:
+    if n and n < batch * MIN_STEPS_PER_EPOCH and not ctx.batch_given:
         small = max(2, 2 ** int(math.log2(max(2, n // MIN_STEPS_PER_EPOCH))))
         scaled = round(lr * math.sqrt(small / batch), 6)
         out += [Choice("train.batch_size", small, f"only {n} training clips: {small} per step "

@@ -19,7 +19,8 @@ with 3x the compute per clip gets a third of the epochs. This keeps the comparis
 machine shared with other jobs, where a wall-clock budget gives whoever runs during a busy
 minute fewer steps. `--budget time` uses `train.max_minutes` (`--minutes`, default 9) instead:
 the real default, fair only on an idle machine. `--work-scale F` gives every run F times the
-work (quick comparisons; not the default budget). Results go to OUT/results.jsonl as they come
+work and `--per-class N` makes every dataset with N clips per class (quick comparisons on a busy
+machine; not the default budget). Results go to OUT/results.jsonl as they come
 (an interrupted benchmark resumes after the last finished run).
 
 Held out: the rules were developed on `--seed 1` datasets; the published table is seed 0.
@@ -124,14 +125,14 @@ def _split(manifest: Path) -> dict[str, Any]:
             "labels": labels_of(entries)}
 
 
-def prepare(name: str, out: Path, seed: int) -> Path:
+def prepare(name: str, out: Path, seed: int, per_class: int | None = None) -> Path:
     """Make the dataset and split it once (scan, clean, 70/15/15): every setting uses it."""
     from vidlab.data.manifest import write_manifest
     from vidlab.train.dataset import prepare_data
 
     manifest = out / "data" / f"{name}.jsonl"
     if not manifest.is_file():
-        root = make_dataset(name, out / "data" / name, seed=seed)
+        root = make_dataset(name, out / "data" / name, seed=seed, per_class=per_class)
         data = prepare_data(root, say=lambda _m: None)
         write_manifest(data.all_entries(), manifest)
     return manifest
@@ -141,10 +142,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per dataset, test top-1 per setting."""
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     names = list(dict.fromkeys(r["dataset"] for r in rows))
-    lines = ["| dataset | " + " | ".join(settings) + " |",
-             "|---|" + "---|" * len(settings)]
+    lines = ["| dataset | test clips | " + " | ".join(settings) + " |",
+             "|---|---|" + "---|" * len(settings)]
     for name in names:
-        cells = []
+        n = next(r["test_clips"] for r in rows if r["dataset"] == name)
+        cells = [str(n)]
         for s in settings:
             r = next((r for r in rows if r["dataset"] == name and r["setting"] == s), None)
             cells.append("-" if r is None else f"{r['test_top1']:.3f} ({r['epochs']} ep)")
@@ -162,6 +164,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=9.0)
     ap.add_argument("--work-scale", type=float, default=1.0,
                     help="fraction of the default budget's work (quick, less accurate runs)")
+    ap.add_argument("--per-class", type=int, default=None,
+                    help="clips per class of every dataset (default: each dataset's own; "
+                         "fewer: a quicker, noisier benchmark)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +174,7 @@ def main() -> None:
     rows = [json.loads(line) for line in results.read_text().splitlines()] \
         if results.is_file() else []
     for name in args.datasets.split(","):
-        manifest = prepare(name, args.out, args.seed)
+        manifest = prepare(name, args.out, args.seed, args.per_class)
         settings = dict(SETTINGS)
         if name in FIXED:
             settings["fixed"] = FIXED[name][1]
@@ -180,7 +185,7 @@ def main() -> None:
                 continue
             row = run_one(name, setting, overrides, manifest, args.out, args.budget,
                           args.minutes, args.work_scale)
-            row["work_scale"] = args.work_scale
+            row.update(work_scale=args.work_scale, per_class=args.per_class)
             rows.append(row)
             with results.open("a") as f:
                 f.write(json.dumps(row) + "\n")

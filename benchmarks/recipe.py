@@ -132,7 +132,8 @@ def prepare(name: str, out: Path, seed: int, per_class: int | None = None) -> Pa
 
     manifest = out / "data" / f"{name}.jsonl"
     if not manifest.is_file():
-        root = make_dataset(name, out / "data" / name, seed=seed, per_class=per_class)
+        count = min(per_class, DATASETS[name].per_class) if per_class else None
+        root = make_dataset(name, out / "data" / name, seed=seed, per_class=count)
         data = prepare_data(root, say=lambda _m: None)
         write_manifest(data.all_entries(), manifest)
     return manifest
@@ -165,7 +166,7 @@ def main() -> None:
     ap.add_argument("--work-scale", type=float, default=1.0,
                     help="fraction of the default budget's work (quick, less accurate runs)")
     ap.add_argument("--per-class", type=int, default=None,
-                    help="clips per class of every dataset (default: each dataset's own; "
+                    help="at most this many clips per class (default: each dataset's own; "
                          "fewer: a quicker, noisier benchmark)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -172,3 +172,21 @@ def test_upside_down_flip_and_time_reversal_stay_off_unless_the_dataset_says_so(
     assert p["data.time_reverse"][0] == 0.0
     p = planned(fingerprint(labels=["wave", "clap"]), info={"time_reversible": True})
     assert p["data.time_reverse"][0] == 0.5
+
+
+def test_a_streamed_split_is_planned_with_its_own_counts_and_dataset_info(motion_manifest):
+    """Shards: the fingerprint's clips are a preview; counts and flips come from the split."""
+    from vidlab.data.manifest import labels_of, read_manifest
+    from vidlab.train.dataset import TrainShards
+    from vidlab.train.plan import plan_for
+
+    entries = read_manifest(motion_manifest)
+    train, labels = [e for e in entries if e["split"] == "train"], labels_of(entries)
+    counts = {name: 500 for name in labels}
+    info = {"flip_map": {name: name for name in labels}, "direction_sensitive": False}
+    shards = TrainShards([], 500 * len(labels), counts, info)
+    plan = plan_for(load_config(TrainConfig, None, []), train[:12], labels, shards=shards)
+    assert plan.fingerprint["clips"]["num_clips"] == 500 * len(labels)
+    by = {s.key: s.value for s in plan.settings}
+    assert by["train.batch_size"] == 16  # not shrunk for a 12-clip preview
+    assert by["data.flip_map"] == info["flip_map"] and by["data.direction_sensitive"] is False

@@ -92,7 +92,6 @@ def compute_fingerprint(entries: list[dict[str, Any]], labels: list[str] | None 
     counts = {name: 0 for name in labels}
     for e in entries:
         counts[str(e["label"])] = counts.get(str(e["label"]), 0) + 1
-    present = [c for c in counts.values() if c > 0]
     meta = {key: quantiles([e.get(key) for e in entries])
             for key in ("duration", "num_frames", "fps")}
     meta["short_side"] = quantiles([min(e["width"], e["height"]) for e in entries
@@ -113,10 +112,17 @@ def compute_fingerprint(entries: list[dict[str, Any]], labels: list[str] | None 
                           for label, ms in sorted(by_class.items())}
     return {
         "version": VERSION, "digest": entries_digest(entries),
-        "clips": {"num_clips": len(entries), "num_classes": len(labels), "class_counts": counts,
-                  "imbalance": (max(present) / min(present)) if present else 1.0},
+        "clips": clip_counts(counts),
         **meta, "motion": motion, "labels": label_report(labels),
     }
+
+
+def clip_counts(counts: dict[str, int]) -> dict[str, Any]:
+    """The fingerprint's `clips` section from clips per class (every label, zero included)."""
+    present = [c for c in counts.values() if c > 0]
+    return {"num_clips": sum(counts.values()), "num_classes": len(counts),
+            "class_counts": dict(counts),
+            "imbalance": (max(present) / min(present)) if present else 1.0}
 
 
 def load_or_compute(entries: list[dict[str, Any]], labels: list[str], path: str | Path | None,

@@ -154,19 +154,27 @@ def apply_plan(config: TrainConfig, plan: Plan) -> TrainConfig:
 
 
 def plan_for(config: TrainConfig, train_entries: list[dict[str, Any]], labels: list[str],
-             fingerprint_path: Path | None = None) -> Plan:
-    """The plan for these training clips (fingerprint cached at `fingerprint_path`)."""
+             fingerprint_path: Path | None = None, shards: Any = None) -> Plan:
+    """The plan for these training clips (fingerprint cached at `fingerprint_path`).
+
+    With `shards` (`vidlab.train.dataset.TrainShards`) the clips are a preview of a streamed
+    training split: the split's own class counts and `dataset.json` info are used."""
     from vidlab.data.config import find_dataset_info
-    from vidlab.data.fingerprint import load_or_compute
+    from vidlab.data.fingerprint import clip_counts, load_or_compute
 
     fingerprint = load_or_compute(train_entries, labels, fingerprint_path,
                                   max_clips=config.plan.fingerprint_clips)
+    if shards is not None:
+        if shards.label_counts:
+            counts = {name: int(shards.label_counts.get(name, 0)) for name in labels}
+            fingerprint = {**fingerprint, "clips": clip_counts(counts)}
+        return make_plan(fingerprint, config, shards.dataset_info)
     return make_plan(fingerprint, config, find_dataset_info([e["path"] for e in train_entries]))
 
 
 def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: list[str],
              run_dir: Path, say: Callable[[str], None] | None = None,
-             resume: bool = False) -> tuple[TrainConfig, Plan | None]:
+             resume: bool = False, shards: Any = None) -> tuple[TrainConfig, Plan | None]:
     """Plan a run: fingerprint (cached in `run_dir`), print, save and apply the plan.
 
     A resumed run keeps the plan it saved (`run_dir/plan.json`: its config already holds it);
@@ -185,7 +193,7 @@ def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: l
         for line in plan.lines()[1:]:
             say(line)
         return config, plan
-    plan = plan_for(config, train_entries, labels, run_dir / FINGERPRINT_FILE)
+    plan = plan_for(config, train_entries, labels, run_dir / FINGERPRINT_FILE, shards)
     for line in plan.lines():
         say(line)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -289,7 +289,8 @@ def _plan(config: TrainConfig, data: PreparedData, run_dir: Path, resume: bool, 
 
     planned = None
     if info.is_main:
-        planned = plan_run(config, data.train, data.labels, run_dir, say, resume=resume)
+        planned = plan_run(config, data.train, data.labels, run_dir, say, resume=resume,
+                           shards=data.shards)
     return broadcast_object(planned, info)
 
 
@@ -390,6 +391,7 @@ def plan_dataset(config: TrainConfig) -> PlanReport:
         raise DatasetError("no dataset: pass --data ROOT_OR_MANIFEST")
     ds = config.dataset
     data = prepare_data(ds.path, ds.val, ds.test, ds.split_seed, ds.clean, say=lambda _m: None)
-    plan = plan_for(config, data.train, data.labels)
-    resolved = resolve_config(apply_plan(config, plan), data.train)
+    plan = plan_for(config, data.train, data.labels, shards=data.shards)
+    resolved = resolve_config(apply_plan(config, plan), data.train,
+                              dataset_info=data.shards.dataset_info if data.shards else None)
     return PlanReport(plan, data.notes, resolved.model_dump(mode="json"))

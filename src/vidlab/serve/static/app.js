@@ -28,9 +28,57 @@ function percent(p) {
   return `${(100 * p).toFixed(1)}%`;
 }
 
+// The API key (when the server runs with --api-keys) lives in this tab's sessionStorage only.
+const KEY_STORE = "vidlab-api-key";
+let chosen = null;  // the served model the user picked (null: the server's default)
+
+function api(path, options = {}) {
+  const key = sessionStorage.getItem(KEY_STORE);
+  const headers = Object.assign({}, options.headers || {});
+  if (key) headers["Authorization"] = `Bearer ${key}`;
+  return fetch(path, Object.assign({}, options, { headers }));
+}
+
+function withModel(path) {
+  if (!chosen) return path;
+  return path + (path.includes("?") ? "&" : "?") + `model=${encodeURIComponent(chosen)}`;
+}
+
+function askForKey(message) {
+  $("key-form").hidden = false;
+  $("model").textContent = message;
+  document.body.dataset.state = "key";
+}
+
+async function loadModels() {
+  try {
+    const resp = await api("/v1/models");
+    if (resp.status === 401 || resp.status === 403) {
+      askForKey(sessionStorage.getItem(KEY_STORE) ? "that API key was refused; enter another"
+                                                  : "this server needs an API key");
+      return;
+    }
+    const data = await resp.json();
+    $("key-form").hidden = true;
+    const select = $("model-select");
+    select.replaceChildren(...data.models.map((m) => {
+      const option = document.createElement("option");
+      option.value = m.name;
+      option.textContent = `${m.name} (${m.labels.length} labels)`;
+      return option;
+    }));
+    chosen = chosen && data.models.some((m) => m.name === chosen) ? chosen : data.default;
+    select.value = chosen;
+    select.hidden = data.models.length < 2;
+    await loadModel();
+  } catch (e) {
+    $("model").textContent = "model information unavailable";
+  }
+}
+
 async function loadModel() {
   try {
-    const resp = await fetch("/v1/model");
+    const resp = await api(withModel("/v1/model"));
     model = await resp.json();
     $("model").textContent =
       `${model.name} · ${model.labels.length} labels · ${model.runtime} · ${model.version}`;
@@ -128,7 +176,7 @@ async function predict(file) {
   form.append("file", file, file.name);
   let resp;
   try {
-    resp = await fetch("/v1/predict?top_k=5", { method: "POST", body: form });
+    resp = await api(withModel("/v1/predict?top_k=5"), { method: "POST", body: form });
   } catch (e) {
     showError(`Could not reach the server (${e.message}).`);
     return;
@@ -140,6 +188,7 @@ async function predict(file) {
     showError(`The server answered ${resp.status} ${resp.statusText} without a result.`);
     return;
   }
+  if (resp.status === 401) askForKey("this server needs an API key");
   if (!resp.ok) {
     showError(data && data.error ? data.error.message : `The server answered ${resp.status}.`);
     return;
@@ -203,7 +252,8 @@ function renderStream(s) {
 
 async function pollStreams() {
   try {
-    const resp = await fetch("/v1/streams");
+    const resp = await api("/v1/streams");
+    if (resp.status === 401 || resp.status === 403) return;  // polled again once a key is given
     const data = await resp.json();
     if (data.streams.length) {
       $("streams").replaceChildren(...data.streams.map(renderStream));
@@ -233,8 +283,17 @@ function setup() {
   $("player").addEventListener("error", () => {
     $("status").textContent += " (this browser cannot play the file; the prediction still works)";
   });
-  loadModel();
-  pollStreams();
+  $("model-select").addEventListener("change", (e) => {
+    chosen = e.target.value;
+    loadModel();
+  });
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY_STORE, $("api-key").value.trim());
+    $("api-key").value = "";
+    loadModels().then(pollStreams);
+  });
+  loadModels().then(pollStreams);
 }
 
 setup();

@@ -190,6 +190,7 @@ def build_bench(bundle: str | None, videos: int, seconds: float, window: float,
     base = time.perf_counter() - t
     rows.append({"what": "vidlab predict (timeline, nothing stored)", "wall_s": round(base, 2),
                  "video_hours_per_hour": round(hours * 3600 / base, 1)})
+    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     for workers in (1, 2):
         t = time.perf_counter()
         report = build_index(lib, bundle, work / f"w{workers}.vlx", window=window, stride=stride,
@@ -198,8 +199,7 @@ def build_bench(bundle: str | None, videos: int, seconds: float, window: float,
         rows.append({"what": f"vidlab index build --workers {workers}", "wall_s": round(wall, 2),
                      "video_hours_per_hour": round(hours * 3600 / wall, 1),
                      "windows": report.windows, "vs_predict": round(base / wall, 2)})
-    for row in rows:
-        print(json.dumps(row), file=sys.stderr, flush=True)
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # each phase as it is measured
     return rows
 
 

@@ -79,3 +79,23 @@ def shared_clips() -> tuple[Path, Path]:
     if not (pristine.is_file() and distorted.is_file()):
         pytest.skip("../shared/data with the carphone clips is not present")
     return pristine, distorted
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """A real local Ray instance with 2 CPUs, started once per session (a start costs tens of
+    seconds); its address lets CLI subprocesses join it. Skips where Ray is not installed."""
+    ray = pytest.importorskip("ray")
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded machine can miss it
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -1,5 +1,6 @@
 """`--engine ray`: the per-file work of the data verbs on a real local Ray instance (2 CPUs,
-started once for this module) gives exactly the local engine's outputs; failures are rows."""
+started once per test session: `ray_address` in tests/conftest.py) gives exactly the local
+engine's outputs; failures are rows."""
 
 from __future__ import annotations
 
@@ -16,25 +17,7 @@ from data_helpers import distinct_frames, truncate, write
 from vidlab.data.commands import clean_manifest, scan_to_manifest
 from vidlab.data.parallel import Engine, parallel_map
 
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def ray_address():
-    """A real local Ray instance with 2 CPUs; its address lets CLI subprocesses join it."""
-    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded machine can miss it
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
-            break
-        except Exception:
-            ray.shutdown()
-            if attempt == 2:
-                raise
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
+pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,24 @@ def test_two_worker_processes_store_what_one_process_stores(small_library, tiny_
                            two.db.embeddings([w.id for w in b]), atol=1e-4)
 
 
+def test_ray_tasks_store_what_local_processes_store(small_library, tiny_bundle, tmp_path,
+                                                    ray_address):
+    from vidlab.data.parallel import Engine
+
+    local = build(small_library, tiny_bundle, tmp_path / "local.vlx", workers=1)
+    remote = build(small_library, tiny_bundle, tmp_path / "ray.vlx",
+                   engine=Engine("ray", ray_address))
+    assert sorted(remote.added) == sorted(local.added) and remote.windows == local.windows
+    assert [f["path"] for f in remote.failed] == [f["path"] for f in local.failed]
+    one, two = open_index(tmp_path / "local.vlx"), open_index(tmp_path / "ray.vlx")
+    for rel, video in one.db.videos().items():
+        a = one.db.windows_of(video["id"])
+        b = two.db.windows_of(two.db.video(rel)["id"])
+        assert [(w.start, w.end, w.label) for w in a] == [(w.start, w.end, w.label) for w in b]
+        assert np.allclose(one.db.embeddings([w.id for w in a]),
+                           two.db.embeddings([w.id for w in b]), atol=1e-4)
+
+
 def test_an_index_is_only_updated_with_the_model_and_windows_it_was_built_with(
         small_library, tiny_bundle, tmp_path):
     from tests.serve.helpers import make_tiny_bundle

@@ -34,12 +34,17 @@ def build(
     runtime: str = typer.Option("auto", "--runtime",
                                 help="auto (PyTorch when the bundle has weights, for "
                                      "forward_features), torch, onnx or onnx-int8."),
+    engine: str = typer.Option("local", "--engine", help="How per-file work is spread: local "
+                               "(processes) or ray (Ray tasks on a cluster)."),
+    address: str = typer.Option(None, "--address", help="Ray cluster address; default: a "
+                                "local Ray instance. Implies --engine ray."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Index new and changed videos, drop deleted ones; resumes an interrupted build.
 
     Bad files are reported (one line each) and skipped; the exit status is 1 if any failed.
     """
+    from vidlab.data.parallel import as_engine
     from vidlab.library.build import build_index
 
     def tick(rel: str, result) -> None:
@@ -49,7 +54,8 @@ def build(
             console.print(f"indexed {rel}: {len(result.start)} windows", highlight=False)
 
     report = build_index(source, bundle, out, window=window, stride=stride, top_k=top_k,
-                         workers=workers or None, runtime=runtime, on_file=tick)
+                         workers=workers or None, runtime=runtime, on_file=tick,
+                         engine=as_engine(engine, address))
     data = report.as_dict()
     if json_out:
         print_json(data)

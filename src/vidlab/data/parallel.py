@@ -99,16 +99,22 @@ def ray_module(engine: Engine):
     except ImportError:
         raise EngineError("--engine ray needs Ray: pip install -c constraints.txt "
                           "'vidlab[ray]'") from None
-    if not ray.is_initialized():
+    # a local start can miss Ray's 30 s raylet registration on a loaded machine: retry it
+    attempts = 1 if engine.address else 3
+    for attempt in range(attempts):
+        if ray.is_initialized():
+            break
         try:
             # workers must import vidlab as this process does (the same source tree)
             env = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
             ray.init(address=engine.address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, runtime_env=env)
         except Exception as exc:
-            where = engine.address or "a local instance"
-            raise EngineError(f"cannot start or reach Ray at {where} "
-                              f"({type(exc).__name__}: {exc})") from None
+            ray.shutdown()
+            if attempt == attempts - 1:
+                where = engine.address or "a local instance"
+                raise EngineError(f"cannot start or reach Ray at {where} "
+                                  f"({type(exc).__name__}: {exc})") from None
     return ray
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vidlab.errors import LibraryError
-from vidlab.library.embed import FileWindows, IndexSettings, file_facts, index_file
+from vidlab.library.embed import FileWindows, IndexSettings, _failed, file_facts, index_file
 from vidlab.library.store import LibraryDB, now
 from vidlab.library.vectors import VectorIndex
 
@@ -111,12 +111,15 @@ def _manifest_paths(manifest: Path) -> Iterator[Path]:
 def build_index(source: str | Path, bundle: str | Path, out: str | Path, *, window: float = 2.0,
                 stride: float = 1.0, top_k: int = 5, workers: int | None = None,
                 runtime: str = "auto", batch_size: int = 8,
-                on_file: Callable[[str, FileWindows], None] | None = None) -> BuildReport:
+                on_file: Callable[[str, FileWindows], None] | None = None,
+                engine: Any = None) -> BuildReport:
     """Index (or update the index of) every video of `source` with `bundle` into `out`.
 
     Raises `LibraryError` when `out` was built with another model, other windows or another
     library root (build a new index for those). `on_file(rel_path, result)` is called as each
-    file finishes (progress bars).
+    file finishes (progress bars). `engine`: "local" processes (default) or "ray" /
+    `Engine("ray", address)` for Ray tasks on a cluster (every worker must see the files and
+    the bundle at the same paths).
     """
     from vidlab.bundle import load_bundle
     from vidlab.serve.predict import model_version
@@ -133,7 +136,7 @@ def build_index(source: str | Path, bundle: str | Path, out: str | Path, *, wind
     report = BuildReport(index=str(db.dir), root=str(root))
 
     todo, facts = _plan(db, root, files, report)
-    results = run_files([str(root / rel) for rel in todo], settings, workers)
+    results = run_files([str(root / rel) for rel in todo], settings, workers, engine)
     for result in results:
         rel = Path(result.path).relative_to(root).as_posix()
         f = facts[rel]
@@ -234,10 +237,20 @@ def _store(db: LibraryDB, rel: str, f: dict[str, Any], result: FileWindows, top_
                   "height": int(info["height"])}, rows)
 
 
-def run_files(paths: list[str], settings: IndexSettings, workers: int | None = None
-              ) -> Iterable[FileWindows]:
+def run_files(paths: list[str], settings: IndexSettings, workers: int | None = None,
+              engine: Any = None) -> Iterable[FileWindows]:
     """`index_file` over every path, in `workers` processes (default: one per core), yielding
-    each result as soon as it is done (in completion order)."""
+    each result as soon as it is done (in completion order). `engine` "ray" (or a
+    `vidlab.data.parallel.Engine` with an address) runs them as Ray tasks instead, one
+    single-threaded task per file; a task that dies is that file's error."""
+    from vidlab.data.parallel import as_engine
+
+    if paths and as_engine(engine).name == "ray":
+        from vidlab.data.parallel import parallel_map
+
+        yield from parallel_map(_IndexJob(replace(settings, threads=1)), paths, chunksize=1,
+                                engine=engine, on_error=_lost_on_ray)
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, min(workers or cores or 1, len(paths) or 1))
     if workers == 1:
@@ -247,6 +260,20 @@ def run_files(paths: list[str], settings: IndexSettings, workers: int | None = N
     # the cores are shared out: one worker per core runs single-threaded
     yield from _in_processes(paths, replace(settings, threads=max(1, (cores or 1) // workers)),
                              workers)
+
+
+class _IndexJob:
+    """`index_file(path, settings)` as a picklable callable (Ray ships it to its workers)."""
+
+    def __init__(self, settings: IndexSettings):
+        self.settings = settings
+
+    def __call__(self, path: str) -> FileWindows:
+        return index_file(path, self.settings)
+
+
+def _lost_on_ray(path: str, exc: BaseException) -> FileWindows:
+    return _failed(path, f"{path}: its Ray task failed ({type(exc).__name__}: {exc})")
 
 
 def _in_processes(paths: list[str], settings: IndexSettings, workers: int

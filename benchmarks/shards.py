@@ -1,0 +1,182 @@
+"""Sharded datasets and the Ray engine, measured in one run on this machine:
+
+1. DataLoader training clips/s from files vs from WebDataset shards (the same clips, the same
+   workers, batch size and clip settings), as a ratio;
+2. `data scan` + `data clean` wall time with the local process pool vs Ray tasks on a local
+   Ray instance (the same worker count), as a ratio (Ray's start-up reported apart);
+3. per-file costs (probe, clean, shard packing, shard re-encode) that `docs/scale.md` turns
+   into a paper estimate for 10⁶ clips on N nodes.
+
+    python benchmarks/shards.py                          # synth 12 clips/class, 2 workers
+    python benchmarks/shards.py --data DIR --workers 2 --json
+    python benchmarks/shards.py --no-ray                 # files vs shards only
+
+Each phase prints its figures as soon as it is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def clips_per_second(loader, epochs: int) -> float:
+    """Clips per second over `epochs` full passes (worker start-up included, as in training)."""
+    clips, t0 = 0, time.perf_counter()
+    for epoch in range(epochs):
+        loader.set_epoch(epoch)
+        for x, *_ in loader:
+            clips += x.shape[0]
+    return clips / (time.perf_counter() - t0)
+
+
+def timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def say(results: dict[str, Any], key: str, value: Any, as_json: bool) -> None:
+    results[key] = value
+    if not as_json:
+        print(f"{key}: {value}", flush=True)
+
+
+def loader_phase(manifest: Path, shards: Path, args, results: dict, as_json: bool) -> None:
+    from vidlab.data.config import DataConfig
+    from vidlab.data.loader import make_loader
+    from vidlab.data.manifest import labels_of, read_manifest
+    from vidlab.data.shardset import open_shards
+    from vidlab.data.stream import shard_loader
+
+    config = DataConfig(num_frames=args.frames, stride=args.stride, short_side=args.short_side,
+                        crop_size=args.crop, num_workers=args.workers,
+                        shuffle_buffer=args.shuffle_buffer)
+    train = [e for e in read_manifest(manifest) if e.get("split", "train") == "train"]
+    labels = labels_of(read_manifest(manifest))
+    source = open_shards(shards)
+    files = make_loader(train, labels, config, train=True, batch_size=args.batch_size, seed=0,
+                        drop_last=False)
+    streamed = shard_loader(source.shards("train"), source.labels, config, args.batch_size)
+    clips_per_second(files, 1)  # warm the page cache for both, so neither pays first reads
+    clips_per_second(streamed, 1)
+    f = clips_per_second(files, args.epochs)
+    say(results, "loader_files_clips_per_s", round(f, 2), as_json)
+    s = clips_per_second(streamed, args.epochs)
+    say(results, "loader_shards_clips_per_s", round(s, 2), as_json)
+    say(results, "loader_shards_vs_files", round(s / f, 3), as_json)
+
+
+def engine_phase(root: Path, tmp: Path, args, results: dict, as_json: bool) -> None:
+    from vidlab.data.commands import clean_manifest, scan_to_manifest
+    from vidlab.data.parallel import Engine, ray_module
+
+    n = sum(1 for p in root.rglob("*.mp4"))
+    _, local_scan = timed(scan_to_manifest, root, tmp / "local.jsonl", workers=args.workers,
+                          progress=False)
+    _, local_clean = timed(clean_manifest, tmp / "local.jsonl", tmp / "local_clean.jsonl",
+                           tmp / "local_report.json", workers=args.workers, progress=False)
+    say(results, "files", n, as_json)
+    say(results, "local_scan_s", round(local_scan, 2), as_json)
+    say(results, "local_clean_s", round(local_clean, 2), as_json)
+    say(results, "probe_ms_per_file_per_core", round(1000 * local_scan * args.workers / n, 1),
+        as_json)
+    say(results, "clean_ms_per_file_per_core", round(1000 * local_clean * args.workers / n, 1),
+        as_json)
+    if args.no_ray:
+        return
+    import ray
+
+    t0 = time.perf_counter()
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded machine can miss it
+        try:
+            ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
+    say(results, "ray_start_s", round(time.perf_counter() - t0, 2), as_json)
+    try:
+        engine = Engine("ray", ray.get_runtime_context().gcs_address)
+        ray_module(engine)
+        _, ray_scan = timed(scan_to_manifest, root, tmp / "ray.jsonl", progress=False,
+                            engine=engine)
+        _, ray_clean = timed(clean_manifest, tmp / "ray.jsonl", tmp / "ray_clean.jsonl",
+                             tmp / "ray_report.json", progress=False, engine=engine)
+    finally:
+        ray.shutdown()
+    same = (tmp / "local_clean.jsonl").read_bytes() == (tmp / "ray_clean.jsonl").read_bytes()
+    say(results, "ray_scan_s", round(ray_scan, 2), as_json)
+    say(results, "ray_clean_s", round(ray_clean, 2), as_json)
+    say(results, "ray_outputs_equal_local", same, as_json)
+    say(results, "scan_clean_ray_vs_local_throughput",
+        round((local_scan + local_clean) / (ray_scan + ray_clean), 3), as_json)
+
+
+def shard_phase(manifest: Path, tmp: Path, args, results: dict, as_json: bool) -> Path:
+    from vidlab.data.shards import shard_dataset
+    from vidlab.data.transcoding import TranscodeSpec
+
+    out = tmp / "shards"
+    index, seconds = timed(shard_dataset, manifest, out, shard_size=args.shard_size,
+                           workers=args.workers, progress=False)
+    n = index["samples"]
+    say(results, "shard_pack_ms_per_file_per_core", round(1000 * seconds * args.workers / n, 1),
+        as_json)
+    say(results, "shards", sum(len(p["shards"]) for p in index["splits"].values()), as_json)
+    small = tmp / "shards_h264"
+    _, seconds = timed(shard_dataset, manifest, small, shard_size=args.shard_size,
+                       transcode=TranscodeSpec("h264", size=args.short_side, gop=16),
+                       workers=args.workers, progress=False)
+    say(results, "shard_transcode_ms_per_file_per_core",
+        round(1000 * seconds * args.workers / n, 1), as_json)
+    say(results, "mean_clip_bytes", round(sum(p["bytes"] for p in index["splits"].values()) / n),
+        as_json)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, help="dataset folder (default: synth into a temp dir)")
+    ap.add_argument("--per-class", type=int, default=12)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--stride", type=int, default=2)
+    ap.add_argument("--short-side", type=int, default=128)
+    ap.add_argument("--crop", type=int, default=112)
+    ap.add_argument("--shuffle-buffer", type=int, default=64)
+    ap.add_argument("--shard-size", default="64MB")
+    ap.add_argument("--no-ray", action="store_true", help="skip the Ray phase")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+
+    from vidlab.data.manifest import scan, write_manifest
+    from vidlab.data.split import split
+    from vidlab.data.synth import synth
+
+    torch.set_num_threads(1)
+    results: dict[str, Any] = {"workers": args.workers}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        root = args.data or synth(tmp / "synth", per_class=args.per_class, seed=0)
+        manifest = write_manifest(split(scan(root, progress=False).entries, seed=0),
+                                  tmp / "split.jsonl")
+        engine_phase(root, tmp, args, results, args.json)
+        shards = shard_phase(manifest, tmp, args, results, args.json)
+        loader_phase(manifest, shards, args, results, args.json)
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -135,7 +135,7 @@ class ShardStream(IterableDataset):
         self.epoch, self.skip = 0, 0
         self.pre = config.preprocess()
         self.sampler = train_sampler(self.pre, config.temporal_jitter)
-        self.transform = TrainTransform(config, config.flip_targets(self.labels))
+        self.transform = TrainTransform(config, config.flip_targets(self.labels), self.labels)
         self.batches = batches_per_rank(sum(s.samples for s in shards), world_size, batch_size)
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:

@@ -16,6 +16,7 @@ import json
 import numpy as np
 import torch
 from tests.library.conftest import STRIDE, WINDOW
+from tests.library.motion import LABELS, MODEL, PREPROCESS, pan_video
 
 from vidlab.bundle import load_bundle, save_bundle
 from vidlab.library.build import build_index
@@ -32,8 +33,6 @@ def share(truth: list[dict], label: str, start: float, end: float) -> float:
 def like_precisions(index, root, truth) -> list[float]:
     """precision@10 of "like" from each class's first segment of every video, the query's own
     moments excluded; a hit is a moment at least half of which shows the query's class."""
-    from tests.library.motion import LABELS
-
     lib = open_index(index)
     out = []
     for name, segments in truth.items():
@@ -52,8 +51,6 @@ def test_the_trained_model_recognises_pans_it_never_saw(pan_bundle):
 
 
 def test_label_search_finds_every_pan_segment_within_one_stride(pan_index, pan_library):
-    from tests.library.motion import LABELS
-
     root, truth = pan_library
     lib = open_index(pan_index)
     cuts = {name: {s["start"] for s in segs[1:]} for name, segs in truth.items()}
@@ -83,8 +80,6 @@ def test_like_ranks_moments_of_the_same_pan_first(pan_index, pan_library):
 def test_the_same_searches_on_the_untrained_network_are_near_chance(pan_bundle, pan_library,
                                                                     tmp_path):
     """The check above measures what the weights learned, not the pipeline alone."""
-    from tests.library.motion import LABELS, MODEL, PREPROCESS
-
     from vidlab.models import create
 
     torch.manual_seed(0)
@@ -100,8 +95,6 @@ def test_the_same_searches_on_the_untrained_network_are_near_chance(pan_bundle, 
 
 
 def test_like_with_a_new_clip_runs_it_through_the_trained_model(pan_index, pan_library, tmp_path):
-    from tests.library.motion import pan_video
-
     _, truth = pan_library
     lib = open_index(pan_index)
     for k, label in enumerate(("pan_up", "pan_right")):

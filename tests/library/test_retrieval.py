@@ -6,7 +6,7 @@ same searches over the untrained network (checked below) are near chance.
 
 Measured (seed 0, this machine): every true segment found within one stride; extra segments
 only single windows straddling a cut; "like" precision@10 0.99 over 16 queries (lowest 0.9)
-against 0.26 for the untrained network (chance 0.25).
+against 0.27 for the untrained network (chance 0.25).
 """
 
 from __future__ import annotations
@@ -65,15 +65,17 @@ def test_label_search_finds_every_pan_segment_within_one_stride(pan_index, pan_l
         for name, seg in expected:
             assert sum(matches(r, seg) for r in found if r["video"] == name) == 1, \
                 f"{label} {name} {seg}: {found}"
-        for r in found:  # anything else is one window whose clip straddles a cut
-            if not any(matches(r, s) for name, s in expected if name == r["video"]):
-                assert r["end"] - r["start"] <= STRIDE + 1e-6, r
-                assert any(abs((r["start"] + r["end"]) / 2 - c) <= STRIDE for c in cuts[r["video"]]), r
+        extra = [r for r in found if not any(matches(r, s) for n, s in expected if n == r["video"])]
+        print(f"{label}: {len(expected)} true segments, {len(found)} found, {len(extra)} other")
+        for r in extra:  # anything else is one window whose clip straddles a cut
+            assert r["end"] - r["start"] <= STRIDE + 1e-6, r
+            assert any(abs((r["start"] + r["end"]) / 2 - c) <= STRIDE for c in cuts[r["video"]]), r
 
 
 def test_like_ranks_moments_of_the_same_pan_first(pan_index, pan_library):
     root, truth = pan_library
     precisions = like_precisions(pan_index, root, truth)
+    print(f"trained: like precision@10 per query {precisions}, mean {np.mean(precisions):.3f}")
     assert min(precisions) >= 0.7 and np.mean(precisions) >= 0.9, precisions  # 0.9 / 0.99
 
 
@@ -91,7 +93,9 @@ def test_the_same_searches_on_the_untrained_network_are_near_chance(pan_bundle, 
     root, truth = pan_library
     index = tmp_path / "untrained.vlx"
     build_index(root, bundle, index, window=WINDOW, stride=STRIDE, workers=1)
-    assert np.mean(like_precisions(index, root, truth)) <= 0.5  # measured 0.26 (chance 0.25)
+    precisions = like_precisions(index, root, truth)
+    print(f"untrained: like precision@10 mean {np.mean(precisions):.3f}")
+    assert np.mean(precisions) <= 0.5  # measured 0.27 (chance 0.25)
 
 
 def test_like_with_a_new_clip_runs_it_through_the_trained_model(pan_index, pan_library, tmp_path):

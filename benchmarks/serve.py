@@ -8,6 +8,7 @@ latency, errors and the server's peak RSS (sampled with psutil).
     python benchmarks/serve.py                      # 16 clients, 20 s per configuration
     python benchmarks/serve.py --seconds 60 --json  # longer, machine-readable
     python benchmarks/serve.py --bundle RUN/best.vidlab --video clip.mp4
+    python benchmarks/serve.py --soak --clients 8 --seconds 30   # hot reload mid-run vs none
 
 Without `--bundle` a randomly initialised r2plus1d_tiny bundle (16 frames at 112×112, the
 default preprocessing) with PyTorch weights and an ONNX export is made: speed does not depend
@@ -73,7 +74,7 @@ def run_config(bundle: Path, video: Path, max_batch: int, args: argparse.Namespa
     cmd = [sys.executable, "-m", "vidlab", "serve", str(bundle), "--port", str(port),
            "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms),
            "--queue-size", str(4 * args.clients), "--db", str(work / f"log-{max_batch}.db"),
-           "--runtime", args.runtime]
+           "--runtime", args.runtime, "--no-access-log"]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_ready(url, server)
@@ -147,12 +148,13 @@ def _wait_ready(url: str, server: subprocess.Popen) -> None:
 
 
 def _batch_mean(metrics: str) -> float | None:
-    values = {}
-    for line in metrics.splitlines():
-        for key in ("vidlab_batch_size_sum", "vidlab_batch_size_count"):
-            if line.startswith(key + " "):
-                values[key] = float(line.split()[-1])
-    count = values.get("vidlab_batch_size_count")
+    values = {"vidlab_batch_size_sum": 0.0, "vidlab_batch_size_count": 0.0}
+    for line in metrics.splitlines():  # samples carry model/version labels: sum them
+        key, _, value = line.rpartition(" ")
+        name = key.partition("{")[0]
+        if name in values:
+            values[name] += float(value)
+    count = values["vidlab_batch_size_count"]
     return values["vidlab_batch_size_sum"] / count if count else None
 
 
@@ -167,12 +169,19 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
     ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--soak", action="store_true",
+                    help="Soak run: the same load without and with a hot reload mid-run.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vidlab-bench-serve-"))
     bundle = args.bundle or make_bundle(work / "bench.vidlab", args.model)
     video = args.video or make_video(work / "clip.mp4")
+    if args.soak:
+        from serve_soak import soak
+
+        soak(bundle, video, args, work)
+        return
     rows = [run_config(bundle, video, 1, args, work),
             run_config(bundle, video, args.max_batch, args, work)]
     base = rows[0]["throughput_rps"] or float("nan")

@@ -3,12 +3,13 @@ mid-run, against the same load without one, in the same run.
 
 Each phase starts a fresh `vidlab serve` subprocess on 127.0.0.1 (loopback only) and drives it
 with `--clients` concurrent uploaders for `--seconds`. In the reload phase the bundle directory
-is replaced on disk half-way through (moved away, a new version moved in: another label set, so
+is replaced on disk a third of the way through (moved away, a new version moved in: another label set, so
 another version hash) and the server's poller (`--reload-poll-s 0.5`) loads it beside the old
 one, warms it up and switches. Printed per phase, as soon as it is measured: requests, req/s and
 its ratio to the baseline, p50/p99 latency, errors, answers per version, and for the reload
-phase the time from the swap to the first answer of the new version. Bounded: fixed clients and
-duration, a bounded server queue.
+phase the time from the swap to the first answer of the new version (the reload phase runs on
+until `--seconds / 3` after that answer, at most `3 × --seconds`). Bounded: fixed clients, at
+most three times the duration, a bounded server queue.
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ def _phase(bundle: Path, video: Path, args, work: Path, reload_at: float | None)
             for _ in range(3):  # warm-up outside the measurement
                 c.post(f"{url}/v1/predict", files={"file": (video.name, data, "video/mp4")})
         t0 = time.monotonic()
-        stop = t0 + args.seconds
+        done = threading.Event()
 
         def client() -> None:
             with httpx.Client(timeout=120) as c:
-                while time.monotonic() < stop:
+                while not done.is_set():
                     t = time.perf_counter()
                     try:
                         r = c.post(f"{url}/v1/predict",
@@ -82,6 +83,9 @@ def _phase(bundle: Path, video: Path, args, work: Path, reload_at: float | None)
             bundle.rename(work / f"{bundle.name}.old")
             staging.rename(bundle)
             swapped.append(time.monotonic() - t0)
+        while not _phase_over(time.monotonic() - t0, args.seconds, swapped, answers):
+            time.sleep(0.1)
+        done.set()
         for t in threads:
             t.join()
         elapsed = time.monotonic() - t0
@@ -106,16 +110,31 @@ def _phase(bundle: Path, video: Path, args, work: Path, reload_at: float | None)
     return row
 
 
+def _phase_over(now: float, seconds: float, swapped: list[float], answers: list) -> bool:
+    """A phase lasts `seconds`; a reload phase also until `seconds / 3` after the first answer
+    of the new version (the warm-up of a new version can take long on a busy machine), at most
+    three times `seconds`."""
+    if now >= 3 * seconds:
+        return True
+    if now < seconds:
+        return False
+    if not swapped:
+        return True
+    first = answers[0][2] if answers else None
+    new = [a[0] for a in answers if a[2] != first]
+    return bool(new) and now >= min(new) + seconds / 3
+
+
 def soak(bundle: Path, video: Path, args, work: Path) -> None:
     """Baseline then reload phase; prints each as soon as it is measured."""
     served = work / "soak" / bundle.name  # the reload phase replaces this copy, never yours
     shutil.copytree(bundle, served)
     print(f"soak: {args.clients} clients × {args.seconds:g} s per phase, runtime "
-          f"{args.runtime}, reload at {args.seconds / 2:g} s", flush=True)
+          f"{args.runtime}, reload at {args.seconds / 3:g} s", flush=True)
     print(f"{'phase':>9} {'requests':>8} {'req/s':>7} {'vs base':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'errors':>6}  versions", flush=True)
     rows = []
-    for reload_at in (None, args.seconds / 2):
+    for reload_at in (None, args.seconds / 3):
         row = _phase(served, video, args, work, reload_at)
         rows.append(row)
         row["throughput_ratio"] = row["throughput_rps"] / (rows[0]["throughput_rps"] or np.nan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.serve.helpers import LiveServer, colour_video, upload
+from tests.serve.helpers import LiveServer, colour_video, metric, upload
 from tests.serve.keyed import KeyedServer
 
 from vidlab.errors import ConfigError
@@ -99,6 +99,8 @@ def test_a_burst_is_rate_limited_per_key(colour_predictor, key_file):
         assert r.json()["error"]["type"] == "rate_limited" and r.json()["error"]["request_id"]
         assert client.get("/v1/models", headers=_auth(ADMIN_KEY)).status_code == 200
         assert all(client.get("/healthz").status_code == 200 for _ in range(10))
+        text = client.get("/metrics", headers=_auth(ADMIN_KEY)).text
+        assert metric(text, "vidlab_http_refusals_total", 'reason="rate_limited"') == 4
 
 
 def test_cors_only_for_the_origins_given(colour_predictor):

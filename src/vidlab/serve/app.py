@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidlab.bundle import Bundle
@@ -118,7 +119,11 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
     app.state.registry = registry
     app.state.service = first  # the first model's service as loaded (before any reload)
     app.state.drain = drain = Drain()
-    app.add_middleware(Gateway, drain=drain, keys=keys, log_access=access_log,
+    server_metrics = CollectorRegistry()
+    refusals = Counter("vidlab_http_refusals", "Requests refused before any route, by reason "
+                       "(unauthorized, forbidden, rate_limited, draining).", ["reason"],
+                       registry=server_metrics)
+    app.add_middleware(Gateway, drain=drain, keys=keys, log_access=access_log, refusals=refusals,
                        limiter=RateLimiter(rate_limit, rate_burst) if rate_limit > 0 else None)
     if cors:  # outermost, so that refusals carry CORS headers too
         app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["*"],
@@ -202,7 +207,8 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
         """Prometheus metrics of this server, labelled by model and version."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(exposition(registry.services()), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(registry.services(), server_metrics),
+                        media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

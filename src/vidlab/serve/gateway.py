@@ -52,9 +52,11 @@ class Gateway:
     """ASGI middleware doing steps 1-5 above around `app`."""
 
     def __init__(self, app: Any, drain: Drain, keys: ApiKeys | None = None,
-                 limiter: RateLimiter | None = None, log_access: bool = True):
+                 limiter: RateLimiter | None = None, log_access: bool = True,
+                 refusals: Any = None):
         self.app, self.drain, self.keys, self.limiter = app, drain, keys, limiter
         self.log_access = log_access
+        self.refusals = refusals  # a Counter by `reason`, shown in /metrics
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -71,6 +73,8 @@ class Gateway:
             answer, who = self._admit(scope, headers)
             reply = _with_request_id(send, request_id, state)
             if answer is not None:
+                if self.refusals is not None:
+                    self.refusals.labels(answer[1]).inc()
                 await reply_json(reply, *answer)
                 return
             self.drain.in_flight += 1

@@ -31,8 +31,10 @@ def test_sigterm_drains_accepted_requests_and_exits_0(colour_bundle, tmp_path):
 
     def slow_upload(i: int) -> None:
         def body():
-            for n, chunk in enumerate(multipart_chunks(data, chunk=max(1, len(data) // 8),
-                                                       delay=0.25)):
+            # 16 pieces, 0.5 s apart: ~8 s of upload left when SIGTERM comes, time enough for
+            # the probes below even on a loaded machine
+            for n, chunk in enumerate(multipart_chunks(data, chunk=max(1, len(data) // 16),
+                                                       delay=0.5)):
                 if n == 1:
                     started[i].set()
                 yield chunk

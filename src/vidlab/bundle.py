@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidlab.bundle_schema import check_config, check_preprocess
 from vidlab.errors import BundleError, OutputExistsError
 
 FORMAT_VERSION = 1
@@ -51,12 +52,22 @@ class Bundle:
         return list(self.config.get("labels", []))
 
     @property
+    def num_classes(self) -> int:
+        """Classes the model outputs: `model.num_classes`, else the number of labels."""
+        return int(self.model_spec.get("num_classes") or len(self.labels))
+
+    @property
     def model_spec(self) -> dict[str, Any]:
         return dict(self.config.get("model", {}))
 
     @property
     def preprocess_spec(self) -> dict[str, Any]:
         return dict(self.config.get("preprocess", {}))
+
+    def check_runnable(self) -> None:
+        """`BundleError` (naming config.json and the field) unless this is a classifier with
+        everything needed to run it: a model and its labels."""
+        check_config(self.config, self.path / CONFIG_FILE, FORMAT_VERSION, runnable=True)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -83,12 +94,16 @@ class Bundle:
         spec = self.model_spec
         if "name" not in spec:
             raise BundleError("config.json has no model.name", self.path)
-        model = create(spec["name"], num_classes=spec.get("num_classes", len(self.labels)),
-                       **spec.get("kwargs", {}))
+        model = create(spec["name"], num_classes=self.num_classes, **spec.get("kwargs", {}))
         if spec.get("pruned_channels"):  # structurally pruned by `vidlab optimize --prune`
-            _fit_shapes(model, self.state_dict())
+            fit_shapes(model, self.state_dict())
         if load_weights:
-            missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+            try:
+                missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+            except RuntimeError as exc:  # shape mismatches, which strict=False does not excuse
+                raise BundleError(f"weights do not fit model {spec['name']} with "
+                                  f"{self.num_classes} classes ({str(exc).strip().splitlines()[-1]})",
+                                  self.path / WEIGHTS_FILE) from exc
             if missing or unexpected:
                 raise BundleError(
                     f"weights do not fit model {spec['name']}: missing {missing[:3]}, "
@@ -99,7 +114,9 @@ class Bundle:
         """The evaluation/serving preprocessing object the model was trained with."""
         from vidlab.data.transforms import Preprocess
 
-        return Preprocess.from_dict(self.preprocess_spec)
+        pre = Preprocess.from_dict(self.preprocess_spec)
+        check_preprocess(pre, self.path / CONFIG_FILE)
+        return pre
 
     def update_metrics(self, updates: dict[str, Any]) -> None:
         """Merge `updates` into metrics.json (atomic replace of that one file)."""
@@ -172,12 +189,9 @@ def load_bundle(path: str | Path) -> Bundle:
     config = _read_json(cfg_path, p)
     if not isinstance(config, dict) or "format" not in config:
         raise BundleError(f"{CONFIG_FILE} is not a vidlab bundle config", p)
-    if int(config["format"]) > FORMAT_VERSION:
-        raise BundleError(
-            f"bundle format {config['format']} is newer than this vidlab ({FORMAT_VERSION}); "
-            "upgrade vidlab", p)
-    metrics = _read_json(p / METRICS_FILE, p) if (p / METRICS_FILE).is_file() else {}
-    stats = _read_json(p / DATA_STATS_FILE, p) if (p / DATA_STATS_FILE).is_file() else {}
+    check_config(config, cfg_path, FORMAT_VERSION)
+    metrics = _read_object(p / METRICS_FILE, p)
+    stats = _read_object(p / DATA_STATS_FILE, p)
     return Bundle(path=p, config=config, metrics=metrics, data_stats=stats)
 
 
@@ -200,6 +214,16 @@ def _read_json(path: Path, bundle: Path) -> Any:
         raise BundleError(f"{path.name} is unreadable ({exc})", bundle) from exc
 
 
+def _read_object(path: Path, bundle: Path) -> dict[str, Any]:
+    """An optional JSON file that must hold an object (`{}` when absent)."""
+    if not path.is_file():
+        return {}
+    data = _read_json(path, bundle)
+    if not isinstance(data, dict):
+        raise BundleError(f"expected a JSON object, got {type(data).__name__}", path)
+    return data
+
+
 def _unshare(tensors: dict[str, Any]) -> dict[str, Any]:
     """safetensors refuses tensors that share memory (tied weights): clone the repeats."""
     seen: set[int] = set()
@@ -212,7 +236,7 @@ def _unshare(tensors: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fit_shapes(model, state: dict[str, Any]) -> None:
+def fit_shapes(model, state: dict[str, Any]) -> None:
     """Resize conv/BN/linear layers to the weight shapes saved (a pruned model has fewer channels)."""
     import torch
     from torch import nn

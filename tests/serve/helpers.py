@@ -24,6 +24,8 @@ from vidlab.bundle import save_bundle
 from vidlab.data.stats import histogram
 from vidlab.data.transforms import Preprocess
 from vidlab.io import write_video
+from vidlab.serve.predict import Predictor
+from vidlab.serve.server import server_config
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
@@ -70,13 +72,21 @@ def pattern_video(path: Path, num_frames: int = 24, size: tuple[int, int] = (72,
     return write_video(path, frames, fps=fps, overwrite=True)
 
 
-def _colour_onnx(path: Path) -> Path:
+def _colour_onnx(path: Path, max_rows: int | None = None) -> Path:
+    """The colour classifier's graph; `max_rows` keeps only that many output rows (a broken
+    graph that answers batches up to `max_rows` correctly and bigger ones wrongly)."""
     x = helper.make_tensor_value_info("clip", TensorProto.FLOAT, ["B", 3, "T", "H", "W"])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", 3])
     scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [8.0])
+    consts = [scale]
     nodes = [helper.make_node("ReduceMean", ["clip"], ["means"], axes=[2, 3, 4], keepdims=0),
-             helper.make_node("Mul", ["means", "scale"], ["logits"])]
-    graph = helper.make_graph(nodes, "colour", [x], [y], initializer=[scale])
+             helper.make_node("Mul", ["means", "scale"],
+                              ["logits" if max_rows is None else "all"])]
+    if max_rows is not None:
+        consts += [helper.make_tensor(n, TensorProto.INT64, [1], [v])
+                   for n, v in (("starts", 0), ("ends", max_rows), ("axes", 0))]
+        nodes.append(helper.make_node("Slice", ["all", "starts", "ends", "axes"], ["logits"]))
+    graph = helper.make_graph(nodes, "colour", [x], [y], initializer=consts)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -104,8 +114,8 @@ def feature_sample(num: int, seed: int, shift: float = 0.0) -> dict[str, np.ndar
             "motion": rng.gamma(2.0, 2.0, num)}
 
 
-def make_colour_bundle(path: Path) -> Path:
-    tmp = _colour_onnx(path.parent / f"{path.name}.onnx")
+def make_colour_bundle(path: Path, max_rows: int | None = None) -> Path:
+    tmp = _colour_onnx(path.parent / f"{path.name}.onnx", max_rows)
     pre = Preprocess(num_frames=4, stride=2, short_side=32, crop_size=32)
     save_bundle(path, config={"task": "classify", "model": {"name": "colour-onnx",
                                                            "num_classes": 3, "kwargs": {}},
@@ -131,31 +141,33 @@ def make_tiny_bundle(path: Path, labels: tuple[str, ...] = ("a", "b", "c", "d", 
 
 
 class LiveServer:
-    """A real uvicorn server on a free loopback port, in a thread (`with LiveServer(app) as s`)."""
+    """A real uvicorn server on a free loopback port, in a thread (`with LiveServer(app) as s`),
+    configured as `vidlab serve` configures it (connection cap, header deadline)."""
 
     def __init__(self, app):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(server_config(app))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.thread.is_alive():
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
+        self.__exit__()
         raise RuntimeError("server did not become ready")
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
         self.sock.close()
@@ -191,3 +203,77 @@ def metric(text: str, name: str, labels: str = "") -> float:
         if base == name and all(w in rest.rstrip("}").split(",") for w in wanted):
             total += float(value)
     return total
+
+
+class GatedPredictor(Predictor):
+    """A real predictor whose forward passes wait while `gate` is closed: a test holds requests
+    in inference for exactly as long as it needs (a model that is slow on demand)."""
+
+    def __init__(self, bundle, runtime: str = "auto"):
+        super().__init__(bundle, runtime)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        self.gate.wait(60)
+        return super().probabilities(batch)
+
+
+def multipart_body(data: bytes, filename: str = "clip.mp4", boundary: str = "vidlabtest",
+                   closed: bool = True) -> bytes:
+    """A whole multipart body holding `data` in the field `file` (`closed=False`: without the
+    closing boundary, as a body cut short would be)."""
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    return head + data + (f"\r\n--{boundary}--\r\n".encode() if closed else b"")
+
+
+def request_head(port: int, length: int, boundary: str = "vidlabtest",
+                 path: str = "/v1/predict") -> bytes:
+    """The head of a multipart POST with an honest Content-Length."""
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def read_response(sock: socket.socket, timeout: float = 30) -> tuple[int, dict, bytes]:
+    """`(status, headers, body)` of one HTTP response read from `sock` (h11 parses it);
+    status 0 when the server closed the connection without answering."""
+    import h11
+
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))  # client state
+    conn.send(h11.EndOfMessage())
+    sock.settimeout(timeout)
+    status, headers, body = 0, {}, b""
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:  # closed mid-answer
+            return status, headers, body
+        if event is h11.NEED_DATA:
+            try:
+                conn.receive_data(sock.recv(65536))
+            except ConnectionResetError:
+                return status, headers, body
+            continue
+        if isinstance(event, h11.Response):
+            status = event.status_code
+            headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            return status, headers, body
+
+
+def closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """Whether the server closes `sock` (EOF or reset) within `timeout` seconds."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False

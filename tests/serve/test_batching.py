@@ -1,21 +1,27 @@
-"""Micro-batching under concurrency, the bounded queue (503) and the request timeout (504)."""
+"""Micro-batching under concurrency, the bounded queue (503, readable, with readiness saying
+saturated) and the request timeout (504, which an upload's own time does not count against)."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
-import pytest
 from tests.serve.helpers import (
+    GatedPredictor,
     LiveServer,
     colour_video,
     metric,
+    multipart_body,
     multipart_chunks,
     pattern_video,
+    read_response,
+    request_head,
     upload,
 )
 
@@ -71,52 +77,69 @@ def test_concurrent_uploads_share_forward_passes_and_match_single_answers(
     assert batches < 8
 
 
-def test_full_queue_answers_503_at_once_and_recovers(colour_predictor, tmp_path):
+def test_full_queue_answers_a_readable_503_and_readiness_says_saturated(colour_bundle, tmp_path):
+    """Requests wait in inference (the model is gated) while every slot is taken: a client that
+    sends a whole 4 MB body reads the 503 with Retry-After (no reset), /readyz says saturated,
+    and everything recovers when the slot frees."""
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     video = colour_video(tmp_path / "red.mp4", ["red"], 1.0)
-    data = video.read_bytes()
-    app = create_app(colour_predictor, queue_size=1, temp_dir=uploads)
+    predictor = GatedPredictor(colour_bundle)
+    app = create_app(predictor, queue_size=1, temp_dir=uploads)
     with LiveServer(app) as server:
-        slow = {}
-
-        def slow_upload():
-            slow["r"] = httpx.post(
-                f"{server.url}/v1/predict", timeout=30,
-                content=multipart_chunks(data, chunk=len(data) // 6 + 1, delay=0.25),
-                headers={"content-type": "multipart/form-data; boundary=vidlabtest"})
-
-        thread = threading.Thread(target=slow_upload)
+        predictor.gate.clear()
+        held = {}
+        thread = threading.Thread(target=lambda: held.update(r=upload(server.url, video)))
         thread.start()
         deadline = time.monotonic() + 10
         while metric(httpx.get(f"{server.url}/metrics").text, "vidlab_queue_depth") < 1:
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        big = multipart_body(os.urandom(4 * 2**20), "big.mp4")
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(request_head(server.port, len(big)) + big)
+            status, headers, body = read_response(sock)
+        assert status == 503 and headers["retry-after"] == "1"
+        assert json.loads(body)["error"]["type"] == "overloaded"
+        ready = httpx.get(f"{server.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "saturated"
+        assert ready.json()["in_flight"] == 1 and ready.json()["queue_size"] == 1
         busy = upload(server.url, video)
+        assert busy.status_code == 503 and busy.json()["error"]["type"] == "overloaded"
+        predictor.gate.set()
         thread.join(30)
-        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-        assert busy.json()["error"]["type"] == "overloaded"
-        assert slow["r"].status_code == 200 and slow["r"].json()["top"][0]["label"] == "red"
+        assert held["r"].status_code == 200 and held["r"].json()["top"][0]["label"] == "red"
+        assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
         assert upload(server.url, video).status_code == 200
         assert os.listdir(uploads) == []
 
 
-@pytest.mark.parametrize("stage", ["upload", "inference"])
-def test_slow_requests_time_out_with_504_and_leave_no_temp_file(
-        colour_predictor, tiny_predictor, tmp_path, stage):
+def test_upload_time_does_not_count_against_the_request_timeout(colour_predictor, tmp_path):
+    """An upload that keeps pace but takes longer than --timeout-s is answered: the timeout
+    covers decode and inference, the upload has its own pace limits."""
     uploads = tmp_path / "uploads"
     uploads.mkdir()
-    if stage == "upload":  # the client sends its body slower than the limit allows
-        app = create_app(colour_predictor, timeout_s=1.5, temp_dir=uploads)
-        video = colour_video(tmp_path / "red.mp4", ["red"], 1.0)
-        data = video.read_bytes()
-        request = {"content": multipart_chunks(data, chunk=len(data) // 6 + 1, delay=0.5),
-                   "headers": {"content-type": "multipart/form-data; boundary=vidlabtest"}}
-    else:  # hundreds of timeline clips: inference alone outlasts the limit
-        app = create_app(tiny_predictor, timeout_s=2.0, temp_dir=uploads, max_clips=1000)
-        video = pattern_video(tmp_path / "long.mp4", num_frames=240, size=(48, 64), fps=12)
-        request = {"files": {"file": ("long.mp4", video.read_bytes())},
-                   "params": {"window": 0.5, "stride": 0.025}}
+    app = create_app(colour_predictor, timeout_s=1.0, temp_dir=uploads, body_timeout_s=2.0,
+                     min_upload_kb_s=1.0)
+    data = colour_video(tmp_path / "red.mp4", ["red"], 1.0).read_bytes()
+    with LiveServer(app) as server:
+        t0 = time.monotonic()
+        r = httpx.post(f"{server.url}/v1/predict", timeout=30,
+                       content=multipart_chunks(data, chunk=len(data) // 6 + 1, delay=0.4),
+                       headers={"content-type": "multipart/form-data; boundary=vidlabtest"})
+        assert time.monotonic() - t0 > 2.0
+        assert r.status_code == 200 and r.json()["top"][0]["label"] == "red", r.text
+        assert os.listdir(uploads) == []
+
+
+def test_slow_inference_times_out_with_504_and_leaves_no_temp_file(tiny_predictor, tmp_path):
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    # hundreds of timeline clips: inference alone outlasts the limit
+    app = create_app(tiny_predictor, timeout_s=2.0, temp_dir=uploads, max_clips=1000)
+    video = pattern_video(tmp_path / "long.mp4", num_frames=240, size=(48, 64), fps=12)
+    request = {"files": {"file": ("long.mp4", video.read_bytes())},
+               "params": {"window": 0.5, "stride": 0.025}}
     with LiveServer(app) as server:
         r = httpx.post(f"{server.url}/v1/predict", timeout=60, **request)
         assert r.status_code == 504, r.text
@@ -126,6 +149,5 @@ def test_slow_requests_time_out_with_504_and_leave_no_temp_file(
         while os.listdir(uploads) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert os.listdir(uploads) == []
-        short = colour_video(tmp_path / "short.mp4", ["blue"], 0.5) if stage == "upload" \
-            else pattern_video(tmp_path / "short.mp4", num_frames=10, size=(48, 64))
+        short = pattern_video(tmp_path / "short.mp4", num_frames=10, size=(48, 64))
         assert upload(server.url, short, params={"window": 0}).status_code == 200

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from vidlab.serve.limits import Limits
+
 
 def register(app: typer.Typer) -> None:
     """Add this stage's verbs to the root app."""
@@ -119,6 +121,17 @@ def serve(
                                       "certificate (PEM) and --ssl-keyfile."),
     ssl_keyfile: Path = typer.Option(None, "--ssl-keyfile", help="Private key (PEM) of "
                                      "--ssl-certfile."),
+    max_connections: int = typer.Option(Limits.max_connections, "--max-connections", min=1,
+                                        help="Open connections at once (503 beyond)."),
+    header_timeout_s: float = typer.Option(Limits.header_timeout_s, "--header-timeout-s",
+                                           min=0.1, help="Time for a request's headers to "
+                                           "arrive (408 beyond)."),
+    body_timeout_s: float = typer.Option(Limits.body_timeout_s, "--body-timeout-s", min=0.1,
+                                         help="Longest silence in an upload, and the grace "
+                                         "before --min-upload-kb-s applies (408 beyond)."),
+    min_upload_kb_s: float = typer.Option(Limits.min_upload_kb_s, "--min-upload-kb-s",
+                                          min=0.0, help="Slowest average upload pace "
+                                          "accepted, KB/s (408 below; 0: no floor)."),
 ) -> None:
     """Serve bundles over HTTP: /v1/predict, /v1/models, Open Inference Protocol v2 (/v2),
     /metrics, / (web page); with --index, the library page at /library/."""
@@ -132,6 +145,7 @@ def serve(
     from vidlab.serve.app import create_app
     from vidlab.serve.drain import run_server
     from vidlab.serve.jsonlog import configure_json_logs
+    from vidlab.serve.server import uvicorn_options
 
     configure_json_logs(access=access_log)
 
@@ -142,20 +156,28 @@ def serve(
                      decode_workers=workers or None, window=window, stride=stride,
                      watch=list(watch), reload_poll_s=reload_poll_s, api_keys=api_keys,
                      rate_limit=rate_limit, rate_burst=rate_burst, cors=list(cors),
-                     access_log=access_log)
+                     access_log=access_log,
+                     max_connections=max_connections, header_timeout_s=header_timeout_s,
+                     body_timeout_s=body_timeout_s, min_upload_kb_s=min_upload_kb_s)
+    registry = app.state.registry
+    try:  # before binding: a bundle that cannot serve is one error line, and no port opens
+        for _, service in registry.services():
+            service.warm_up()
+    except BaseException:
+        registry.stop()
+        raise
     if index is not None:
         from vidlab.library.web import mount_library
 
         mount_library(app, index)
     served = ", ".join(f"{s.predictor.version} ({s.predictor.runtime})"
-                       for _, s in app.state.registry.services())
+                       for _, s in registry.services())
     console.print(f"serving {served} on http://{host}:{port}/ — log: {db}", highlight=False)
     if index is not None:
         console.print(f"library {index}: http://{host}:{port}/library/", highlight=False)
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} \
         if ssl_certfile else {}
-    run_server(app, drain_timeout_s, host=host, port=port, log_level="warning",
-               access_log=False, log_config=None, **tls)
+    run_server(app, drain_timeout_s, **uvicorn_options(app, host, port), log_config=None, **tls)
 
 
 def api_key(

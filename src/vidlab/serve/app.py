@@ -27,13 +27,14 @@ from vidlab.bundle import Bundle
 from vidlab.errors import VidlabError
 from vidlab.serve.auth import ApiKeys, RateLimiter
 from vidlab.serve.gateway import Drain, Gateway
+from vidlab.serve.limits import Limits
 from vidlab.serve.model_metrics import exposition
 from vidlab.serve.oip import oip_router
 from vidlab.serve.oip_codec import HEADER_LENGTH
 from vidlab.serve.predict import Predictor
 from vidlab.serve.problems import HTTPProblem
 from vidlab.serve.registry import ModelRegistry, UnknownModelError, bundle_paths
-from vidlab.serve.service import Limits, PredictionService
+from vidlab.serve.service import PredictionService
 
 STATIC = Path(__file__).with_name("static")
 
@@ -49,18 +50,26 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
                watch_options: dict[str, Any] | None = None,
                reload_poll_s: float = 0.0, api_keys: str | Path | ApiKeys | None = None,
                rate_limit: float = 0.0, rate_burst: int = 20, cors: Sequence[str] = (),
-               access_log: bool = True) -> FastAPI:
+               access_log: bool = True,
+               max_connections: int = Limits.max_connections,
+               header_timeout_s: float = Limits.header_timeout_s,
+               body_timeout_s: float = Limits.body_timeout_s,
+               min_upload_kb_s: float = Limits.min_upload_kb_s) -> FastAPI:
     """A FastAPI app predicting with `bundle`: a path, a `Bundle`, a ready `Predictor`, a
     directory of `*.vidlab` bundles, or a list of those (several models, each by its name).
 
     `db` is the SQLite prediction log (none when `None`); `temp_dir` is where uploads are
     staged (a private temporary directory by default); `window`/`stride` (seconds) are the
     default timeline of long videos, overridable per request with query parameters. Memory is
-    bounded by about `queue_size × max_clips` preprocessed clips per model. `reload_poll_s` > 0
-    checks the bundles on disk that often and reloads one that was replaced
+    bounded by about `queue_size × max_clips` preprocessed clips per model, upload disk space by
+    `max_connections × max_upload_mb`. The connection limits (`max_connections`,
+    `header_timeout_s`) take effect in the server `vidlab.serve.server.server_config` makes.
+    `reload_poll_s` > 0 checks the bundles on disk that often and reloads one that was replaced
     (`vidlab.serve.registry`). `watch` lists live sources to watch beside uploads, with the
     first model (`vidlab.serve.live`; `watch_options` are `WatchOptions` fields), shown by
-    `GET /v1/streams` and the web page.
+    `GET /v1/streams` and the web page. Each bundle is checked whole here (`BundleError` naming
+    the file and field); one that fails its warm-up makes the server fail to start, every
+    upload directory removed.
 
     Security (`vidlab.serve.gateway`): `api_keys` (a key file or `ApiKeys`) requires
     `Authorization: Bearer KEY` on every route but liveness and the page's static files;
@@ -70,7 +79,8 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
     """
     keys = api_keys if isinstance(api_keys, ApiKeys) or api_keys is None else \
         ApiKeys.load(api_keys)
-    limits = Limits(max_upload_mb, max_duration_s, timeout_s, queue_size, max_clips)
+    limits = Limits(max_upload_mb, max_duration_s, timeout_s, queue_size, max_clips,
+                    max_connections, header_timeout_s, body_timeout_s, min_upload_kb_s)
 
     def load(source: Bundle | str | Path | Predictor) -> PredictionService:
         predictor = source if isinstance(source, Predictor) else Predictor(source, runtime)
@@ -100,7 +110,11 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await registry.start()
+        try:
+            await registry.start()
+        except BaseException:
+            registry.stop()  # never ready, and no upload directory left behind
+            raise
         if streams is not None:
             streams.start()
         if reload_poll_s > 0:
@@ -157,8 +171,8 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
         service = served.service
         predictor, b = service.predictor, service.predictor.bundle
         return {"name": b.path.name, "model_name": served.name, "version": predictor.version,
-                "runtime": predictor.runtime, "task": b.task, "labels": predictor.labels,
-                "model": b.model_spec,
+                "runtime": predictor.runtime, "skipped_runtimes": predictor.skipped_runtimes,
+                "task": b.task, "labels": predictor.labels, "model": b.model_spec,
                 "preprocess": predictor.preprocess.to_dict(), "metrics": b.metrics,
                 "versions": b.config.get("versions", {}),
                 "limits": vars(service.limits),
@@ -197,10 +211,23 @@ def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str |
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        """Readiness: every model is warmed up and its batcher runs, and no drain started."""
-        ok = registry.ready and not drain.draining
-        return JSONResponse({"status": "ready" if ok else "not ready"},
-                            status_code=200 if ok else 503)
+        """Readiness: every model warmed up, its batcher running, no drain started, and an
+        inference slot free (503 with `"status": "saturated"` while a model's every slot is
+        taken, so a balancer sends work elsewhere); `in_flight`, `queue_size`, `uploading` of
+        the default model, and of each under `models`."""
+        up = registry.ready and not drain.draining
+        saturated = up and any(m.service.saturated for m in registry.models.values())
+        status = "saturated" if saturated else "ready" if up else "not ready"
+        first = registry.get().service
+        return JSONResponse({"status": status, "in_flight": first.in_flight,
+                             "queue_size": first.limits.queue_size,
+                             "uploading": first.uploading,
+                             "models": {m.name: {"in_flight": m.service.in_flight,
+                                                 "queue_size": m.service.limits.queue_size,
+                                                 "uploading": m.service.uploading,
+                                                 "saturated": m.service.saturated}
+                                        for m in registry.models.values()}},
+                            status_code=200 if status == "ready" else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

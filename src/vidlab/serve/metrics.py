@@ -25,6 +25,8 @@ class ServeMetrics:
                                     buckets=[float(s) for s in sizes], registry=r)
         self.queue_depth = Gauge("vidlab_queue_depth",
                                  "Prediction requests admitted and not yet answered.", registry=r)
+        self.uploads = Gauge("vidlab_uploads_in_progress",
+                             "Uploads being received (they hold no inference slot).", registry=r)
         self.clips_waiting = Gauge("vidlab_clips_waiting",
                                    "Decoded clips waiting for a forward pass.", registry=r)
         self.decode_time = Histogram("vidlab_decode_seconds",

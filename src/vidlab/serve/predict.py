@@ -50,14 +50,16 @@ class Predictor:
 
     def __init__(self, bundle: Bundle | str | Path, runtime: str = "auto",
                  device: str | None = None):
-        from vidlab.runtime import load_runner
+        from vidlab.runtime import open_runner
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.bundle.check_runnable()
         self.labels = self.bundle.labels
-        if not self.labels:
-            raise VidlabError("config.json lists no labels", self.bundle.path)
         self.preprocess = self.bundle.preprocess()
-        self.runner = load_runner(self.bundle, runtime, device)
+        # every runtime file is checked against config.json and the chosen one runs a clip;
+        # with "auto", files that fail are reported here and skipped
+        self.runner, problems = open_runner(self.bundle, runtime, device)
+        self.skipped_runtimes = [str(p) for p in problems]
         self.runtime = self.runner.name
         self.version = model_version(self.bundle)
 

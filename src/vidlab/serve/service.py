@@ -1,10 +1,12 @@
-"""The prediction service behind the HTTP routes: admission, upload, decode, batch, log.
+"""The prediction service behind the HTTP routes: upload, admission, decode, batch, log.
 
-A request is admitted only while fewer than `queue_size` are in flight (else 503 at once, before
-its body is read), so memory cannot grow with load. Its upload streams to a temp file, a pool
-thread decodes it (several uploads decode in parallel), its clips join the micro-batcher's
-queue, and the answer is assembled from their rows. The whole request runs under one timeout;
-the temp file is removed by whoever holds it last, even after a timeout.
+A request's upload streams to a temp file first, at the pace the upload limits allow, holding
+no inference slot: slow clients cost a connection, never other clients' answers. Then it is
+admitted only while fewer than `queue_size` are in flight (else a 503 with `Retry-After`,
+which the client can read since its body has been received), so memory cannot grow with load.
+A pool thread decodes it (several uploads decode in parallel), its clips join the
+micro-batcher's queue, and the answer is assembled from their rows. Decode and inference run
+under one timeout; the temp file is removed when the request ends, whatever the outcome.
 """
 
 from __future__ import annotations
@@ -16,33 +18,24 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.requests import Request
 
-from vidlab.errors import VidlabError
+from vidlab.errors import BundleError, VidlabError
+from vidlab.runtime import runtime_file
+from vidlab.runtime_check import check_output, first_line
 from vidlab.serve.batcher import MicroBatcher
+from vidlab.serve.limits import Limits
 from vidlab.serve.log import PredictionLog
 from vidlab.serve.metrics import ServeMetrics
 from vidlab.serve.predict import DecodedVideo, Predictor
 from vidlab.serve.problems import HTTPProblem, problem_for
-from vidlab.serve.upload import save_upload
+from vidlab.serve.upload import Upload, save_upload
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Limits:
-    """What one request may cost; every field has a `vidlab serve` flag of the same name."""
-
-    max_upload_mb: float = 100.0
-    max_duration_s: float = 600.0
-    timeout_s: float = 60.0
-    queue_size: int = 16
-    max_clips: int = 32  # timeline windows per video (the stride widens to fit)
 
 
 class PredictionService:
@@ -62,28 +55,47 @@ class PredictionService:
         self.metrics.clips_waiting.set_function(self.batcher.pending)
         workers = decode_workers or max(1, len(os.sched_getaffinity(0)))
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="vidlab-decode")
-        self._own_temp = temp_dir is None
+        self.log = PredictionLog(db, retention_days) if db else None
+        self._own_temp = temp_dir is None  # made last: nothing after it can fail
         self.temp_dir = Path(temp_dir or tempfile.mkdtemp(prefix="vidlab-uploads-"))
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        self.log = PredictionLog(db, retention_days) if db else None
         self.in_flight = 0
+        self.uploading = 0
+        self.warm = False
         self.ready = False
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Warm the model up at every batch size, start the batcher, then report ready.
+    def warm_up(self) -> None:
+        """Run the model at every batch size once; `BundleError` if it cannot (wrong outputs).
 
         Runtimes build kernels per input shape (oneDNN primitives, ORT memory plans); doing
         that now keeps the first requests of each batch size from paying for it.
         """
         pre = self.predictor.preprocess
         clip = (3, pre.num_frames, pre.crop_size, pre.crop_size)
+        model_file = self.predictor.bundle.file(runtime_file(self.predictor.runtime))
         for n in range(1, self.max_batch + 1):
-            await asyncio.to_thread(self.predictor.probabilities, np.zeros((n, *clip), np.float32))
+            try:
+                out = self.predictor.probabilities(np.zeros((n, *clip), np.float32))
+            except Exception as exc:  # whatever the runtime raises: this bundle cannot serve
+                raise BundleError(f"cannot run a batch of {n} clip(s) ({first_line(exc)})",
+                                  model_file) from exc
+            check_output(out, n, len(self.predictor.labels), model_file)
+        self.warm = True
+
+    async def start(self) -> None:
+        """Warm up (unless done), start the batcher, then report ready."""
+        if not self.warm:
+            await asyncio.to_thread(self.warm_up)
         self.batcher.start()
         self.ready = True
         self.metrics.ready.set(1)
+
+    @property
+    def saturated(self) -> bool:
+        """Every inference slot is taken: a new upload would be answered 503."""
+        return self.in_flight >= self.limits.queue_size
 
     def stop(self) -> None:
         self.ready = False
@@ -103,16 +115,16 @@ class PredictionService:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"model_version": self.predictor.version,
                                "runtime": self.predictor.runtime}
-        if self.in_flight >= self.limits.queue_size:
-            problem = HTTPProblem(503, "overloaded",
-                                  f"the server is busy ({self.in_flight} requests in flight, "
-                                  "--queue-size); retry shortly", {"Retry-After": "1"})
-            return await self._finish(t0, row, problem)
-        self.in_flight += 1
-        self.metrics.queue_depth.inc()
+        upload = None
         try:
-            work = self._predict(request, top_k, window, stride, row)
-            body = await asyncio.wait_for(work, self.limits.timeout_s)
+            upload = await self._receive(request)
+            self._admit()
+            try:
+                work = self._predict(upload, top_k, window, stride, row)
+                body = await asyncio.wait_for(work, self.limits.timeout_s)
+            finally:
+                self.in_flight -= 1
+                self.metrics.queue_depth.dec()
             return await self._finish(t0, row, None, body)
         except asyncio.TimeoutError:
             problem = HTTPProblem(504, "timeout", f"the prediction took longer than "
@@ -126,18 +138,36 @@ class PredictionService:
                                   "the server failed on this video; see its log")
             return await self._finish(t0, row, problem)
         finally:
-            self.in_flight -= 1
-            self.metrics.queue_depth.dec()
+            if upload is not None:  # a decode still running holds the file open: safe
+                upload.path.unlink(missing_ok=True)
+
+    async def _receive(self, request: Request) -> Upload:
+        """The upload, saved at the pace the limits allow (no inference slot is held)."""
+        self.uploading += 1
+        self.metrics.uploads.inc()
+        try:
+            return await save_upload(request, self.temp_dir,
+                                     int(self.limits.max_upload_mb * 2**20), self.limits.pace)
+        finally:
+            self.uploading -= 1
+            self.metrics.uploads.dec()
+
+    def _admit(self) -> None:
+        """Take an inference slot, or raise the 503 a client should retry after."""
+        if self.saturated:
+            raise HTTPProblem(503, "overloaded",
+                              f"the server is busy ({self.in_flight} requests in flight, "
+                              "--queue-size); retry shortly", {"Retry-After": "1"})
+        self.in_flight += 1
+        self.metrics.queue_depth.inc()
 
     async def reject(self, problem: HTTPProblem) -> None:
         """Count and log a predict request refused before it reached `handle` (bad query)."""
         row = {"model_version": self.predictor.version, "runtime": self.predictor.runtime}
         await self._finish(time.perf_counter(), row, problem)
 
-    async def _predict(self, request: Request, top_k: int, window: float | None,
+    async def _predict(self, upload: Upload, top_k: int, window: float | None,
                        stride: float | None, row: dict[str, Any]) -> dict[str, Any]:
-        max_bytes = int(self.limits.max_upload_mb * 2**20)
-        upload = await save_upload(request, self.temp_dir, max_bytes)
         try:
             decoded = await self._decode(upload.path, window, stride)
         except VidlabError as exc:
@@ -158,10 +188,9 @@ class PredictionService:
 
     async def _decode(self, path: Path, window: float | None,
                       stride: float | None) -> DecodedVideo:
-        """Decode in the pool; the temp file is removed when the job ends or is cancelled."""
+        """Decode in the pool (a cancelled request leaves the job to finish on its own)."""
         job: Future = self.pool.submit(self.predictor.decode, path, window, stride,
                                        self.limits.max_duration_s, self.limits.max_clips)
-        job.add_done_callback(lambda _: path.unlink(missing_ok=True))
         decoded = await asyncio.wrap_future(job)
         self.metrics.decode_time.observe(decoded.decode_s)
         info = decoded.info
@@ -185,14 +214,11 @@ class PredictionService:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"model_version": self.predictor.version,
                                "runtime": self.predictor.runtime, "num_clips": len(clips)}
-        if self.in_flight >= self.limits.queue_size:
-            problem = HTTPProblem(503, "overloaded",
-                                  f"the server is busy ({self.in_flight} requests in flight, "
-                                  "--queue-size); retry shortly", {"Retry-After": "1"})
+        try:
+            self._admit()
+        except HTTPProblem as problem:
             await self._finish(t0, row, problem)
-            raise problem
-        self.in_flight += 1
-        self.metrics.queue_depth.inc()
+            raise
         try:
             probs = await asyncio.wait_for(self._infer(list(clips)), self.limits.timeout_s)
         except asyncio.TimeoutError:

@@ -1,17 +1,29 @@
-"""Stream a multipart upload to a temporary file, enforcing the size limit as bytes arrive.
+"""Stream a multipart upload to a temporary file, enforcing the size and pace limits as bytes
+arrive.
 
 Starlette's `UploadFile` would spool the whole body before the handler sees it; this parser
-writes the `file` field chunk by chunk to a temp file in the server's upload directory and
-stops writing the moment the limit is passed, so an oversized upload costs neither memory nor
-disk. The rest of an oversized body is read and discarded (up to a cap) so that the client
-receives the 413 answer instead of a reset connection.
+(python-multipart's streaming `MultipartParser`, fed from Starlette's `request.stream()`) writes
+the `file` field chunk by chunk to a temp file in the server's upload directory and stops
+writing the moment the limit is passed, so an oversized upload costs neither memory nor disk.
+The rest of an oversized body is read and discarded (up to a cap) so that the client receives
+the 413 answer instead of a reset connection.
+
+Pace (uvicorn has no body read timeout): the body must keep arriving — no silence longer than
+`body_timeout_s`, and on average at least `min_rate` bytes/s after a first `body_timeout_s` of
+grace (Apache's mod_reqtimeout rule: the time allowed grows with the bytes received). A slower
+upload is answered 408 and its connection closed. An upload is complete only when the closing
+multipart boundary has arrived: a body that stops short (even with an honest Content-Length)
+is a 400, never a prediction from part of a video.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import tempfile
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +67,7 @@ class _FileField:
         self.size = 0
         self.too_large = False
         self.found = False
+        self.complete = False
         self.filename = ""
         self._in_file = False
         self._disposition = b""
@@ -65,8 +78,11 @@ class _FileField:
             "on_part_begin": self._part_begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished, "on_part_data": self._data,
-            "on_part_end": self._part_end,
+            "on_part_end": self._part_end, "on_end": self._end,
         }
+
+    def _end(self) -> None:
+        self.complete = True  # the closing boundary `--BOUNDARY--` was parsed
 
     def _part_begin(self) -> None:
         self._in_file, self._disposition = False, b""
@@ -103,7 +119,52 @@ class _FileField:
         self._in_file = False
 
 
-async def save_upload(request: Request, dest_dir: Path, max_bytes: int) -> Upload:
+@dataclass
+class Pace:
+    """How fast a body must arrive: longest silence, and average rate after that much grace."""
+
+    body_timeout_s: float = 20.0
+    min_rate: float = 16 * 1024  # bytes/s; 0 = no floor
+
+    def wait_limit(self, started: float, received: int, now: float) -> float:
+        """Seconds the next chunk may take before the upload is too slow (<= 0: already is)."""
+        silence = self.body_timeout_s
+        if self.min_rate > 0:
+            rate_deadline = started + self.body_timeout_s + received / self.min_rate
+            silence = min(silence, rate_deadline - now)
+        return silence
+
+    def too_slow(self, received: int, elapsed: float) -> HTTPProblem:
+        return HTTPProblem(
+            408, "request_timeout",
+            f"the upload arrived too slowly ({received / 1024:.1f} KB in {elapsed:.1f} s): the "
+            f"server needs a byte at least every {self.body_timeout_s:g} s and "
+            f"{self.min_rate / 1024:g} KB/s on average after the first {self.body_timeout_s:g} s "
+            "(--body-timeout-s, --min-upload-kb-s)", {"Connection": "close"})
+
+
+async def paced_chunks(request: Request, pace: Pace) -> AsyncIterator[bytes]:
+    """`request.stream()`, raising the 408 `HTTPProblem` as soon as the body falls behind."""
+    stream = request.stream().__aiter__()
+    started = time.monotonic()
+    received = 0
+    while True:
+        now = time.monotonic()
+        limit = pace.wait_limit(started, received, now)
+        try:
+            if limit <= 0:
+                raise asyncio.TimeoutError
+            chunk = await asyncio.wait_for(stream.__anext__(), limit)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise pace.too_slow(received, time.monotonic() - started) from None
+        received += len(chunk)
+        yield chunk
+
+
+async def save_upload(request: Request, dest_dir: Path, max_bytes: int,
+                      pace: Pace | None = None) -> Upload:
     """Save the multipart field `file` of `request` under `dest_dir`; raise `HTTPProblem`.
 
     The caller owns (and must delete) `Upload.path`; on any error the file is already removed.
@@ -122,7 +183,7 @@ async def save_upload(request: Request, dest_dir: Path, max_bytes: int) -> Uploa
     try:
         parser = MultipartParser(params[b"boundary"], sink.callbacks())
         received = 0
-        async for chunk in request.stream():
+        async for chunk in paced_chunks(request, pace or Pace()):
             received += len(chunk)
             if sink.too_large and received > _DRAIN_FACTOR * max_bytes + _OVERHEAD:
                 break
@@ -131,6 +192,10 @@ async def save_upload(request: Request, dest_dir: Path, max_bytes: int) -> Uploa
         sink.out.close()
         if sink.too_large:
             raise _too_large(max_bytes)
+        if not sink.complete:
+            raise HTTPProblem(400, "incomplete_upload",
+                              f"the upload ended after {received} bytes, before the closing "
+                              "multipart boundary: the file is incomplete")
         if not sink.found:
             raise HTTPProblem(422, "missing_file",
                               f"no multipart field named '{FIELD}' holding a video")

@@ -114,7 +114,10 @@ class Bundle:
         """The evaluation/serving preprocessing object the model was trained with."""
         from vidlab.data.transforms import Preprocess
 
-        pre = Preprocess.from_dict(self.preprocess_spec)
+        try:
+            pre = Preprocess.from_dict(self.preprocess_spec)
+        except (TypeError, ValueError) as exc:  # e.g. an unknown sampling word
+            raise BundleError(f"preprocess: {exc}", self.path / CONFIG_FILE) from exc
         check_preprocess(pre, self.path / CONFIG_FILE)
         return pre
 

@@ -46,7 +46,7 @@ class _PreprocessSpec(_Strict):
     std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=3, max_length=3)] | None = None
     target_fps: Annotated[float, Field(gt=0, le=1000)] | None = None
     short_video: Literal["loop", "pad"] | None = None
-    sampling: Literal["clips", "segments"] | None = None
+    sampling: str | None = None  # its words (and older spellings) are `Preprocess`'s to check
 
 
 class _Common(_Strict):

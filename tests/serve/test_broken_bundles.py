@@ -120,6 +120,7 @@ CONFIG_MISTAKES = [
     ({"preprocess.num_frames": 500, "preprocess.crop_size": 512, "preprocess.short_side": 512},
      "config.json: preprocess: 500 frames of 512×512 make a clip larger"),
     ({"preprocess.short_video": "stretch"}, "config.json: preprocess.short_video: Input should be"),
+    ({"preprocess.sampling": "dense"}, "config.json: preprocess: unknown sampling 'dense'"),
 ]
 
 

@@ -132,25 +132,17 @@ def choose_runtime(bundle: Bundle) -> str:
 
 
 def load_runner(bundle: Bundle, runtime: str = "auto", device: str | None = None,
-                threads: int | None = None) -> Runner:
+                threads: int | None = None, *, dry_run: bool = False,
+                skipped: list[BundleError] | None = None) -> Runner:
     """A runner for `runtime` ("auto", "torch", "torch-bf16", "onnx", "onnx-int8") over `bundle`.
 
     `threads`: intra-op threads (default: every core this process may use). The runtime's file
-    is checked against config.json first (`BundleError` naming the file and the field).
-    """
-    return open_runner(bundle, runtime, device, threads, dry_run=False)[0]
-
-
-def open_runner(bundle: Bundle, runtime: str = "auto", device: str | None = None,
-                threads: int | None = None, dry_run: bool = True
-                ) -> tuple[Runner, list[BundleError]]:
-    """The runner to serve `bundle` with, after checking every runtime file it holds.
-
-    Each file is checked against config.json (weights: names and shapes against the model it
-    names; ONNX: one clip-batch input and `num_classes` outputs) and, with `dry_run`, the chosen
-    runtime runs one zero clip. With "auto" a file that fails is reported (returned, and logged
-    as a warning) and the next fastest runtime is used; an explicitly asked runtime that fails,
-    or a bundle with no usable runtime, raises `BundleError`.
+    is checked against config.json first (weights: names and shapes against the model it names;
+    ONNX: one clip-batch input and `num_classes` outputs) and, with `dry_run`, the runner runs
+    one zero clip. With "auto" every runtime file is checked; one that fails is logged as a
+    warning, appended to `skipped` and passed over for the next fastest. An explicitly asked
+    runtime that fails, or a bundle with no usable runtime, raises `BundleError` naming the
+    file and the field.
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise BundleError(f"unknown runtime {runtime!r}; choose from auto, {', '.join(RUNTIMES)}")
@@ -180,9 +172,11 @@ def open_runner(bundle: Bundle, runtime: str = "auto", device: str | None = None
         except BundleError as exc:
             problems[name] = exc
             continue
-        for skipped, exc in problems.items():
-            log.warning("%s; runtime %s skipped, using %s", exc, skipped, name)
-        return runner, list(problems.values())
+        for passed_over, exc in problems.items():
+            log.warning("%s; runtime %s skipped, using %s", exc, passed_over, name)
+        if skipped is not None:  # once per file (torch and torch-bf16 share the weights)
+            skipped.extend({str(e): e for e in problems.values()}.values())
+        return runner
     if not problems:
         raise BundleError("holds no runnable model (no weights or ONNX file)", bundle.path)
     reasons = list(dict.fromkeys(str(e) for e in problems.values()))

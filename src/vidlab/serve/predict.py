@@ -22,7 +22,7 @@ import numpy as np
 from vidlab.bundle import Bundle, load_bundle
 from vidlab.data.clips import iter_views, open_video
 from vidlab.data.samplers import ClipPlan, window_sampler
-from vidlab.errors import VideoTooLongError, VidlabError
+from vidlab.errors import BundleError, VideoTooLongError, VidlabError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Predictor:
 
     def __init__(self, bundle: Bundle | str | Path, runtime: str = "auto",
                  device: str | None = None):
-        from vidlab.runtime import open_runner
+        from vidlab.runtime import load_runner
 
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.bundle.check_runnable()
@@ -58,7 +58,8 @@ class Predictor:
         self.preprocess = self.bundle.preprocess()
         # every runtime file is checked against config.json and the chosen one runs a clip;
         # with "auto", files that fail are reported here and skipped
-        self.runner, problems = open_runner(self.bundle, runtime, device)
+        problems: list[BundleError] = []
+        self.runner = load_runner(self.bundle, runtime, device, dry_run=True, skipped=problems)
         self.skipped_runtimes = [str(p) for p in problems]
         self.runtime = self.runner.name
         self.version = model_version(self.bundle)

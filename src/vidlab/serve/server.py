@@ -20,6 +20,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from vidlab.serve.limits import Limits
+
 MAX_HEADER_BYTES = 16 * 1024
 """Largest request head accepted (h11's default, written out): beyond it uvicorn answers 400."""
 KEEP_ALIVE_S = 5
@@ -29,7 +31,7 @@ KEEP_ALIVE_S = 5
 class HeaderDeadlineH11(H11Protocol):
     """uvicorn's h11 protocol with a deadline for each request's headers."""
 
-    header_timeout_s: float = 10.0
+    header_timeout_s: float = Limits.header_timeout_s  # set per server by `uvicorn_options`
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_timer: asyncio.TimerHandle | None = None

@@ -123,8 +123,8 @@ class _FileField:
 class Pace:
     """How fast a body must arrive: longest silence, and average rate after that much grace."""
 
-    body_timeout_s: float = 20.0
-    min_rate: float = 16 * 1024  # bytes/s; 0 = no floor
+    body_timeout_s: float
+    min_rate: float  # bytes/s; 0 = no floor (defaults: `vidlab.serve.limits.Limits`)
 
     def wait_limit(self, started: float, received: int, now: float) -> float:
         """Seconds the next chunk may take before the upload is too slow (<= 0: already is)."""
@@ -163,8 +163,7 @@ async def paced_chunks(request: Request, pace: Pace) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def save_upload(request: Request, dest_dir: Path, max_bytes: int,
-                      pace: Pace | None = None) -> Upload:
+async def save_upload(request: Request, dest_dir: Path, max_bytes: int, pace: Pace) -> Upload:
     """Save the multipart field `file` of `request` under `dest_dir`; raise `HTTPProblem`.
 
     The caller owns (and must delete) `Upload.path`; on any error the file is already removed.
@@ -183,7 +182,7 @@ async def save_upload(request: Request, dest_dir: Path, max_bytes: int,
     try:
         parser = MultipartParser(params[b"boundary"], sink.callbacks())
         received = 0
-        async for chunk in paced_chunks(request, pace or Pace()):
+        async for chunk in paced_chunks(request, pace):
             received += len(chunk)
             if sink.too_large and received > _DRAIN_FACTOR * max_bytes + _OVERHEAD:
                 break

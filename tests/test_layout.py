@@ -1,7 +1,8 @@
 """The layout follows the pipeline: read with `ast`, every import of `src/vidlab` (also those
 inside functions) must go the pipeline's way.
 
-    io ← data ← models ← bundle/runtime ← train ← accel
+    io ← data ← models ← bundle/runtime ← train ← accel  (bundle_schema and runtime_check:
+                                                          the checks bundle and runtime run)
                                         ↖ gen, enhance (beside train; they reuse its pieces)
                          serve on bundle/runtime (never train or accel)
                          library beside serve (its predict path; never train or accel)
@@ -30,8 +31,10 @@ BELOW = {
     "io": set(),
     "data": {"io"},
     "models": set(),
-    "bundle": {"data", "models"},
-    "runtime": {"bundle", "models", "data"},
+    "bundle_schema": set(),
+    "bundle": {"data", "models", "bundle_schema"},
+    "runtime_check": {"bundle", "models", "data"},
+    "runtime": {"bundle", "models", "data", "runtime_check"},
     "train": {"io", "data", "models", "bundle", "runtime"},
     "gen": {"io", "data", "models", "bundle", "runtime", "train"},
     "enhance": {"io", "data", "models", "bundle", "runtime", "train"},

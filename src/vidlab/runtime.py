@@ -17,6 +17,7 @@ import numpy as np
 from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle
 from vidlab.errors import BundleError
 from vidlab.ort import make_ort_session
+from vidlab.runtime_check import check_output as check_output  # for the server's warm-up
 from vidlab.runtime_check import check_runtime_file, dry_run_runner, first_line
 
 RUNTIMES = ("torch", "torch-bf16", "onnx", "onnx-int8")

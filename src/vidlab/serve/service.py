@@ -25,8 +25,7 @@ import numpy as np
 from starlette.requests import Request
 
 from vidlab.errors import BundleError, VidlabError
-from vidlab.runtime import runtime_file
-from vidlab.runtime_check import check_output, first_line
+from vidlab.runtime import check_output, first_line, runtime_file
 from vidlab.serve.batcher import MicroBatcher
 from vidlab.serve.limits import Limits
 from vidlab.serve.log import PredictionLog

@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from serve import _post, _wait_ready, free_port, make_bundle, make_video  # noqa: E402
 
 BOUNDARY = "vidlabbench"
+PHASES = (("normal", 0, 0), ("+16 slow bodies", 16, 0),
+          ("+16 slow bodies +200 slow heads", 16, 200))  # (name, slow bodies, slow heads)
 
 
 def multipart(data: bytes, closed: bool = True) -> bytes:
@@ -196,11 +198,17 @@ def soak(url: str, port: int, video: bytes, args: argparse.Namespace,
                      "normal_requests": len(statuses),
                      "normal_errors": sum(s != "200" for s in statuses),
                      "hostile": _count(outcomes)})
-        print(json.dumps(rows[-1]), flush=True)
+        progress(rows[-1])
     stop.set()
     for w in workers:
         w.join(30)
     return rows
+
+
+def progress(row: dict) -> None:
+    """One phase's or minute's figures as soon as they are measured (stderr: --json stays
+    one document on stdout)."""
+    print(json.dumps(row), file=sys.stderr, flush=True)
 
 
 def _count(items: list[str]) -> dict[str, int]:
@@ -239,10 +247,10 @@ def main() -> None:
         with httpx.Client(timeout=120) as c:
             for _ in range(3):  # warm-up outside the measurement
                 _post(c, url, "clip.mp4", video)
-        rows = [run_phase(url, port, video, "normal", 0, 0, args, proc),
-                run_phase(url, port, video, "+16 slow bodies", 16, 0, args, proc),
-                run_phase(url, port, video, "+16 slow bodies +200 slow heads", 16, 200, args,
-                          proc)]
+        rows = []
+        for name, slow_bodies, slow_heads in PHASES:
+            rows.append(run_phase(url, port, video, name, slow_bodies, slow_heads, args, proc))
+            progress(rows[-1])
         soak_rows = soak(url, port, video, args, proc) if args.soak_minutes > 0 else []
     finally:
         server.terminate()

@@ -168,3 +168,19 @@ def test_a_body_cut_short_is_a_400_never_a_prediction(colour_predictor, uploads,
             sock.sendall(request_head(server.port, len(whole)) + whole)
             assert read_response(sock)[0] == 200
         wait_for(lambda: os.listdir(uploads) == [])
+
+
+def test_a_stalled_inference_protocol_body_gets_408(colour_predictor, uploads):
+    """`POST /v2/models/NAME/infer` reads its body under the same pace limits as an upload."""
+    app = create_app(colour_predictor, temp_dir=uploads, body_timeout_s=1.0)
+    with LiveServer(app) as server, \
+            socket.create_connection(("127.0.0.1", server.port)) as sock:
+        t0 = time.monotonic()
+        sock.sendall(b"POST /v2/models/colour/infer HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 5000\r\n\r\n{\"inputs\": [")
+        status, headers, body = read_response(sock, timeout=10)  # then nothing more is sent
+        assert status == 408, body
+        assert "--body-timeout-s" in json.loads(body)["error"]
+        assert headers.get("connection") == "close"
+        assert 1.0 <= time.monotonic() - t0 < 8.0
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200

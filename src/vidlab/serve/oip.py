@@ -29,6 +29,7 @@ from vidlab.serve.oip_codec import (
 )
 from vidlab.serve.problems import HTTPProblem
 from vidlab.serve.registry import ModelRegistry, ServedModel, UnknownModelError
+from vidlab.serve.upload import Pace, paced_chunks
 
 INPUT = "clip"
 OUTPUTS = ("probabilities", "logits")
@@ -119,7 +120,8 @@ async def _infer(service: Any, name: str, request: Request) -> Response:
     if encoding != "identity":
         raise HTTPProblem(415, "unsupported_media", f"Content-Encoding {encoding} is not "
                           "supported; send the request uncompressed")
-    body = await read_body(request, int(service.limits.max_upload_mb * 2**20))
+    body = await read_body(request, int(service.limits.max_upload_mb * 2**20),
+                           service.limits.pace)
     header_length = request.headers.get(HEADER_LENGTH.lower())
     if header_length is not None and not header_length.isdigit():
         raise ProtocolError(f"{HEADER_LENGTH} must be a number of bytes")
@@ -157,13 +159,14 @@ def _clips(inputs: dict[str, np.ndarray], service: Any) -> np.ndarray:
     return clips
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `max_bytes`."""
+async def read_body(request: Request, max_bytes: int, pace: Pace | None = None) -> bytes:
+    """The request body, refused with 413 as soon as it passes `max_bytes` and with 408 as soon
+    as it falls behind `pace` (as uploads are: `--body-timeout-s`, `--min-upload-kb-s`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    async for chunk in request.stream() if pace is None else paced_chunks(request, pace):
         size += len(chunk)
         if size > max_bytes:
             raise _too_large(max_bytes)

@@ -158,12 +158,18 @@ def _batch_mean(metrics: str) -> float | None:
     return values["vidlab_batch_size_sum"] / count if count else None
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every serving benchmark takes: what to serve and what to upload."""
+    ap = argparse.ArgumentParser(description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, help="Bundle to serve (default: a random tiny one).")
     ap.add_argument("--model", default="r2plus1d_tiny", help="Model of the default bundle.")
     ap.add_argument("--video", type=Path, help="Video to upload (default: 2 s 320×240 H.264).")
+    return ap
+
+
+def main() -> None:
+    ap = argument_parser(__doc__)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=20.0, help="Load per configuration.")
     ap.add_argument("--max-batch", type=int, default=8)

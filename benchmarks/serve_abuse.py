@@ -39,7 +39,14 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve import _post, _wait_ready, free_port, make_bundle, make_video  # noqa: E402
+from serve import (  # noqa: E402
+    _post,
+    _wait_ready,
+    argument_parser,
+    free_port,
+    make_bundle,
+    make_video,
+)
 
 BOUNDARY = "vidlabbench"
 PHASES = (("normal", 0, 0), ("+16 slow bodies", 16, 0),
@@ -219,11 +226,7 @@ def _count(items: list[str]) -> dict[str, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundle", type=Path, help="Bundle to serve (default: a random tiny one).")
-    ap.add_argument("--model", default="r2plus1d_tiny", help="Model of the default bundle.")
-    ap.add_argument("--video", type=Path, help="Video to upload (default: 2 s 320×240 H.264).")
+    ap = argument_parser(__doc__)
     ap.add_argument("--clients", type=int, default=4, help="Normal clients.")
     ap.add_argument("--seconds", type=float, default=30.0, help="Length of each phase.")
     ap.add_argument("--soak-minutes", type=float, default=0.0)

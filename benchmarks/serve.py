@@ -74,10 +74,9 @@ def run_config(bundle: Path, video: Path, max_batch: int, args: argparse.Namespa
     cmd = [sys.executable, "-m", "vidlab", "serve", str(bundle), "--port", str(port),
            "--max-batch", str(max_batch), "--max-wait-ms", str(args.max_wait_ms),
            "--queue-size", str(4 * args.clients), "--db", str(work / f"log-{max_batch}.db"),
-           "--runtime", args.runtime, "--no-access-log"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           "--runtime", args.runtime]
+    server = start_server(cmd, url, work / f"server-{max_batch}.log")
     try:
-        _wait_ready(url, server)
         data = video.read_bytes()
         for _ in range(3):  # warm-up outside the measurement
             _post(httpx.Client(timeout=120), url, video.name, data)
@@ -133,18 +132,30 @@ def _post(client: httpx.Client, url: str, name: str, data: bytes) -> int | str:
         return type(exc).__name__
 
 
-def _wait_ready(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
+def start_server(cmd: list[str], url: str, log: Path) -> subprocess.Popen:
+    """Start `vidlab serve` (its log to the file `log`: a pipe nobody reads would fill up and
+    block the server) and wait until `/readyz` says ready (it warms up before it binds)."""
+    with open(log, "w") as out:
+        server = subprocess.Popen([*cmd, "--no-access-log"], stdout=subprocess.DEVNULL,
+                                  stderr=out)
+    _wait_ready(url, server, log=log)
+    return server
+
+
+def _wait_ready(url: str, server: subprocess.Popen, timeout_s: float = 600,
+                log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read() if server.stderr else ''}")
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:] if log else ''}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
+    server.terminate()
+    raise RuntimeError(f"server did not become ready in {timeout_s:g} s")
 
 
 def _batch_mean(metrics: str) -> float | None:

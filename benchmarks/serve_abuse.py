@@ -27,7 +27,6 @@ import json
 import os
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,11 +40,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).parent))
 from serve import (  # noqa: E402
     _post,
-    _wait_ready,
     argument_parser,
     free_port,
     make_bundle,
     make_video,
+    start_server,
 )
 
 BOUNDARY = "vidlabbench"
@@ -240,12 +239,10 @@ def main() -> None:
     video = video_path.read_bytes()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "vidlab", "serve", str(bundle), "--port", str(port),
-         "--db", str(work / "log.db"), "--runtime", args.runtime],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = start_server([sys.executable, "-m", "vidlab", "serve", str(bundle), "--port",
+                           str(port), "--db", str(work / "log.db"), "--runtime", args.runtime],
+                          url, work / "server.log")
     try:
-        _wait_ready(url, server)
         proc = psutil.Process(server.pid)
         with httpx.Client(timeout=120) as c:
             for _ in range(3):  # warm-up outside the measurement

@@ -41,9 +41,9 @@ STATIC = Path(__file__).with_name("static")
 
 def create_app(bundle: Bundle | str | Path | Predictor | Sequence[Bundle | str | Path | Predictor],
                *, runtime: str = "auto",
-               max_batch: int = 8, max_wait_ms: float = 10.0, max_upload_mb: float = 100.0,
-               max_duration_s: float = 600.0, timeout_s: float = 60.0, queue_size: int = 16,
-               max_clips: int = 32,
+               max_batch: int = 8, max_wait_ms: float = 10.0, max_upload_mb: float = Limits.max_upload_mb,
+               max_duration_s: float = Limits.max_duration_s, timeout_s: float = Limits.timeout_s,
+               queue_size: int = Limits.queue_size, max_clips: int = Limits.max_clips,
                db: str | Path | None = None, retention_days: float | None = 30.0,
                temp_dir: str | Path | None = None, decode_workers: int | None = None,
                window: float = 2.0, stride: float = 1.0, watch: list[str] | None = None,

@@ -30,13 +30,13 @@ def share(truth: list[dict], label: str, start: float, end: float) -> float:
                for s in truth if s["label"] == label) / (end - start)
 
 
-def like_precisions(index, root, truth) -> list[float]:
+def like_precisions(index, root, truth, labels=tuple(LABELS)) -> list[float]:
     """precision@10 of "like" from each class's first segment of every video, the query's own
     moments excluded; a hit is a moment at least half of which shows the query's class."""
     lib = open_index(index)
     out = []
     for name, segments in truth.items():
-        for label in LABELS:
+        for label in labels:
             seg = next(s for s in segments if s["label"] == label)
             found = search_like_clip(lib, root / name, seg["start"], seg["end"], top=10,
                                      exclude_self=True)

@@ -147,7 +147,8 @@ def sr_rows(bundle: Path | None, frames: int, limit: int | None) -> list[dict]:
     return rows
 
 
-def gated_fn(bundle: Path, gate: bool = True) -> Callable[[CodedClip], np.ndarray]:
+def gated_fn(bundle: Path, gate: bool = True,
+             ensemble: bool = False) -> Callable[[CodedClip], np.ndarray]:
     """The model as `vidlab enhance` runs it: each frame's strength from the bundle's gate."""
     model, b = load_enhancer(bundle)
     quality_gate = load_gate(b.path) if gate else None
@@ -155,12 +156,14 @@ def gated_fn(bundle: Path, gate: bool = True) -> Callable[[CodedClip], np.ndarra
     def run(clip: CodedClip) -> np.ndarray:
         strengths = (None if quality_gate is None else
                      [quality_gate.alpha(q, clip.codec) for q in clip.qps])
-        return np.stack(list(enhance_stream(model, clip.frames, strengths=strengths)))
+        return np.stack(list(enhance_stream(model, clip.frames, strengths=strengths,
+                                            ensemble=ensemble)))
     return run
 
 
 def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.ndarray],
-                  conds: list[Condition], ungated: bool) -> tuple[list[dict], list[dict]]:
+                  conds: list[Condition], ungated: bool,
+                  ensemble: bool = False) -> tuple[list[dict], list[dict]]:
     """(per-clip rows, per-condition summary rows) of both tasks; each condition's summary is
     printed to stderr as soon as it is measured (a long run that is stopped keeps them)."""
     have = available_filters()
@@ -173,6 +176,8 @@ def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.nda
         restore_methods["vidlab restore"] = gated_fn(restore)
         if ungated:
             restore_methods["vidlab restore (no gate)"] = gated_fn(restore, gate=False)
+        if ensemble:
+            restore_methods["vidlab restore --ensemble"] = gated_fn(restore, ensemble=True)
     sr_methods: dict[str, Callable | None] = {"bicubic": lambda c: bicubic2x(c.frames)}
     if sr is not None:
         sr_methods["vidlab sr2x"] = gated_fn(sr)
@@ -239,7 +244,7 @@ def protocol_main(a: argparse.Namespace) -> None:
     conds = conditions(a.codecs.split(","), [int(q) for q in a.qps.split(",")],
                        a.gops.split(","))
     restore, sr = None if a.no_restore else a.restore, None if a.no_sr else a.sr
-    per_clip, rows = protocol_rows(restore, sr, clips, conds, a.ungated)
+    per_clip, rows = protocol_rows(restore, sr, clips, conds, a.ungated, a.ensemble)
     info = {"restore_bundle": str(restore), "sr_bundle": str(sr),
             "heldout_clips": {k: list(v.shape) for k, v in clips.items()},
             "filters": {k: DENOISERS[k] for k, ok in available_filters().items() if ok}}
@@ -335,6 +340,8 @@ def main() -> None:
                     help="--protocol: camera moves over each photo")
     ap.add_argument("--qps", default=",".join(map(str, PROTOCOL_QPS)))
     ap.add_argument("--gops", default="ld,ra")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="--protocol: also restore with --ensemble (4 flips averaged, 4x slower)")
     ap.add_argument("--ungated", action="store_true",
                     help="--protocol: also the models at full strength, without their gate")
     ap.add_argument("--no-sr", action="store_true", help="--protocol: restore only")

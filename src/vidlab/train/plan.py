@@ -111,7 +111,8 @@ def make_plan(fingerprint: dict[str, Any], config: TrainConfig,
                   stride=int(DataConfig.model_fields["stride"].default),
                   window_sampling=str(DataConfig.model_fields["sampling"].default),
                   input_cost=_input_cost(config.model.name, frames, entry.size),
-                  batch_given="train.batch_size" in given)
+                  batch_given="train.batch_size" in given,
+                  fixed_input=entry.preprocess is not None)
     settings = []
     for choice in all_rules(fingerprint, ctx, dataset_info or {}):
         settings.append(_setting(choice, config, given))
@@ -145,10 +146,12 @@ def _input_cost(model: str, frames: int, size: int) -> Callable[[int, int], floa
 
 
 def apply_plan(config: TrainConfig, plan: Plan) -> TrainConfig:
-    """`config` with the plan's settings (the user's own settings are untouched)."""
+    """`config` with the plan's settings (the user's own settings are untouched). Settings
+    neither the user nor the plan gave stay unset, so that `resolve_config` still fills them
+    from the model (e.g. an `hf:` checkpoint's own short side, mean and std)."""
     from vidlab.config import apply_overrides
 
-    data = config.model_dump(mode="json")
+    data = config.model_dump(mode="json", exclude_unset=True)
     items = [f"{k}={json.dumps(v)}" for k, v in plan.applied().items()]
     return TrainConfig.model_validate(apply_overrides(data, items))
 

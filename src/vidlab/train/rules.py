@@ -75,6 +75,8 @@ class Context:
     """`input_cost(frames, size)` → cost per clip relative to the default input (FLOPs)."""
     batch_given: bool = False
     """The user chose the batch size: the plan then keeps the rate that goes with it."""
+    fixed_input: bool = False
+    """The checkpoint fixes its input size (`hf:`: position embeddings, its own preprocessing)."""
 
 
 def _q(fp: dict[str, Any], *path: str, key: str = "p50", default: float = 0.0) -> float:
@@ -150,6 +152,8 @@ def temporal(fp: dict[str, Any], ctx: Context) -> list[Choice]:
 
 def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     """Input size from the scale of what moves and the videos' own resolution."""
+    if ctx.fixed_input:
+        return []  # the checkpoint's own crop and decode size, as its processor says
     area = _q(fp, "motion", "moving_area", default=1.0)
     source = _q(fp, "short_side", key="p10", default=float(ctx.size))
     measured = int(fp.get("motion", {}).get("clips_measured", 0))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tests.library.conftest import STRIDE, WINDOW
 from tests.library.motion import LABELS, MODEL, PREPROCESS, pan_video
+from tests.serve.helpers import wait_ready
 
 from vidlab.bundle import load_bundle, save_bundle
 from vidlab.library.build import build_index
@@ -131,7 +132,6 @@ def test_serve_index_cli_answers_searches_with_the_trained_model(pan_bundle, pan
     import socket
     import subprocess
     import sys
-    import time
 
     import httpx
 
@@ -145,16 +145,7 @@ def test_serve_index_cli_answers_searches_with_the_trained_model(pan_bundle, pan
     url = f"http://127.0.0.1:{port}"
     _, truth = pan_library
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.1)
+        wait_ready(proc, url, 120)
         info = httpx.get(f"{url}/library/api/info", timeout=30).json()
         assert info["videos"] == 4 and set(info["labels"]) == {"pan_left", "pan_right", "pan_up", "pan_down"}
         found = httpx.get(f"{url}/library/api/search", params={"label": "pan_left", "top": 3},

@@ -173,6 +173,20 @@ class LiveServer:
         self.sock.close()
 
 
+def wait_ready(proc, url: str, timeout: float = 90, headers: dict | None = None) -> None:
+    """Wait until a `vidlab serve` subprocess answers /readyz with 200 (it must stay alive)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2, headers=headers).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server never became ready"
+        time.sleep(0.1)
+
+
 def upload(url: str, path: Path, params: dict | None = None, timeout: float = 60,
            **kw) -> httpx.Response:
     with open(path, "rb") as f:

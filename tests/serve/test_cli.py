@@ -8,11 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
-from tests.serve.helpers import colour_video, upload
+from tests.serve.helpers import colour_video, upload, wait_ready
 
 from vidlab.serve.log import read_log
 
@@ -62,16 +61,7 @@ def test_serve_command_answers_http_and_logs_to_its_database(colour_bundle, tmp_
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.1)
+        wait_ready(proc, url, 90)
         video = colour_video(tmp_path / "blue.mp4", ["blue"], 1.0)
         assert upload(url, video).json()["top"][0]["label"] == "blue"
         assert httpx.get(f"{url}/v1/model").json()["limits"]["max_upload_mb"] == 5

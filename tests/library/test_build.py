@@ -118,17 +118,22 @@ def test_bad_files_are_reported_skipped_and_not_retried_until_they_change(small_
     assert fixed.added == ["broken.mp4"]
 
 
-def test_two_worker_processes_store_what_one_process_stores(small_library, tiny_bundle,
-                                                          tmp_path):
-    build(small_library, tiny_bundle, tmp_path / "one.vlx", workers=1)
-    build(small_library, tiny_bundle, tmp_path / "two.vlx", workers=2)
-    one, two = open_index(tmp_path / "one.vlx"), open_index(tmp_path / "two.vlx")
+def assert_same_windows(first, second) -> None:
+    """Two indexes of the same videos hold the same windows, labels and embeddings."""
+    one, two = open_index(first), open_index(second)
     for rel, video in one.db.videos().items():
         a = one.db.windows_of(video["id"])
         b = two.db.windows_of(two.db.video(rel)["id"])
         assert [(w.start, w.end, w.label) for w in a] == [(w.start, w.end, w.label) for w in b]
         assert np.allclose(one.db.embeddings([w.id for w in a]),
                            two.db.embeddings([w.id for w in b]), atol=1e-4)
+
+
+def test_two_worker_processes_store_what_one_process_stores(small_library, tiny_bundle,
+                                                          tmp_path):
+    build(small_library, tiny_bundle, tmp_path / "one.vlx", workers=1)
+    build(small_library, tiny_bundle, tmp_path / "two.vlx", workers=2)
+    assert_same_windows(tmp_path / "one.vlx", tmp_path / "two.vlx")
 
 
 def test_ray_tasks_store_what_local_processes_store(small_library, tiny_bundle, tmp_path,
@@ -140,13 +145,7 @@ def test_ray_tasks_store_what_local_processes_store(small_library, tiny_bundle, 
                    engine=Engine("ray", ray_address))
     assert sorted(remote.added) == sorted(local.added) and remote.windows == local.windows
     assert [f["path"] for f in remote.failed] == [f["path"] for f in local.failed]
-    one, two = open_index(tmp_path / "local.vlx"), open_index(tmp_path / "ray.vlx")
-    for rel, video in one.db.videos().items():
-        a = one.db.windows_of(video["id"])
-        b = two.db.windows_of(two.db.video(rel)["id"])
-        assert [(w.start, w.end, w.label) for w in a] == [(w.start, w.end, w.label) for w in b]
-        assert np.allclose(one.db.embeddings([w.id for w in a]),
-                           two.db.embeddings([w.id for w in b]), atol=1e-4)
+    assert_same_windows(tmp_path / "local.vlx", tmp_path / "ray.vlx")
 
 
 def test_an_index_is_only_updated_with_the_model_and_windows_it_was_built_with(

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from tests.library.conftest import STRIDE, true_label
+from tests.library.conftest import STRIDE, WINDOW, true_label
 
 from vidlab.errors import LibraryError
 from vidlab.library.export import add_correction, export_corrections, export_segments
@@ -128,3 +128,41 @@ def test_export_writes_the_found_segments_as_a_manifest(colour_index, long_libra
                for r in rows)
     assert summary["seconds"] == pytest.approx(sum(r["end"] - r["start"] for r in rows))
     assert export_corrections(lib, tmp_path / "none.jsonl")["corrections"] == 0
+
+
+def test_one_odd_window_does_not_split_a_segment_nor_hide_a_short_moment(colour_bundle,
+                                                                          tmp_path):
+    """A 0.6 s green moment inside red (shorter than the 1 s window: one window calls it
+    green): `--label red` reports red whole across it (one stride of bridging), `--label green`
+    still finds it; `--bridge 0` splits red there, and so does a human correction."""
+    from tests.serve.helpers import colour_video
+
+    from vidlab.library.build import build_index
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    # 0.2 s pieces (2 frames at 10 fps): red 0–3.4 s, green 3.4–4.0 s, red 4.0–7.4 s, blue on.
+    colour_video(root / "a.mp4", ["red"] * 17 + ["green"] * 3 + ["red"] * 17 + ["blue"] * 16,
+                 0.2, fps=10)
+    index = tmp_path / "short.vlx"
+    build_index(root, colour_bundle, index, window=WINDOW, stride=STRIDE, workers=1)
+    lib = open_index(index)
+
+    def near(r: dict, start: float, end: float) -> bool:
+        return abs(r["start"] - start) <= STRIDE and abs(r["end"] - end) <= STRIDE
+
+    red = search_label(lib, "red")
+    assert len(red) == 1 and near(red[0], 0.0, 7.4), red
+    green = search_label(lib, "green")
+    assert len(green) == 1 and near(green[0], 3.4, 4.0), green
+    assert green[0]["end"] - green[0]["start"] <= STRIDE + 1e-6  # one window, still found
+    split = search_label(lib, "red", bridge=0)
+    assert len(split) == 2 and [r["end"] for r in sorted(split, key=lambda r: r["start"])][0] \
+        == green[0]["start"], split
+    with pytest.raises(LibraryError, match="bridge"):
+        search_label(lib, "red", bridge=-1)
+    run = cli("index", "search", str(index), "--label", "red", "--bridge", "0", "--json")
+    assert run.returncode == 0, run.stderr
+    assert len(json.loads(run.stdout)) == 2
+    add_correction(lib, "a.mp4", green[0]["start"], green[0]["end"], "green", "ann")
+    assert len(search_label(lib, "red")) == 2  # a human said so: never bridged

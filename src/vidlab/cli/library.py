@@ -82,6 +82,9 @@ def search(
     top: int = typer.Option(10, "--top", min=0, help="Results (0 with --label: all)."),
     min_prob: float = typer.Option(0.0, "--min-prob", min=0.0, max=1.0,
                                    help="--label: only windows at least this confident."),
+    bridge: int = typer.Option(1, "--bridge", min=0,
+                               help="--label: join two segments separated by at most this many "
+                                    "windows of other labels (a shot cut's window; 0: never)."),
     bundle: Path = typer.Option(None, "--bundle", help="--like with a clip outside the "
                                                        "library: the model (default: the "
                                                        "index's own)."),
@@ -96,7 +99,8 @@ def search(
         raise typer.BadParameter("give exactly one of --label or --like")
     lib = open_index(index)
     if label is not None:
-        results = search_label(lib, label, top=top or None, min_prob=min_prob)
+        results = search_label(lib, label, top=top or None, min_prob=min_prob,
+                               bridge=bridge)
     else:
         results = search_like_clip(lib, like, start, end, top=top or 10,
                                    exclude_self=exclude_self, bundle=bundle)

@@ -4,6 +4,15 @@ Every result is a moment `{"path", "start", "end", "score", "label"}` (seconds; 
 absolute file) plus `video` (its path inside the library) and, for `like`, `window` (the window
 id). Human corrections win over the model: a window whose timeline span is centred inside a
 corrected range takes the correction's label (the latest correction wins), with score 1.
+
+Label segments bridge one odd window. A window whose clip straddles a cut shows the end of one
+shot and the start of the next, and any model may call it something else entirely; one such
+window (or one plain mistake) would split a segment in two. So `search_label` joins two runs of
+the label that are separated by at most `bridge` windows (default 1, i.e. one stride of the
+timeline, the index's resolution) of other labels, unless a human correction lies in between.
+Nothing is hidden by it: the odd window keeps its own label, so a real moment shorter than a
+window is still found when its label is searched; only the enclosing segment is reported
+whole. The timeline (`video_timeline`) shows every window as the model labelled it.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ from vidlab.library.index import LibraryIndex
 from vidlab.library.store import WindowRow
 
 EPS = 1e-6
+BRIDGE = 1
+"""Windows of other labels that `search_label` bridges between two runs of the label."""
 
 
 def corrected_labels(windows: list[WindowRow], corrections: list[dict[str, Any]],
@@ -61,10 +72,33 @@ def runs(windows: list[WindowRow], keep: list[bool], scores: list[float]
     return found
 
 
+def bridged(found: list[tuple[float, float, float, int]], max_gap: float,
+            blocked: list[tuple[float, float]] = ()) -> list[tuple[float, float, float, int]]:
+    """Join consecutive runs of one video (`runs`' output, in time order) whose gap is at most
+    `max_gap` seconds and overlaps no `blocked` range; the score is the mean over all their
+    windows."""
+    out: list[tuple[float, float, float, int]] = []
+    for run in found:
+        if out:
+            start, end, score, count = out[-1]
+            gap = run[0] - end
+            if 0 < gap <= max_gap and not any(lo < run[0] and hi > end for lo, hi in blocked):
+                total = count + run[3]
+                out[-1] = (start, run[1], (score * count + run[2] * run[3]) / total, total)
+                continue
+        out.append(run)
+    return out
+
+
 def search_label(index: LibraryIndex, label: str, top: int | None = None,
-                 min_prob: float = 0.0) -> list[dict[str, Any]]:
+                 min_prob: float = 0.0, bridge: int = BRIDGE) -> list[dict[str, Any]]:
     """Segments where `label` is the top-1 prediction (or a correction's label), adjacent
-    windows merged; best score first, at most `top` (None or 0: all)."""
+    windows merged and gaps of up to `bridge` windows of other labels bridged (0: none; see the
+    module docstring); best score first, at most `top` (None or 0: all)."""
+    if bridge < 0:
+        raise LibraryError(f"bridge must be 0 or more windows, not {bridge}", index.path)
+    # One window's span is one stride wide; half a stride more absorbs frame-rounded spans.
+    max_gap = (bridge + 0.5) * float(index.db.meta("stride") or 0.0) if bridge else 0.0
     wanted = index.label_id(label)
     labels = index.labels
     by_video: dict[int, list[WindowRow]] = {}
@@ -80,16 +114,18 @@ def search_label(index: LibraryIndex, label: str, top: int | None = None,
         video = index.db.video_by_id(video_id)
         if video is None:
             continue
+        blocked: list[tuple[float, float]] = []
         if video_id in corrections:
             windows = index.db.windows_of(video_id)
             named = corrected_labels(windows, corrections[video_id], labels)
             keep = [n == label and s >= min_prob for n, s in named]
             scores = [s for _, s in named]
+            blocked = [(c["start"], c["end"]) for c in corrections[video_id] if c["new"] != label]
         else:
             windows = by_video[video_id]
             keep = [w.prob >= min_prob for w in windows]
             scores = [w.prob for w in windows]
-        for start, end, score, _ in runs(windows, keep, scores):
+        for start, end, score, _ in bridged(runs(windows, keep, scores), max_gap, blocked):
             results.append(_moment(index, video, start, end, score, label))
     results.sort(key=lambda r: (-r["score"], r["video"], r["start"]))
     return results[:top] if top else results

@@ -63,16 +63,23 @@ def test_clean_cli_with_ray_reports_what_the_local_engine_reports(ray_address, d
     assert summary["by_reason"]["duplicate"] == 1 and summary["by_reason"]["truncated"] == 1
 
 
-def test_a_dead_ray_worker_costs_one_row_not_the_map(ray_address):
-    def die_on_three(x: int) -> int:  # defined here: Ray ships it by value to its workers
+def test_ray_data_runs_the_map_and_a_dead_worker_or_a_raising_item_costs_one_row(ray_address):
+    import ray
+
+    def work(x: int) -> tuple[int, str]:  # defined here: Ray ships it by value to its workers
         if x == 3:
             os._exit(1)  # the worker process dies, as it would in a crash inside FFmpeg
-        return x * 10
+        if x == 4:
+            raise ValueError("a bad item")
+        return x * 10, ray.get_runtime_context().get_task_name()
 
-    out = parallel_map(die_on_three, list(range(6)), chunksize=4,
-                       engine=Engine("ray", ray_address),
-                       on_error=lambda item, exc: ("failed", item))
-    assert out == [0, 10, 20, ("failed", 3), 40, 50]
+    out = parallel_map(work, list(range(6)), chunksize=4, engine=Engine("ray", ray_address),
+                       on_error=lambda item, exc: ("failed", item, type(exc).__name__))
+    assert out[3] == ("failed", 3, "WorkerCrashedError")
+    assert out[4] == ("failed", 4, "ValueError")
+    done = [out[k] for k in (0, 1, 2, 5)]
+    assert [value for value, _ in done] == [0, 10, 20, 50]
+    assert all("MapBatches" in task for _, task in done)  # Ray Data's map tasks ran them
 
 
 def test_shard_with_ray_writes_the_local_engines_shards(ray_address, dataset, tmp_path):

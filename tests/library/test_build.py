@@ -136,8 +136,8 @@ def test_two_worker_processes_store_what_one_process_stores(small_library, tiny_
     assert_same_windows(tmp_path / "one.vlx", tmp_path / "two.vlx")
 
 
-def test_ray_tasks_store_what_local_processes_store(small_library, tiny_bundle, tmp_path,
-                                                    ray_address):
+def test_ray_data_stores_what_local_processes_store(small_library, tiny_bundle, tmp_path,
+                                                   ray_address):
     from vidlab.data.parallel import Engine
 
     local = build(small_library, tiny_bundle, tmp_path / "local.vlx", workers=1)

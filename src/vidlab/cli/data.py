@@ -12,7 +12,7 @@ data_app = typer.Typer(help="Datasets: scan, clean, split, and the built-in synt
 
 def engine_option():
     return typer.Option("local", "--engine", help="How per-file work is spread: local "
-                        "(processes on this machine) or ray (Ray tasks on a cluster).")
+                        "(processes on this machine) or ray (Ray Data tasks on a cluster).")
 
 
 def address_option():

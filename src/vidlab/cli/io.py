@@ -48,7 +48,7 @@ def transcode_cmd(
     gop: int | None = typer.Option(None, "--gop", help="Keyframe interval cap (short GOPs keep clip seeks cheap)."),
     workers: int | None = typer.Option(None, "--workers", help="Manifest: processes (default: all cores)."),
     engine: str = typer.Option("local", "--engine", help="Manifest: how the per-file work is "
-                               "spread, local (processes) or ray (Ray tasks on a cluster)."),
+                               "spread, local (processes) or ray (Ray Data tasks on a cluster)."),
     address: str | None = typer.Option(None, "--address", help="Manifest: Ray cluster address "
                                        "(default: a local Ray instance). Implies --engine ray."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace DST if it exists."),

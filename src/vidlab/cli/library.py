@@ -35,7 +35,7 @@ def build(
                                 help="auto (PyTorch when the bundle has weights, for "
                                      "forward_features), torch, onnx or onnx-int8."),
     engine: str = typer.Option("local", "--engine", help="How per-file work is spread: local "
-                               "(processes) or ray (Ray tasks on a cluster)."),
+                               "(processes) or ray (Ray Data tasks on a cluster)."),
     address: str = typer.Option(None, "--address", help="Ray cluster address; default: a "
                                 "local Ray instance. Implies --engine ray."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),

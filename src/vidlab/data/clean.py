@@ -160,7 +160,7 @@ def clean(entries: list[dict[str, Any]], min_frames: int = 16, num_samples: int 
     mean of the horizontal and vertical hashes) that every sampled frame of two clips of about
     the same duration must stay within for them to be near-duplicates. `drop`: reason codes that
     remove a clip (default `DEFAULT_DROP`); other findings are reported only. `engine`
-    spreads the per-file checks (local processes, or Ray tasks); the verdicts, made here from
+    spreads the per-file checks (local processes, or Ray Data tasks); the verdicts, made here from
     the per-file results, are the same whatever the engine.
     """
     unknown = set(drop) - set(REASONS)

@@ -25,7 +25,7 @@ def scan_to_manifest(root: str | Path, out: str | Path, workers: int | None = No
                      overwrite: bool = False, progress: bool = True,
                      engine: Engine | str | None = None) -> dict[str, Any]:
     """Probe every video of a folder-per-class tree into the manifest `out` (`engine`: local
-    processes, or Ray tasks on a cluster).
+    processes, or Ray Data tasks on a cluster).
 
     Returns `{"manifest", "clips", "classes", "class_counts", "failures"}`; unreadable files
     are listed in `failures` (path, label, reason, detail), never fatal.
@@ -46,7 +46,7 @@ def clean_manifest(source: str | Path, out: str | Path, report: str | Path,
                    engine: Engine | str | None = None):
     """Clean a manifest (or a folder, whose unprobeable files are reported too) into `out`,
     with the per-file JSON `report`; returns the `CleanResult`. `engine` spreads the per-file
-    work (local processes, or Ray tasks).
+    work (local processes, or Ray Data tasks).
 
     `keep` lists reason codes to report but not drop (e.g. "too_short").
     """

@@ -86,7 +86,7 @@ def _probe_lost(path: str, exc: BaseException) -> tuple[str, None, str, str]:
 def probe_many(paths: list[str], workers: int | None = None, progress: bool = True,
                engine: Engine | str | None = None
                ) -> list[tuple[str, dict[str, Any] | None, str, str]]:
-    """Probe files in parallel (`engine`: local processes or Ray tasks):
+    """Probe files in parallel (`engine`: local processes or Ray Data tasks):
     `(path, metadata or None, reason code, reason)`."""
     return parallel_map(_probe_job, paths, workers, progress, desc="probing", chunksize=8,
                         engine=engine, on_error=_probe_lost)

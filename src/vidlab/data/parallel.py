@@ -1,22 +1,26 @@
 """One helper for per-file work: map a function over items, spread by an *engine*.
 
 An engine is how the work is spread, never a second copy of it: `local` runs it in a process
-pool on this machine, `ray` as Ray tasks on a Ray cluster (a local one when no address is
+pool on this machine, `ray` as Ray Data tasks on a Ray cluster (a local one when no address is
 given). Scanning, cleaning, transcoding, sharding and indexing all call `parallel_map`, so the
 same function of one file runs whatever the engine, and the outputs are the same.
 
-Ray is used through plain tasks (`ray.remote` on a chunk of items), not Ray Data: the per-file
-results here are nested Python objects (reason tuples, 64-bit unsigned hashes, dicts of
-metadata) gathered into one report, which Ray Data's Arrow blocks would have to convert and
-back, and Ray Data would pull pandas and pyarrow into the install for no gain.
+With Ray the items stream through Ray Data (`ray.data.from_items` → `map_batches`, one CPU a
+task, one block a chunk of items): it schedules on the cluster's CPUs with backpressure, and it
+is what clusters run for batch work. Items and results cross Ray Data's Arrow blocks as pickled
+bytes (our own objects between our own processes, never a user's file): the results are nested
+Python objects (reason tuples, 64-bit unsigned hashes, dicts of metadata, arrays) that must come
+back exactly as the local engine returns them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +34,7 @@ ENGINES = ("local", "ray")
 
 @dataclass(frozen=True)
 class Engine:
-    """How per-file work is spread: `name` "local" (process pool) or "ray" (Ray tasks on the
+    """How per-file work is spread: `name` "local" (process pool) or "ray" (Ray Data tasks on the
     cluster at `address`; None starts or joins a local Ray instance)."""
 
     name: str = "local"
@@ -88,16 +92,13 @@ class _Guarded:
             return self.on_error(item, exc)
 
 
-def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
-    return [fn(x) for x in chunk]
-
-
 def ray_module(engine: Engine):
     """The `ray` module, connected to `engine.address` (or a local instance, started once)."""
     try:
         import ray
+        import ray.data  # noqa: F401  (Ray Data needs pandas and pyarrow: the `ray` extra)
     except ImportError:
-        raise EngineError("--engine ray needs Ray: pip install -c constraints.txt "
+        raise EngineError("--engine ray needs Ray Data: pip install -c constraints.txt "
                           "'vidlab[ray]'") from None
     # a local start can miss Ray's 30 s raylet registration on a loaded machine: retry it
     attempts = 1 if engine.address else 3
@@ -121,46 +122,104 @@ def ray_module(engine: Engine):
 def _ray_map(fn: Callable[[Any], Any], items: list[Any], engine: Engine, progress: bool,
              desc: str, chunksize: int,
              on_error: Callable[[Any, BaseException], Any] | None) -> list[Any]:
-    """`parallel_map` on Ray: one task per chunk of items; results in item order."""
+    """`parallel_map` on Ray Data; results in item order.
+
+    A block whose task fails twice (its worker died: a crash in FFmpeg, a killed node) is
+    skipped, not fatal; its items are then rerun one per block, so one bad file costs one row
+    (`on_error`), not its chunk and not the map.
+    """
     if not items:
         return []
-    ray = ray_module(engine)
-    task = ray.remote(num_cpus=1, max_retries=1)(_run_chunk)
-    chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
-    fn_ref = ray.put(fn)
-    pending = {task.remote(fn_ref, chunk): k for k, chunk in enumerate(chunks)}
-    results: list[list[Any] | None] = [None] * len(chunks)
+    ray_module(engine)
+    results: dict[int, Any] = {}
+    todo = list(range(len(items)))
+    lost: dict[int, BaseException] = {}
+    passes = (chunksize, 1) if chunksize > 1 else (1,)
+    with _progress_counter(len(items), progress, desc) as advance:
+        for n, per_block in enumerate(passes):
+            errors = _run_blocks(fn, items, todo, per_block, results, advance)
+            todo = [k for k in todo if k not in results]
+            if not todo:
+                break
+            lost = dict.fromkeys(todo, errors[-1] if errors else EngineError("no result"))
+            if n + 1 < len(passes):
+                log.warning("%d Ray Data task(s) failed (%s); rerunning their %d items one "
+                            "by one", len(errors), _describe(errors), len(todo))
+    for k in todo:
+        if on_error is None:
+            raise EngineError(f"the Ray task for {items[k]!r} failed: {_describe([lost[k]])}")
+        results[k] = on_error(items[k], lost[k])
+        advance()
+    return [results[k] for k in range(len(items))]
 
-    def finished() -> Iterator[Any]:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                k = pending.pop(ref)
-                try:
-                    results[k] = ray.get(ref)
-                except Exception as exc:  # a lost worker (a crash in FFmpeg, a killed node)
-                    results[k] = _one_by_one(ray, task, fn_ref, chunks[k], exc, on_error)
-                yield from results[k]
 
-    for _ in _progress(finished(), len(items), progress, desc):
-        pass
-    return [r for chunk in results for r in chunk]
+def _run_blocks(fn: Callable[[Any], Any], items: list[Any], keys: list[int], per_block: int,
+                results: dict[int, Any], advance: Callable[[int], None]) -> list[BaseException]:
+    """Run `fn` on `items[k]` for `k` in `keys` as one Ray Data dataset of `per_block` items a
+    block; fill `results[k]` as blocks finish and return the errors of the blocks that failed."""
+    import warnings
+
+    import ray.data
+
+    rows = [{"k": k, "item": pickle.dumps(items[k])} for k in keys]
+    ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block))
+    ds.context.max_errored_blocks = -1  # a failed block is reported below, not fatal
+    ds.context.enable_progress_bars = False
+    ds.context.print_on_execution_start = False
+    with warnings.catch_warnings():
+        # Ray Data retries a dead task forever by default; `max_retries` is only reachable
+        # through the remote args that Ray 2.60 marks deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(functools.partial(_run_batch, fn), batch_size=None,
+                            batch_format="numpy", num_cpus=1, max_retries=1)
+    with _ray_data_errors() as errors:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for k, result in zip(batch["k"], batch["result"], strict=True):
+                results[int(k)] = pickle.loads(result)
+            advance(len(batch["k"]))
+    return errors
 
 
-def _one_by_one(ray: Any, task: Any, fn_ref: Any, chunk: list[Any], exc: BaseException,
-                on_error: Callable[[Any, BaseException], Any] | None) -> list[Any]:
-    """Rerun a failed chunk's items alone, so one bad file costs one row, not the chunk."""
-    log.warning("a Ray task failed (%s: %s); retrying its %d items one by one",
-                type(exc).__name__, exc, len(chunk))
-    out = []
-    for item in chunk:
-        try:
-            out += ray.get(task.options(max_retries=0).remote(fn_ref, [item]))
-        except Exception as item_exc:
-            if on_error is None:
-                raise EngineError(f"Ray task for {item!r} failed: {item_exc}") from None
-            out.append(on_error(item, item_exc))
-    return out
+def _run_batch(fn: Callable[[Any], Any], batch: dict[str, Any]) -> dict[str, Any]:
+    """One Ray Data block: `fn` on each pickled item, results pickled back."""
+    import numpy as np
+
+    out = np.empty(len(batch["item"]), dtype=object)
+    for i, item in enumerate(batch["item"]):
+        out[i] = pickle.dumps(fn(pickle.loads(item)))
+    return {"k": batch["k"], "result": out}
+
+
+@contextlib.contextmanager
+def _ray_data_errors() -> Iterator[list[BaseException]]:
+    """The errors of the blocks Ray Data skipped, collected from its log instead of being
+    printed with a traceback on the console (the caller reports them as rows)."""
+    logger = logging.getLogger("ray.data")
+    errors: list[BaseException] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR and record.exc_info and record.exc_info[1]:
+                errors.append(record.exc_info[1])
+
+    consoles = [h for h in logger.handlers if type(h) is not logging.FileHandler
+                and isinstance(h, logging.StreamHandler)]
+    levels = [h.level for h in consoles]
+    collect = Collect()
+    logger.addHandler(collect)
+    for h in consoles:
+        h.setLevel(logging.CRITICAL)
+    try:
+        yield errors
+    finally:
+        logger.removeHandler(collect)
+        for h, level in zip(consoles, levels, strict=True):
+            h.setLevel(level)
+
+
+def _describe(errors: list[BaseException]) -> str:
+    return "; ".join(sorted({f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                             for e in errors})) or "no error reported"
 
 
 @contextlib.contextmanager
@@ -190,3 +249,12 @@ def _progress(items: Iterable[Any], total: int, show: bool, desc: str) -> Iterat
 
     with progress(items, total=total, desc=desc) as bar:
         yield from bar
+
+
+@contextlib.contextmanager
+def _progress_counter(total: int, show: bool, desc: str) -> Iterator[Callable[..., None]]:
+    """`advance(n=1)` moves vidlab's progress bar (stderr, quiet under `--quiet`) when `show`."""
+    from vidlab.progress import progress
+
+    with progress(total=total, desc=desc, enabled=None if show else False) as bar:
+        yield lambda n=1: bar.update(n)

@@ -118,7 +118,7 @@ def build_index(source: str | Path, bundle: str | Path, out: str | Path, *, wind
     Raises `LibraryError` when `out` was built with another model, other windows or another
     library root (build a new index for those). `on_file(rel_path, result)` is called as each
     file finishes (progress bars). `engine`: "local" processes (default) or "ray" /
-    `Engine("ray", address)` for Ray tasks on a cluster (every worker must see the files and
+    `Engine("ray", address)` for Ray Data tasks on a cluster (every worker must see the files and
     the bundle at the same paths).
     """
     from vidlab.bundle import load_bundle
@@ -241,7 +241,7 @@ def run_files(paths: list[str], settings: IndexSettings, workers: int | None = N
               engine: Any = None) -> Iterable[FileWindows]:
     """`index_file` over every path, in `workers` processes (default: one per core), yielding
     each result as soon as it is done (in completion order). `engine` "ray" (or a
-    `vidlab.data.parallel.Engine` with an address) runs them as Ray tasks instead, one
+    `vidlab.data.parallel.Engine` with an address) runs them as Ray Data tasks instead, one
     single-threaded task per file; a task that dies is that file's error."""
     from vidlab.data.parallel import as_engine
 

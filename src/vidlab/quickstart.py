@@ -63,9 +63,16 @@ class StepRunner:
 
 def run(out: str | Path = DEFAULT_OUT, per_class: int = DEFAULT_PER_CLASS, seed: int = 0,
         train_minutes: float = 8.0, model: str | None = None,
-        say: Callable[[str], None] = print) -> QuickstartResult:
-    """Run (or resume) the main job into `out`; returns what each step made and measured."""
+        say: Callable[[str], None] = print, overrides: list[str] | None = None,
+        timing_rounds: int = 5, rss: bool = True) -> QuickstartResult:
+    """Run (or resume) the main job into `out`; returns what each step made and measured.
+
+    `overrides` are training `KEY=VALUE` settings (as `vidlab train --set`) applied over the
+    quickstart's; `timing_rounds` and `rss` go to `optimize`/`bench` (fewer latency rounds, no
+    per-variant peak-memory process) for a quicker, rougher speed table.
+    """
     from vidlab.accel import bench, optimize
+    from vidlab.config import load_config
     from vidlab.data.clean import clean
     from vidlab.data.manifest import scan, write_manifest
     from vidlab.data.samplers import views_label
@@ -102,7 +109,7 @@ def run(out: str | Path = DEFAULT_OUT, per_class: int = DEFAULT_PER_CLASS, seed:
                                     "data": {"cache": str(out / "cache")}}
         if model:
             settings["model"] = {"name": model}
-        config = TrainConfig.model_validate(settings)
+        config = load_config(TrainConfig, overrides=overrides, base=settings)
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         if resume:
             say(f"[train] resuming the interrupted run in {run_dir}")
@@ -118,12 +125,13 @@ def run(out: str | Path = DEFAULT_OUT, per_class: int = DEFAULT_PER_CLASS, seed:
 
     def optimize_step() -> dict[str, Any]:
         bundle = optimize(steps.records["train"]["bundle"], out / "model.vidlab", onnx=True,
-                          int8=True, data=str(out / "split.jsonl"), overwrite=True)
+                          int8=True, data=str(out / "split.jsonl"), overwrite=True,
+                          timing_rounds=timing_rounds)
         return {"bundle": str(bundle.path), "metrics": bundle.metrics}
 
     def bench_step() -> dict[str, Any]:
         rows = bench([steps.records["train"]["bundle"], steps.records["optimize"]["bundle"]],
-                     data=str(out / "split.jsonl"))
+                     data=str(out / "split.jsonl"), rounds=timing_rounds, rss=rss)
         (out / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
         return {"rows": rows}
 

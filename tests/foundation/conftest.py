@@ -63,19 +63,25 @@ QUICK = ["data.num_workers=0", "train.batch_size=4", "train.max_minutes=null",
 """Overrides that keep an hf: run to seconds on the tiny checkpoints."""
 
 
-def train_cli(model: str, data: Path, out: Path, *extra: str, epochs: int = 2) -> dict:
-    """`vidlab train --model MODEL --data DATA --out OUT --json` in this process; its summary."""
+def cli_json(*args: str) -> dict | list:
+    """`vidlab ARGS --json` in this process (a fresh one would import torch and transformers
+    again, ~10 s each); the JSON it printed after any other output."""
     import contextlib
     import io
 
     from vidlab.cli import main
 
-    args = ["train", "--model", model, "--data", str(data), "--out", str(out),
-            "--epochs", str(epochs), "--json"]
-    for item in [*QUICK, *extra]:
-        args += ["--set", item]
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        main(args)
+        main([*args, "--json"])
     text = buf.getvalue()
-    return json.loads(text[text.index("{"):])
+    return json.loads(text[min(i for i in (text.find("{"), text.find("[")) if i >= 0):])
+
+
+def train_cli(model: str, data: Path, out: Path, *extra: str, epochs: int = 2) -> dict:
+    """`vidlab train --model MODEL --data DATA --out OUT --json` in this process; its summary."""
+    args = ["train", "--model", model, "--data", str(data), "--out", str(out),
+            "--epochs", str(epochs)]
+    for item in [*QUICK, *extra]:
+        args += ["--set", item]
+    return cli_json(*args)

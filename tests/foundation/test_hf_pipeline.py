@@ -3,7 +3,6 @@ eval, predict, optimize (ONNX + INT8), bench, serve over real HTTP, monitor; and
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,13 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.foundation.conftest import MOTION_LABELS, train_cli, transformers, write_checkpoint
+from tests.foundation.conftest import (
+    MOTION_LABELS,
+    cli_json,
+    train_cli,
+    transformers,
+    write_checkpoint,
+)
 from tests.serve.helpers import LiveServer, upload
 
 from vidlab.bundle import load_bundle
@@ -29,13 +34,6 @@ def lora_run(motion_manifest, tmp_path_factory):
                         "model.lora.alpha=8", "optim.lr=5e-3")
     shutil.rmtree(ckpt)
     return root / "run", summary, original
-
-
-def _cli_json(*args: str) -> dict | list:
-    proc = subprocess.run([sys.executable, "-m", "vidlab", *args, "--json"], capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout[proc.stdout.index(next(c for c in proc.stdout if c in "[{")):])
 
 
 def test_lora_trains_adapters_and_head_only_and_reports_the_fraction(lora_run):
@@ -64,26 +62,25 @@ def test_a_lora_bundle_loads_and_runs_without_peft_or_its_checkpoint(lora_run, m
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
 
-@pytest.mark.timeout(1800)  # five CLI processes that each import transformers
 def test_eval_optimize_int8_bench_and_predict_take_a_lora_bundle(lora_run, motion_manifest,
                                                                   motion_data, tmp_path):
     run, summary, _ = lora_run
     bundle = run / "best.vidlab"
-    evaluated = _cli_json("eval", str(bundle), "--data", str(motion_manifest), "--split", "test")
+    evaluated = cli_json("eval", str(bundle), "--data", str(motion_manifest), "--split", "test")
     assert evaluated["num_clips"] == summary["test"]["num_clips"]
     opt = tmp_path / "opt.vidlab"
-    _cli_json("optimize", str(bundle), "-o", str(opt), "--onnx", "--int8", "--data",
-              str(motion_manifest), "--eval-clips", "8", "--calib-clips", "8",
-              "--int8-method", "dynamic", "--no-bf16")  # one format: auto's search is accel's
+    cli_json("optimize", str(bundle), "-o", str(opt), "--onnx", "--int8", "--data",
+             str(motion_manifest), "--eval-clips", "8", "--calib-clips", "8",
+             "--int8-method", "dynamic", "--no-bf16")  # one format: auto's search is accel's
     assert load_bundle(opt).metrics["optimize"]["int8"]["chosen"] == "dynamic"
     variants = load_bundle(opt).metrics["variants"]
     assert {"torch", "onnx", "onnx-int8"} <= set(variants)
     assert load_bundle(opt).metrics["optimize"]["onnx"]["max_rel_diff"] < 1e-3
-    rows = _cli_json("bench", str(bundle), str(opt), "--data", str(motion_manifest),
-                     "--rounds", "1", "--no-rss", "--eval-clips", "8")
+    rows = cli_json("bench", str(bundle), str(opt), "--data", str(motion_manifest),
+                    "--rounds", "1", "--no-rss", "--eval-clips", "8")
     assert {"onnx-int8"} <= {r["runtime"] for r in rows}
     video = next((motion_data / "rotate_cw").iterdir())
-    preds = _cli_json("predict", str(opt), str(video), "--runtime", "onnx-int8", "--top-k", "2")
+    preds = cli_json("predict", str(opt), str(video), "--runtime", "onnx-int8", "--top-k", "2")
     assert preds[0]["top"][0]["label"] in MOTION_LABELS
 
 
@@ -118,8 +115,8 @@ def test_import_makes_a_bundle_that_predicts_like_transformers_after_the_checkpo
     reference = transformers.AutoModelForVideoClassification.from_pretrained(
         str(ckpt), local_files_only=True).eval()
     out = tmp_path / "imported.vidlab"
-    summary = _cli_json("import", f"hf:{ckpt}", "-o", str(out), "--stride", "3",
-                        "--data", str(motion_data))
+    summary = cli_json("import", f"hf:{ckpt}", "-o", str(out), "--stride", "3",
+                       "--data", str(motion_data))
     assert summary["labels"] == 3
     shutil.rmtree(ckpt)
     bundle = load_bundle(out)
@@ -133,7 +130,7 @@ def test_import_makes_a_bundle_that_predicts_like_transformers_after_the_checkpo
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
     video = next((motion_data / "zoom" if (motion_data / "zoom").is_dir()
                   else motion_data / "grow").iterdir())
-    preds = _cli_json("predict", str(out), str(video))
+    preds = cli_json("predict", str(out), str(video))
     assert preds[0]["top"][0]["label"] in bundle.labels
     probs = [t["prob"] for t in preds[0]["top"]]  # all 3 labels (top-k 5 > 3)
     assert np.isclose(sum(probs), 1.0, atol=1e-3)

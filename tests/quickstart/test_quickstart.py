@@ -9,11 +9,15 @@ import sys
 from vidlab.bundle import load_bundle
 from vidlab.quickstart import run
 
+# what the steps measure is tested in tests/accel and tests/train: here, one latency round, no
+# peak-memory processes and no memory-format probe keep the whole job quick
+QUICK = {"overrides": ["train.memory_format=contiguous"], "timing_rounds": 1, "rss": False}
+
 
 def test_quickstart_runs_every_step_then_reuses_them(tmp_path):
     out = tmp_path / "qs"
     messages: list[str] = []
-    result = run(out, per_class=3, train_minutes=0.05, say=messages.append)
+    result = run(out, per_class=3, train_minutes=0.05, say=messages.append, **QUICK)
 
     assert list(result.steps) == ["data", "prepare", "train", "evaluate", "optimize", "bench"]
     optimized = load_bundle(result.steps["optimize"]["bundle"])
@@ -22,9 +26,10 @@ def test_quickstart_runs_every_step_then_reuses_them(tmp_path):
     rows = json.loads((out / "bench.json").read_text())
     assert rows[0]["variant"].startswith("pytorch") and len(rows) >= 3
     assert result.serve_command == f"vidlab serve {optimized.path}"
+    assert "memory_format: contiguous" in (out / "run" / "config.yaml").read_text()  # overrides
 
     again: list[str] = []
-    run(out, per_class=3, train_minutes=0.05, say=again.append)
+    run(out, per_class=3, train_minutes=0.05, say=again.append, **QUICK)
     assert sum("reusing" in m for m in again) == 6
 
 

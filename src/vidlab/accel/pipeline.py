@@ -124,7 +124,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
             methods = None if int8_method == "auto" else [int8_method]
             info["int8"] = quantize_best(extra[ONNX_FILE], extra[ONNX_INT8_FILE], train, val,
                                          methods=methods, max_top1_loss=max_drop / 100,
-                                         threads=threads)
+                                         timing_rounds=timing_rounds, threads=threads)
         state = model.state_dict()
         weights = tmp / WEIGHTS_FILE
         from safetensors.torch import save_file

@@ -27,14 +27,15 @@ from vidlab.library.search import search_label, search_like_clip
 
 ASSET = Path(__file__).parent / "assets" / "synth_r3d.vidlab"
 VIDEOS = 3
-# Measured with the committed asset (this machine): 42/44 segments (37/44 with `bridge=0`: a
-# window whose 0.8 s clip straddles a cut, or one wrong window inside, split a segment), like
-# 0.667 (chance 0.125), untrained 0.167, new clips 9, 9, 8 of 10. The two misses: a wrong
-# window at a segment's edge next to a cut's window (two odd windows in a row).
-MIN_SEGMENTS_FOUND = 0.9
-MIN_LIKE_MEAN = 0.5
+# Measured with the committed asset (trained with cuts; this machine): 44/44 segments (42/44
+# with `bridge=0`: two segments split by one odd window), like 0.896 (lowest query 0.8; chance
+# 0.125), untrained 0.167, new clips 10, 10, 10 of 10. Of the 189 windows, 1 of the 144 inside
+# a segment and 9 of the 45 whose clip straddles a cut get neither neighbour's label.
+# The thresholds leave a margin for other CPUs, which may round the training differently.
+MIN_SEGMENTS_FOUND = 0.95
+MIN_LIKE_MEAN = 0.75
 MAX_UNTRAINED_MEAN = 0.3
-MIN_NEW_CLIP_HITS = 7
+MIN_NEW_CLIP_HITS = 8
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def test_the_asset_is_a_small_trained_safetensors_bundle():
     assert "weights.safetensors" in files and not any(n.endswith((".pt", ".pth", ".pkl"))
                                                       for n in files)
     assert sum(files.values()) < 1_000_000
-    assert load_bundle(ASSET).metrics["val"]["top1"] >= 0.9  # held-out clips of the generator
+    val = load_bundle(ASSET).metrics["val"]  # held-out clips of the generator
+    assert val["top1"] >= 0.9 and val["cut_even_either"] >= 0.8  # clean; a window on a cut
 
 
 def matches(r: dict, seg: dict) -> bool:
@@ -122,3 +124,16 @@ def test_like_with_a_new_clip_finds_its_class(synth_index, synth_library, tmp_pa
         hits = sum(share(truth[r["video"]], label, r["start"], r["end"]) >= 0.5 for r in found)
         print(f"new {label} clip: {hits}/10")
         assert hits >= MIN_NEW_CLIP_HITS, (label, found)
+
+
+def test_the_trainer_labels_a_window_across_a_cut_by_the_clip_covering_most_of_it():
+    from tests.library.synth_model import _cuts
+
+    t = PREPROCESS.num_frames
+    xa, xb = torch.zeros(3, 3, t, 4, 4), torch.ones(3, 3, t, 4, 4)
+    x, target = _cuts(xa, torch.tensor([0, 0, 0]), xb, torch.tensor([1, 1, 1]),
+                      torch.tensor([3, 4, 5]))
+    assert [int(x[i, 0, :, 0, 0].eq(0).sum()) for i in range(3)] == [3, 4, 5]
+    assert x[0, :, 3:].eq(1).all() and x[2, :, :5].eq(0).all()  # A's frames first, then B's
+    assert target[:, :2].tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]
+    assert target.sum(1).tolist() == [1.0, 1.0, 1.0]

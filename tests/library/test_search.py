@@ -164,5 +164,7 @@ def test_one_odd_window_does_not_split_a_segment_nor_hide_a_short_moment(colour_
     run = cli("index", "search", str(index), "--label", "red", "--bridge", "0", "--json")
     assert run.returncode == 0, run.stderr
     assert len(json.loads(run.stdout)) == 2
+    assert export_segments(lib, "red", tmp_path / "red.jsonl")["segments"] == 1
+    assert export_segments(lib, "red", tmp_path / "raw.jsonl", bridge=0)["segments"] == 2
     add_correction(lib, "a.mp4", green[0]["start"], green[0]["end"], "green", "ann")
     assert len(search_label(lib, "red")) == 2  # a human said so: never bridged

@@ -69,6 +69,15 @@ def build(
         sys.exit(1)
 
 
+BRIDGE_HELP = ("join two segments of the label separated by at most this many windows of "
+               "other labels (a shot cut's window; 0: never; default 1).")
+
+
+def _bridge(bridge: int | None) -> dict[str, int]:
+    """`--bridge` when given (the library's default otherwise, without importing it here)."""
+    return {} if bridge is None else {"bridge": bridge}
+
+
 @index_app.command("search")
 def search(
     index: Path = typer.Argument(..., help="The index (NAME.vlx/)."),
@@ -82,9 +91,7 @@ def search(
     top: int = typer.Option(10, "--top", min=0, help="Results (0 with --label: all)."),
     min_prob: float = typer.Option(0.0, "--min-prob", min=0.0, max=1.0,
                                    help="--label: only windows at least this confident."),
-    bridge: int = typer.Option(1, "--bridge", min=0,
-                               help="--label: join two segments separated by at most this many "
-                                    "windows of other labels (a shot cut's window; 0: never)."),
+    bridge: int = typer.Option(None, "--bridge", min=0, help="--label: " + BRIDGE_HELP),
     bundle: Path = typer.Option(None, "--bundle", help="--like with a clip outside the "
                                                        "library: the model (default: the "
                                                        "index's own)."),
@@ -100,7 +107,7 @@ def search(
     lib = open_index(index)
     if label is not None:
         results = search_label(lib, label, top=top or None, min_prob=min_prob,
-                               bridge=bridge)
+                               **_bridge(bridge))
     else:
         results = search_like_clip(lib, like, start, end, top=top or 10,
                                    exclude_self=exclude_self, bundle=bundle)
@@ -141,6 +148,7 @@ def export(
     label: str = typer.Option(..., "--label", help="Export the segments of this label."),
     out: Path = typer.Option(..., "-o", "--out", help="Manifest to write (JSONL)."),
     min_prob: float = typer.Option(0.0, "--min-prob", min=0.0, max=1.0),
+    bridge: int = typer.Option(None, "--bridge", min=0, help=BRIDGE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -148,7 +156,8 @@ def export(
     from vidlab.library.export import export_segments
     from vidlab.library.index import open_index
 
-    data = export_segments(open_index(index), label, out, min_prob=min_prob, overwrite=overwrite)
+    data = export_segments(open_index(index), label, out, min_prob=min_prob,
+                           overwrite=overwrite, **_bridge(bridge))
     if json_out:
         print_json(data)
     else:

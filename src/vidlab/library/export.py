@@ -14,7 +14,7 @@ from typing import Any
 
 from vidlab.errors import LibraryError, OutputExistsError
 from vidlab.library.index import LibraryIndex
-from vidlab.library.search import search_label
+from vidlab.library.search import BRIDGE, search_label
 
 MAX_LABEL_CHARS = 200
 MAX_WHO_CHARS = 200
@@ -49,9 +49,11 @@ def write_jsonl(rows: list[dict[str, Any]], out: str | Path, overwrite: bool = F
 
 
 def export_segments(index: LibraryIndex, label: str, out: str | Path, *, min_prob: float = 0.0,
-                    top: int | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """`vidlab index export --label L -o clips.jsonl`: one manifest row per found segment."""
-    found = search_label(index, label, top=top, min_prob=min_prob)
+                    top: int | None = None, bridge: int = BRIDGE,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """`vidlab index export --label L -o clips.jsonl`: one manifest row per found segment
+    (`search_label`'s segments, `bridge` as there)."""
+    found = search_label(index, label, top=top, min_prob=min_prob, bridge=bridge)
     rows = [{"path": r["path"], "label": r["label"], "start": r["start"], "end": r["end"],
              "score": r["score"], "source": "index"} for r in found]
     path = write_jsonl(rows, out, overwrite)

@@ -2,15 +2,20 @@
 
 1. DataLoader training clips/s from files vs from WebDataset shards (the same clips, the same
    workers, batch size and clip settings), as a ratio;
-2. `data scan` + `data clean` wall time with the local process pool vs Ray tasks on a local
+2. `data scan` + `data clean` wall time with the local process pool vs Ray Data on a local
    Ray instance (the same worker count), alternated `--repeat` times, the best of each, as a
    ratio (Ray's start-up reported apart);
 3. per-file costs (probe, clean, shard packing, shard re-encode) that `docs/scale.md` turns
-   into a paper estimate for 10⁶ clips on N nodes.
+   into a paper estimate for 10⁶ clips on N nodes;
+4. with `--accuracy` (instead of 1-3): the default recipe trained on the built-in dataset (all
+   8 classes) once from the files and once from shards of the same split, with the same budget
+   (`--train-epochs`, no time limit, no early stopping), and both test top-1s with the noise
+   margin of their difference on that test set.
 
     python benchmarks/shards.py                          # synth 12 clips/class, 2 workers
     python benchmarks/shards.py --data DIR --workers 2 --json
     python benchmarks/shards.py --no-ray                 # files vs shards only
+    python benchmarks/shards.py --accuracy --per-class 40 --train-epochs 20 --keep runs/acc
 
 Each phase prints its figures as soon as it is measured.
 """
@@ -158,6 +163,43 @@ def shard_phase(manifest: Path, tmp: Path, args, results: dict, as_json: bool) -
     return out
 
 
+def accuracy_phase(manifest: Path, tmp: Path, args, results: dict, as_json: bool) -> None:
+    """The default recipe from files and from shards, the same split and epochs; both test
+    top-1s and the noise margin of their difference. Runs are resumed from `tmp` (`--keep`)."""
+    import math
+
+    from vidlab.config import load_config
+    from vidlab.data.shards import shard_dataset
+    from vidlab.train import fit
+    from vidlab.train.config import TrainConfig
+
+    shards = tmp / "accuracy_shards"
+    if not (shards / "index.json").is_file():
+        shard_dataset(manifest, shards, shard_size=args.shard_size, workers=args.workers,
+                      progress=False)
+    # the same clips (no cleaning step), the same number of epochs whatever the machine's speed
+    budget = [f"train.epochs={args.train_epochs}", "train.max_minutes=null",
+              "train.early_stopping=null", "dataset.clean=false", "train.plots=false",
+              "train.tensorboard=false", f"data.num_workers={args.workers}"]
+    top1 = {}
+    for name, data in (("files", manifest), ("shards", shards)):
+        run = tmp / f"accuracy_{name}"
+        config = load_config(TrainConfig, None, [f"dataset.path={data}", f"out={run}", *budget])
+        metrics, seconds = timed(fit, config, resume=(run / "checkpoints" / "last.pt").is_file())
+        test = metrics.metrics["test"]
+        top1[name] = test["top1"]
+        say(results, f"accuracy_{name}_test_top1", round(test["top1"], 4), as_json)
+        say(results, f"accuracy_{name}_train_minutes", round(seconds / 60, 1), as_json)
+    n = test["num_clips"]
+    p = (top1["files"] + top1["shards"]) / 2
+    say(results, "accuracy_test_clips", n, as_json)
+    # two standard errors of the difference of two accuracies p on n clips each
+    say(results, "accuracy_noise_margin_2se", round(2 * math.sqrt(2 * p * (1 - p) / n), 4),
+        as_json)
+    say(results, "accuracy_shards_minus_files", round(top1["shards"] - top1["files"], 4),
+        as_json)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, help="dataset folder (default: synth into a temp dir)")
@@ -174,6 +216,11 @@ def main() -> None:
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray phase")
     ap.add_argument("--repeat", type=int, default=2,
                     help="local/Ray scan+clean alternations (the best of each is reported)")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="only compare test top-1 of the default recipe from files vs shards")
+    ap.add_argument("--train-epochs", type=int, default=20, help="epochs of each --accuracy run")
+    ap.add_argument("--keep", type=Path,
+                    help="keep (and resume) the --accuracy data and runs here (default: a temp dir)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -183,13 +230,22 @@ def main() -> None:
     from vidlab.data.split import split
     from vidlab.data.synth import synth
 
-    torch.set_num_threads(1)
     results: dict[str, Any] = {"workers": args.workers}
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        root = args.data or synth(tmp / "synth", per_class=args.per_class, seed=0)
-        manifest = write_manifest(split(scan(root, progress=False).entries, seed=0),
-                                  tmp / "split.jsonl")
+        tmp = Path(args.keep or tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        root = args.data or tmp / "synth"
+        if not args.data and not (root / "dataset.json").is_file():
+            synth(root, per_class=args.per_class, seed=0, overwrite=True)
+        manifest = tmp / "split.jsonl"
+        if not manifest.is_file():
+            write_manifest(split(scan(root, progress=False).entries, seed=0), manifest)
+        if args.accuracy:  # training uses the machine's threads, as `vidlab train` does
+            accuracy_phase(manifest, tmp, args, results, args.json)
+            if args.json:
+                print(json.dumps(results, indent=2))
+            return
+        torch.set_num_threads(1)
         engine_phase(root, tmp, args, results, args.json)
         shards = shard_phase(manifest, tmp, args, results, args.json)
         loader_phase(manifest, shards, args, results, args.json)

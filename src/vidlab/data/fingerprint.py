@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from vidlab.data.label_words import label_report
-from vidlab.data.parallel import parallel_map
+from vidlab.data.memo import file_map
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def compute_fingerprint(entries: list[dict[str, Any]], labels: list[str] | None 
                                 if e.get("width") and e.get("height")])
     sample = balanced_sample(entries, max_clips, seed)
     jobs = [(e["path"], e.get("fps"), e.get("duration")) for e in sample]
-    results = parallel_map(_motion_job, jobs, workers)
+    results = file_map(_motion_job, jobs, workers)
     measured = [m for m in results if m is not None]
     motion: dict[str, Any] = {key: quantiles([m[key] for m in measured]) for key in MOTION_KEYS}
     motion["clips_measured"] = len(measured)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vidlab.data.parallel import parallel_map
+from vidlab.data.memo import file_map
 from vidlab.data.transforms import Preprocess
 from vidlab.io.quality import LUMA_WEIGHTS
 
@@ -93,7 +93,7 @@ def compute_data_stats(entries: list[dict[str, Any]], labels: list[str],
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(entries))[:max_clips]
     jobs = [(entries[i]["path"], preprocess.to_dict()) for i in pick]
-    measured = [m for m in parallel_map(_clip_job, jobs, workers) if m is not None]
+    measured = [m for m in file_map(_clip_job, jobs, workers) if m is not None]
     for name in CLIP_FEATURES:
         features[name] = histogram([m[name] for m in measured], bins)
     n = sum(m["n"] for m in measured)

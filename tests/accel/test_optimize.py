@@ -221,7 +221,8 @@ def test_prune_and_int8_compose_with_bf16_as_a_candidate(trained_bundle, dataset
 
     out = tmp_path / "pruned-int8.vidlab"
     main(["optimize", str(trained_bundle), "-o", str(out), "--prune", "0.5",
-          "--finetune-epochs", "1", "--int8", "--bf16", "--data", str(dataset), "--json"])
+          "--finetune-epochs", "1", "--int8", "--bf16", "--data", str(dataset), "--rounds", "1",
+          "--json"])
     report = json.loads(capsys.readouterr().out)
     assert set(report["variants"]) == {"torch", "torch-bf16", "onnx", "onnx-int8"}
     assert report["variants"]["torch-bf16"]["precision"] == "bf16"

@@ -71,7 +71,7 @@ def test_eval_optimize_int8_bench_and_predict_take_a_lora_bundle(lora_run, motio
     opt = tmp_path / "opt.vidlab"
     cli_json("optimize", str(bundle), "-o", str(opt), "--onnx", "--int8", "--data",
              str(motion_manifest), "--eval-clips", "8", "--calib-clips", "8",
-             "--int8-method", "dynamic", "--no-bf16")  # one format: auto's search is accel's
+             "--int8-method", "dynamic", "--no-bf16", "--rounds", "1")  # one format: auto's search is accel's
     assert load_bundle(opt).metrics["optimize"]["int8"]["chosen"] == "dynamic"
     variants = load_bundle(opt).metrics["variants"]
     assert {"torch", "onnx", "onnx-int8"} <= set(variants)

@@ -25,6 +25,10 @@ from vidlab.errors import BundleError
 if TYPE_CHECKING:
     from vidlab.data.clips import ClipSet
 
+DEFAULT_ROUNDS = 5
+PEAK_SECONDS = 2.0
+"""Seconds per arithmetic (fp32, bf16, INT8) spent timing the matmul peaks at the default rounds."""
+
 _KIND = {"torch": "pytorch-fp32-eager", "torch-bf16": "pytorch-bf16-eager", "onnx": "onnx-fp32",
          "onnx-int8": "onnx-int8"}
 
@@ -43,13 +47,15 @@ def variant_name(bundle: Bundle, runtime: str) -> str:
 
 
 def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips: int | None = 256,
-          rounds: int = 5, rss: bool = True, threads: int | None = None,
+          rounds: int = DEFAULT_ROUNDS, rss: bool = True, threads: int | None = None,
           device: str | None = None) -> list[dict[str, Any]]:
     """Rows `{variant, runtime, bundle, latency_ms_p50, latency_ms_p95, throughput_clips_s,
     size_mb, top1, views, peak_rss_mb, speedup, precision, gflops_per_clip, achieved_gflops,
     peak_gflops, of_peak, peaks}`; `top1` (on the validation split, measured with `views`) is
     None without `data`; `peaks` are the fp32/bf16/INT8 matmul peaks of this run.
 
+    `rounds` of interleaved latency timing (4 runs each); below the default 5, the matmul
+    peaks are timed for proportionally less than `PEAK_SECONDS` per arithmetic too.
     `threads` (default: all cores) is used by every variant alike, PyTorch and ONNX Runtime;
     `device` (default: CUDA when present) runs PyTorch there and ONNX Runtime through its
     TensorRT/CUDA providers when installed.
@@ -66,7 +72,9 @@ def bench(bundles: list[str | Path], data: str | Path | None = None, eval_clips:
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if threads:
         torch.set_num_threads(threads)
-    peaks = matmul_peaks(dev)  # before the variants load: the machine as they will find it
+    # before the variants load: the machine as they will find it; a quick bench (fewer
+    # rounds) times the peaks for proportionally less long too
+    peaks = matmul_peaks(dev, seconds=PEAK_SECONDS * min(rounds, DEFAULT_ROUNDS) / DEFAULT_ROUNDS)
     if "torch" not in available_runtimes(loaded[0], dev):
         raise BundleError("the first bundle needs PyTorch weights for the fp32 eager baseline",
                           loaded[0].path)

@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="Measure PyTorch bf16 as a candidate (default: where bf16 is native)."),
         device: str = typer.Option(None, "--device", help="cpu or cuda (default: CUDA when present)."),
         threads: int = typer.Option(None, "--threads", help="Intra-op threads for every variant (default: all cores)."),
+        rounds: int = typer.Option(5, "--rounds", help="Interleaved latency rounds (4 runs each), INT8 formats too."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
         as_json: bool = typer.Option(False, "--json", help="Print the output's variants as JSON."),
     ) -> None:
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
                        distill=distill, data=data, prune_mode=prune_mode,
                        int8_method=int8_method, calib_clips=calib_clips, eval_clips=eval_clips,
                        max_drop=max_drop, bf16=bf16, device=device, threads=threads,
-                       overwrite=overwrite)
+                       timing_rounds=rounds, overwrite=overwrite)
         variants = out.metrics.get("variants", {})
         if as_json:
             print_json({"bundle": str(out.path), "variants": variants,

@@ -21,6 +21,12 @@ LABELS = ["left", "right"]
 PREPROCESS = {"num_frames": 8, "stride": 2, "short_side": 32, "crop_size": 32}
 
 
+QUICK_TRAIN = {"data": {"num_workers": 0}, "train": {"memory_format": "contiguous"}}
+"""The bundles' training settings, which fine-tuning starts from: 12 tiny clips decode in the
+training process (a worker pool per epoch, forked after a full garbage collection of the test
+process, costs more than the decoding) and no memory-format timing probe."""
+
+
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory) -> Path:
     """A JSONL manifest of 18 real videos (6 train + 3 val per class), splits given."""
@@ -47,7 +53,8 @@ def make_bundle(path: Path, model_name: str, dataset: Path | None = None, epochs
     torch.manual_seed(0)
     model = create(model_name, num_classes=len(LABELS), num_frames=8)
     config = {"model": {"name": model_name, "num_classes": len(LABELS), "kwargs": {"num_frames": 8}},
-              "labels": LABELS, "preprocess": Preprocess(**PREPROCESS).to_dict()}
+              "labels": LABELS, "preprocess": Preprocess(**PREPROCESS).to_dict(),
+              "train": QUICK_TRAIN}
     bundle = save_bundle(path, config=config, state_dict=model.state_dict())
     if epochs:
         finetune(bundle, model, dataset_splits(bundle, dataset), epochs, lr=3e-3, batch_size=4)

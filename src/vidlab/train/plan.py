@@ -9,6 +9,7 @@ shortcut) is never replaced: the plan only fills what was left to it, and says w
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -134,15 +135,21 @@ def _input_cost(model: str, frames: int, size: int) -> Callable[[int, int], floa
     the model cannot be counted)."""
     def cost(f: int, side: int) -> float:
         try:
-            from vidlab.models import create
-            from vidlab.models.flops import count_gflops
-
-            net = create(model, num_classes=2, num_frames=f)
-            return count_gflops(net, f, side) / max(1e-12, count_gflops(net, frames, size))
+            return _gflops(model, f, f, side) / max(1e-12, _gflops(model, f, frames, size))
         except Exception:  # noqa: BLE001 - an estimate is enough
             return (f / frames) * (side / size) ** 2
 
     return cost
+
+
+@functools.lru_cache(maxsize=256)
+def _gflops(model: str, model_frames: int, frames: int, side: int) -> float:
+    """GFLOPs of `model` (built for `model_frames`) on one `frames`×`side`² clip; counted once
+    per process (the size search asks for the same inputs again, and counting is slow)."""
+    from vidlab.models import create
+    from vidlab.models.flops import count_gflops
+
+    return count_gflops(create(model, num_classes=2, num_frames=model_frames), frames, side)
 
 
 def apply_plan(config: TrainConfig, plan: Plan) -> TrainConfig:

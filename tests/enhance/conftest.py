@@ -22,7 +22,7 @@ def tiny_config(task: str = "restore", steps: int = 3, **kw) -> EnhanceTrainConf
                                     "max_height": 48, "max_width": 64}, **kw)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clean_root(tmp_path_factory) -> Path:
     """A folder-per-class tree with two clean H.264 clips."""
     root = tmp_path_factory.mktemp("clean")
@@ -33,9 +33,10 @@ def clean_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bundles(clean_root, tmp_path_factory) -> dict[str, Path]:
-    """Restore and sr2x bundles trained for a few steps."""
+    """Restore and sr2x bundles trained for a few steps, once per session (tests copy a bundle
+    before changing it)."""
     out = {}
     for task in ("restore", "sr2x"):
         run = tmp_path_factory.mktemp(f"run_{task}")

@@ -25,11 +25,12 @@ RACY_S = 2.0
 _RESULTS: OrderedDict[str, Any] = OrderedDict()
 
 
-def file_map(fn: Callable[[Any], Any], jobs: list[tuple[Any, ...]],
-             workers: int | None = None) -> list[Any]:
-    """`parallel_map(fn, jobs, workers)` for jobs `(path, *args)` whose result depends only on
-    the file and the args: a job already run in this process on the unchanged file is not run
-    again (its result is returned as a copy)."""
+def file_map(fn: Callable[[Any], Any], jobs: list[Any], workers: int | None = None,
+             keep: Callable[[Any], bool] | None = None, **parallel: Any) -> list[Any]:
+    """`parallel_map(fn, jobs, workers, **parallel)` for jobs `path` or `(path, *args)` whose
+    result depends only on the file and the args: a job already run in this process on the
+    unchanged file is not run again (its result is returned as a copy). `keep(result)` False
+    leaves a result out of the memo (a transient failure, say)."""
     keys = [_key(fn, job) for job in jobs]
     results: list[Any] = [None] * len(jobs)
     todo = []
@@ -40,25 +41,26 @@ def file_map(fn: Callable[[Any], Any], jobs: list[tuple[Any, ...]],
         else:
             todo.append(i)
     if todo:
-        for i, result in zip(todo, parallel_map(fn, [jobs[i] for i in todo], workers),
-                             strict=True):
+        done = parallel_map(fn, [jobs[i] for i in todo], workers, **parallel)
+        for i, result in zip(todo, done, strict=True):
             results[i] = result
-            if keys[i] is not None:
+            if keys[i] is not None and (keep is None or keep(result)):
                 _RESULTS[keys[i]] = copy.deepcopy(result)
         while len(_RESULTS) > MAX_RESULTS:
             _RESULTS.popitem(last=False)
     return results
 
 
-def _key(fn: Callable[[Any], Any], job: tuple[Any, ...]) -> str | None:
+def _key(fn: Callable[[Any], Any], job: Any) -> str | None:
     """The job's key, or None when its file cannot be identified safely (missing, or changed
     too recently to tell a second change apart)."""
+    path, args = (job[0], list(job[1:])) if isinstance(job, tuple) else (job, [])
     try:
-        st = os.stat(job[0])
+        st = os.stat(path)
     except (OSError, TypeError, ValueError):
         return None
     if time.time() - max(st.st_mtime, st.st_ctime) < RACY_S:
         return None
     identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-    args = json.dumps(list(job[1:]), sort_keys=True, default=str)
-    return f"{fn.__module__}.{fn.__qualname__}|{job[0]}|{identity}|{args}"
+    return (f"{fn.__module__}.{fn.__qualname__}|{path}|{identity}|"
+            f"{json.dumps(args, sort_keys=True, default=str)}")

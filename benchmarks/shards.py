@@ -96,7 +96,7 @@ def _scan_clean(root: Path, tmp: Path, tag: str, workers: int | None, engine) ->
 def engine_phase(root: Path, tmp: Path, args, results: dict, as_json: bool) -> None:
     """Local pool vs Ray, alternated `--repeat` times (the best of each: the machine is
     shared, so single timings are noisy)."""
-    from vidlab.data.parallel import Engine, ray_module
+    from vidlab.data.parallel import Engine, parallel_map, ray_module
 
     n = sum(1 for p in root.rglob("*.mp4"))
     say(results, "files", n, as_json)
@@ -119,6 +119,11 @@ def engine_phase(root: Path, tmp: Path, args, results: dict, as_json: bool) -> N
         ray_module(engine)
         remote = []
         try:
+            # the fixed cost of one map: Ray Data plans the dataset and starts an executor
+            paths = [str(p) for p in root.rglob("*.mp4")]
+            parallel_map(len, paths, chunksize=8, engine=engine)  # workers warm
+            _, map_s = timed(parallel_map, len, paths, chunksize=8, engine=engine)
+            say(results, "ray_data_trivial_map_s", round(map_s, 2), as_json)
             for _ in range(args.repeat):
                 remote.append(_scan_clean(root, tmp, "ray", None, engine))
                 local.append(_scan_clean(root, tmp, "local", args.workers, None))

@@ -27,7 +27,11 @@ def motion_shards(motion_manifest, tmp_path_factory):
     return out
 
 
-def test_training_streams_shards_and_resumes_after_sigkill_exactly(motion_shards, tmp_path):
+def test_training_streams_shards_and_resumes_after_sigkill_exactly(motion_shards, tmp_path,
+                                                                    monkeypatch):
+    # a preview (the extracted train clips for statistics) smaller than the split: every
+    # sample of an epoch can then only come from the stream
+    monkeypatch.setattr("vidlab.train.dataset.PREVIEW_SAMPLES", 3)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -58,7 +62,7 @@ PAIR = ("grow", "shrink")
 
 A subset, because a test-sized model cannot learn all 8 classes in a test's budget (it stays at
 chance for the first minutes); of the subsets tried (left/right, right/cw, right/cw/grow,
-grow/shrink) this is the one an 18 k-parameter R3D learns in 8 short epochs. It is still a
+grow/shrink) this is the one an 18 k-parameter R3D learns in 10 short epochs. It is still a
 temporal task: the frames of both classes show the same sizes, only in the opposite order."""
 TRAIN_PER_CLASS, TEST_PER_CLASS, SHORT_SIDE = 48, 24, 40
 
@@ -117,9 +121,11 @@ def test_training_from_shards_reaches_the_accuracy_of_training_from_files(built_
     (top-1 at least 3 standard errors above chance on the n = 48 test clips: 0.72) and their
     top-1s differ by at most 3 standard errors of the difference of two accuracies on those
     clips, 3·sqrt(2·p·(1−p)/n) for their mean p (0.24 at p = 0.8, 0.17 at p = 0.9): the same
-    accuracy within noise. Time reversal (grow ↔ shrink) doubles the clips the model sees."""
+    accuracy within noise. Time reversal (grow ↔ shrink) doubles the clips the model sees. When
+    the model starts to learn varies with the seed: at 8 epochs one of three seeds left the shard
+    run at chance (docs/scale.md), so 10."""
     manifest, shards = built_in_pair
-    learn = ["model.name=r3d_tiny", "model.kwargs.widths=[8,8,8,8]", "train.epochs=8",
+    learn = ["model.name=r3d_tiny", "model.kwargs.widths=[8,8,8,8]", "train.epochs=10",
              "data.num_frames=8", "data.stride=2", "data.sampling=clips", "data.num_workers=2",
              "data.time_reverse=0.5", "data.reverse_map={grow: shrink, shrink: grow}",
              "train.batch_size=2", "optim.lr=0.005", "optim.weight_decay=0",

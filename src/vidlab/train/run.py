@@ -128,7 +128,7 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
 
         trainer = Trainer(config, model, data.train, data.val, data.labels, run_dir, info,
                           device, None, logger, on_best=on_best, on_epoch=on_epoch,
-                          teacher=teacher)
+                          teacher=teacher, train_shards=data.shards.refs if data.shards else None)
         say(f"model {config.model.name}: {counts['params_total'] / 1e6:.2f} M params{trainable}; "
             f"device {device}, {info.world_size} process(es); precision "
             f"{trainer.precision.name}: {trainer.precision.reason}")

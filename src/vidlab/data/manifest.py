@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vidlab.data.memo import file_map
-from vidlab.data.parallel import Engine, as_engine, parallel_map
+from vidlab.data.parallel import Engine
 from vidlab.errors import DatasetError, OutputExistsError
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,9 @@ def probe_many(paths: list[str], workers: int | None = None, progress: bool = Tr
     """Probe files in parallel (`engine`: local processes or Ray Data tasks):
     `(path, metadata or None, reason code, reason)`. Locally, a file this process already
     probed and that has not changed since is not probed again (`vidlab.data.memo`)."""
-    if as_engine(engine).name == "local":
-        return file_map(_probe_job, paths, workers, keep=lambda row: row[1] is not None,
-                        progress=progress, desc="probing", chunksize=8, on_error=_probe_lost)
-    return parallel_map(_probe_job, paths, workers, progress, desc="probing", chunksize=8,
-                        engine=engine, on_error=_probe_lost)
+    return file_map(_probe_job, paths, workers, keep=lambda row: row[1] is not None,
+                    engine=engine, progress=progress, desc="probing", chunksize=8,
+                    on_error=_probe_lost)
 
 
 def scan(root: str | Path, workers: int | None = None, progress: bool = True,

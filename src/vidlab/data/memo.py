@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from vidlab.data.parallel import parallel_map
+from vidlab.data.parallel import Engine, as_engine, parallel_map
 
 MAX_RESULTS = 20_000
 RACY_S = 2.0
@@ -26,11 +26,15 @@ _RESULTS: OrderedDict[str, Any] = OrderedDict()
 
 
 def file_map(fn: Callable[[Any], Any], jobs: list[Any], workers: int | None = None,
-             keep: Callable[[Any], bool] | None = None, **parallel: Any) -> list[Any]:
-    """`parallel_map(fn, jobs, workers, **parallel)` for jobs `path` or `(path, *args)` whose
-    result depends only on the file and the args: a job already run in this process on the
-    unchanged file is not run again (its result is returned as a copy). `keep(result)` False
-    leaves a result out of the memo (a transient failure, say)."""
+             keep: Callable[[Any], bool] | None = None,
+             engine: Engine | str | None = None, **parallel: Any) -> list[Any]:
+    """`parallel_map(fn, jobs, workers, engine=engine, **parallel)` for jobs `path` or
+    `(path, *args)` whose result depends only on the file and the args: a job already run in
+    this process on the unchanged file is not run again (its result is returned as a copy).
+    `keep(result)` False leaves a result out of the memo (a transient failure, say). Another
+    engine than the local one always runs every job: it is asked for to run the work there."""
+    if as_engine(engine).name != "local":
+        return parallel_map(fn, jobs, workers, engine=engine, **parallel)
     keys = [_key(fn, job) for job in jobs]
     results: list[Any] = [None] * len(jobs)
     todo = []

@@ -119,26 +119,18 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
 
 def fresh_manifest(name: str, out: Path, seed: int, per_class: int) -> Path:
     """`per_class` clips per class of dataset `name` made with `seed`, every one a test clip."""
-    from vidlab.data.manifest import write_manifest
-    from vidlab.train.dataset import prepare_data
-
-    manifest = out / "fresh" / f"{name}-seed{seed}-{per_class}.jsonl"
-    if not manifest.is_file():
-        root = make_dataset(name, out / "fresh" / f"{name}-seed{seed}-{per_class}", seed=seed,
-                            per_class=per_class)
-        data = prepare_data(root, say=lambda _m: None)
-        write_manifest([dict(e, split="test") for e in data.all_entries()], manifest)
-    return manifest
+    return _dataset_manifest(name, out / "fresh" / f"{name}-seed{seed}-{per_class}", seed,
+                             per_class, split="test")
 
 
 def fresh_top1(run_dir: Path, manifest: Path) -> tuple[float, int]:
     """Test top-1 of the run's best bundle on `manifest`, with the run's own test views."""
     from vidlab.bundle import load_bundle
     from vidlab.data.manifest import read_manifest
-    from vidlab.train.evaluation import evaluate
+    from vidlab.train.evaluation import data_config_of, evaluate
 
     bundle = load_bundle(run_dir / "best.vidlab")
-    views = tuple((bundle.config.get("train") or {}).get("data", {}).get("test_views") or (3, 1))
+    views = tuple(data_config_of(bundle).test_views)
     result = evaluate(bundle, read_manifest(manifest), views)
     return float(result.top1), int(result.num_clips)
 
@@ -157,15 +149,23 @@ def _split(manifest: Path) -> dict[str, Any]:
 
 def prepare(name: str, out: Path, seed: int, per_class: int | None = None) -> Path:
     """Make the dataset and split it once (scan, clean, 70/15/15): every setting uses it."""
+    count = min(per_class, DATASETS[name].per_class) if per_class else None
+    return _dataset_manifest(name, out / "data" / name, seed, count)
+
+
+def _dataset_manifest(name: str, root: Path, seed: int, per_class: int | None,
+                      split: str | None = None) -> Path:
+    """`root.jsonl`: dataset `name` made under `root`, scanned and cleaned, split 70/15/15 —
+    or every clip in `split` when given. Made once; later calls return the file."""
     from vidlab.data.manifest import write_manifest
     from vidlab.train.dataset import prepare_data
 
-    manifest = out / "data" / f"{name}.jsonl"
+    manifest = root.with_suffix(".jsonl")
     if not manifest.is_file():
-        count = min(per_class, DATASETS[name].per_class) if per_class else None
-        root = make_dataset(name, out / "data" / name, seed=seed, per_class=count)
-        data = prepare_data(root, say=lambda _m: None)
-        write_manifest(data.all_entries(), manifest)
+        data = prepare_data(make_dataset(name, root, seed=seed, per_class=per_class),
+                            say=lambda _m: None)
+        entries = data.all_entries()
+        write_manifest([dict(e, split=split) for e in entries] if split else entries, manifest)
     return manifest
 
 

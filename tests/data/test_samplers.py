@@ -96,6 +96,7 @@ def test_segments_take_one_frame_per_equal_segment():
     for _ in range(100):
         idx = only(s(40, rng=rng))
         assert [int(i) // 10 for i in idx] == [0, 1, 2, 3]
+        assert len(set(np.diff(idx).tolist())) == 1  # evenly spaced: motion keeps its speed
     assert only(SegmentSampler(pre())(40)).tolist() == [5, 15, 25, 35]
     assert only(SegmentSampler(pre(num_frames=8), random=True)(3, rng=rng)).max() <= 2
 

@@ -10,8 +10,9 @@ an index. Four samplers, one job each (PyTorchVideo's clip samplers, over frame 
 - `RandomClipSampler` — training, `sampling="clips"`: one clip of `num_frames` frames at the
   stride (or `target_fps`), starting anywhere it fits (temporal jitter);
 - `SegmentSampler` — `sampling="segments"` (TSN, "whole-clip uniform"): the video cut into
-  `num_frames` equal segments, one frame from each; random offsets in training, evenly placed
-  offsets for each evaluation view;
+  `num_frames` equal segments, one frame from each; one random offset shared by all segments
+  in training (evenly spaced frames at a random phase), evenly placed offsets for each
+  evaluation view;
 - `UniformMultiViewSampler` — evaluation, `sampling="clips"`: N clips spread evenly from the
   first frame to the last (the N of N×M test views; the M spatial crops are the transform's);
 - `SlidingWindowSampler` — long videos: one clip per time window (`predict`'s timeline, the
@@ -122,9 +123,13 @@ class RandomClipSampler:
 
 class SegmentSampler:
     """`sampling="segments"` (TSN): `pre.num_frames` equal segments over the whole video, one
-    frame from each. With `random` and an `rng` (training) the frame sits at a random offset
-    inside its segment; otherwise view k of `views` sits at offset (k + 0.5) / views, so one
-    view takes every segment's centre and several views interleave."""
+    frame from each. With `random` and an `rng` (training) the frames sit at one random offset
+    shared by every segment; otherwise view k of `views` sits at offset (k + 0.5) / views, so
+    one view takes every segment's centre and several views interleave.
+
+    One shared offset, not TSN's independent one per segment: a 3D model reads motion from the
+    step between neighbouring frames, and independent offsets make that step anything from 0
+    to 2 segments, so slow motion's speed becomes noise (see docs/train.md, "Evidence")."""
 
     def __init__(self, pre: Preprocess, views: int = 1, random: bool = False):
         if views < 1:
@@ -140,7 +145,7 @@ class SegmentSampler:
         edges = np.linspace(0, num_frames, segments + 1)
         lo, width = edges[:-1], np.diff(edges)
         if self.random and rng is not None:
-            offsets = [rng.random(segments)]
+            offsets = [np.full(segments, rng.random())]
         else:
             offsets = [np.full(segments, (k + 0.5) / self.views) for k in range(self.views)]
         return [plan(np.clip(np.floor(lo + o * width).astype(np.int64), 0, num_frames - 1),

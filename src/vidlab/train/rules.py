@@ -206,7 +206,9 @@ def flips(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:
     return [Choice("data.flip_map", fmap, why),
             Choice("data.direction_sensitive", True, "class names say left/right or a turning "
                                                      "sense"),
-            Choice("data.hflip", 0.5, "label-aware horizontal flip, half of the clips")]
+            Choice("data.hflip", 0.0, "off: a flip that swaps classes read from names cost "
+                                      "accuracy in the default budget (docs/train.md); "
+                                      "--set data.hflip=0.5 uses the map")]
 
 
 def orientation_and_time(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:

@@ -41,7 +41,7 @@ class DataConfig(BaseModel):
     # which frames make a clip (`transforms.SAMPLING`, the word the bundle's `Preprocess` keeps):
     # "clips" = contiguous clips (a random start in training, evenly spread views in
     # evaluation); "segments" = TSN, one frame per equal segment (num_frames segments) of the
-    # whole video, at a random offset inside each segment in training. "random" (the word
+    # whole video, at one random offset (shared by every segment) in training. "random" (the word
     # older configs used for "clips") is still accepted.
     sampling: Literal["clips", "segments"] = "clips"
     temporal_jitter: bool = True

@@ -249,7 +249,7 @@ class SlidingWindowSampler:
 
 
 def train_sampler(pre: Preprocess, jitter: bool = True) -> ClipSampler:
-    """The training sampler for `pre.sampling`: random clips, or TSN segments at random offsets
+    """The training sampler for `pre.sampling`: random clips, or TSN segments at one random offset
     (`jitter` False: the centred clip / segment centres)."""
     if pre.sampling == "segments":
         return SegmentSampler(pre, views=1, random=jitter)

@@ -196,7 +196,8 @@ def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
 
 
 def flips(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:
-    """Horizontal flip only where it keeps a class or turns it into its mirror class."""
+    """Horizontal flip where it keeps every class (or a dataset.json map says what it turns a
+    class into); a mirror map read from class names is filled in but left off."""
     if isinstance(dataset_info.get("flip_map"), dict):
         fmap = {str(k): str(v) for k, v in dataset_info["flip_map"].items()}
         sensitive = bool(dataset_info.get("direction_sensitive", True))
@@ -222,8 +223,8 @@ def flips(fp: dict[str, Any], dataset_info: dict[str, Any]) -> list[Choice]:
     return [Choice("data.flip_map", fmap, why),
             Choice("data.direction_sensitive", True, "class names say left/right or a turning "
                                                      "sense"),
-            Choice("data.hflip", 0.0, "off: a flip that swaps classes read from names cost "
-                                      "accuracy in the default budget (docs/train.md); "
+            Choice("data.hflip", 0.0, "off: flips that swap classes read from names gained "
+                                      "nothing in the recipe benchmark (docs/train.md); "
                                       "--set data.hflip=0.5 uses the map")]
 
 

@@ -9,7 +9,7 @@ Settings compared (each a plain `vidlab train` run; `--set` lists in SETTINGS):
   default   today's fixed defaults: `plan.auto=false` (16 frames at stride 2, 64 px, 3x1 views)
   whole     one fixed alternative: 16 frames spread over the whole clip (TSN-style segments)
   plan      the self-configured default (nothing set: the plan decides)
-  noflip    the plan without horizontal flips (label-aware or not)
+  flip      the plan with the label-aware flip of name-read mirror pairs turned on
   + the well-chosen fixed setting of a dataset (FIXED), where one is needed
 
 Budget. `--budget work` (default) gives every run the training work that the default 9-minute
@@ -51,7 +51,7 @@ SETTINGS: dict[str, list[str]] = {
     "default": ["plan.auto=false"],
     "whole": ["plan.auto=false", "data.sampling=segments"],
     "plan": [],
-    "noflip": ["data.hflip=0"],
+    "flip": ["data.hflip=0.5"],
 }
 FIXED: dict[str, tuple[str, list[str]]] = {
     "small": ("16x2 clips at 128 px", ["plan.auto=false", "data.crop_size=128",

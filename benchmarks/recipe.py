@@ -80,7 +80,7 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
     from vidlab.train.plan import apply_plan, plan_for
     from vidlab.train.run import resolve_config
 
-    run_dir = out / "runs" / name / setting
+    run_dir = _run_dir(out, name, setting)
     base = [f"dataset.path={manifest}", f"out={run_dir}", f"data.cache={out / 'cache'}",
             "train.tensorboard=false", *overrides]
     cfg = load_config(TrainConfig, None, base)
@@ -117,6 +117,10 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
             "input": {"sampling": d.sampling, "frames": d.num_frames, "stride": d.stride,
                       "target_fps": d.target_fps, "crop": d.crop_size,
                       "hflip": d.hflip, "flip_pairs": _pairs(d.flip_map)}}
+
+
+def _run_dir(out: Path, name: str, setting: str) -> Path:
+    return out / "runs" / name / setting
 
 
 def fresh_manifest(name: str, out: Path, seed: int, per_class: int) -> Path:
@@ -197,12 +201,12 @@ def add_fresh(rows: list[dict[str, Any]], name: str, args: argparse.Namespace,
               results: Path) -> None:
     """Evaluate dataset `name`'s finished runs on a fresh held-out set; rewrite the results."""
     todo = [r for r in rows if r["dataset"] == name and "fresh_top1" not in r
-            and (args.out / "runs" / name / r["setting"] / "best.vidlab").exists()]
+            and (_run_dir(args.out, name, r["setting"]) / "best.vidlab").exists()]
     if not todo:
         return
     manifest = fresh_manifest(name, args.out, args.seed + 2, args.fresh)
     for r in todo:
-        r["fresh_top1"], r["fresh_clips"] = fresh_top1(args.out / "runs" / name / r["setting"],
+        r["fresh_top1"], r["fresh_clips"] = fresh_top1(_run_dir(args.out, name, r["setting"]),
                                                        manifest)
         r["fresh_seed"] = args.seed + 2
         results.write_text("".join(json.dumps(x) + "\n" for x in rows))

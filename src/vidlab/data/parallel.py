@@ -71,12 +71,36 @@ def parallel_map(fn: Callable[[Any], Any], items: list[Any], workers: int | None
     workers = max(1, min(workers or (os.cpu_count() or 1), len(items) or 1))
     if workers == 1 or len(items) < 4:
         return list(_progress(map(fn, items), len(items), progress, desc))
+    with process_pool(workers) as pool:
+        return list(_progress(pool.map(fn, items, chunksize=chunksize), len(items), progress, desc))
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `workers` forked processes that start safely from a process that has already
+    trained or run a model.
+
+    Fork, because workers then inherit the imported modules and start in milliseconds, not
+    seconds. Two things make a fork after work unsafe, and both are handled here: FFmpeg's
+    garbage (`fork_safe`), and PyTorch's OpenMP pool — a child forked after the parent ran a
+    parallel region hangs for ever at its own first one (GNU OpenMP keeps the parent's
+    threads' state), so each worker runs PyTorch on one thread, which is also what a pool of
+    one process per core should do.
+    """
     import multiprocessing as mp
 
-    # fork: workers inherit imported modules, so start-up is milliseconds, not seconds.
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with fork_safe(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        return list(_progress(pool.map(fn, items, chunksize=chunksize), len(items), progress, desc))
+    with fork_safe(), ProcessPoolExecutor(workers, mp_context=ctx,
+                                          initializer=_one_thread_worker) as pool:
+        yield pool
+
+
+def _one_thread_worker() -> None:
+    """Start of a pool worker: PyTorch (when the parent imported it) on one thread."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 class _Guarded:

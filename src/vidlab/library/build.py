@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -278,13 +278,9 @@ def _lost_on_ray(path: str, exc: BaseException) -> FileWindows:
 
 def _in_processes(paths: list[str], settings: IndexSettings, workers: int
                   ) -> Iterator[FileWindows]:
-    import multiprocessing as mp
+    from vidlab.data.parallel import process_pool
 
-    from vidlab.data.parallel import fork_safe
-
-    # fork: workers start in milliseconds with vidlab imported; each loads the model once
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with fork_safe(), ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with process_pool(workers) as pool:  # each worker loads the model once
         pending = {pool.submit(index_file, p, settings) for p in paths[:workers * 2]}
         queue = list(paths[workers * 2:])
         while pending:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from vidlab.models import create
-from vidlab.models.layers import DropPath
+from vidlab.models.layers import DropPath, FrameDifference
 from vidlab.models.resnet2d import TemporalShift
 
 
@@ -57,3 +57,33 @@ def test_x3d_factorized_depthwise_is_a_smaller_network():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(fact) < count(full)
     assert fact(torch.randn(2, 3, 8, 32, 32)).shape == (2, 3)
+
+
+def test_frame_difference_puts_each_frames_change_beside_the_frames():
+    """Channels 0-2 are the frames; 3-5 each frame minus the one before (the first repeats the
+    second's), normalised: zero where nothing moves, the moving pixels elsewhere."""
+    still = torch.rand(1, 3, 1, 8, 8).repeat(1, 1, 4, 1, 1)
+    moving = still.clone()
+    moving[:, :, 2:, 3, 3] += 1.0  # one pixel changes between frames 1 and 2
+    layer = FrameDifference(3).eval()  # fresh running statistics: mean 0, variance 1
+    for clip in (still, moving):
+        out = layer(clip)
+        assert out.shape == (1, 6, 4, 8, 8)
+        assert torch.equal(out[:, :3], clip)
+    assert layer(still)[:, 3:].abs().max() == 0
+    diff = layer(moving)[:, 3:]
+    assert torch.allclose(diff[0, :, 2, 3, 3], torch.ones(3), atol=1e-4)
+    diff[0, :, 2, 3, 3] = 0
+    assert diff.abs().max() == 0
+
+
+def test_video_resnet_with_frame_differences_keeps_its_layer_names():
+    """`frame_diff=True` widens only the stem's first convolution; every other weight keeps
+    its name and shape, so torchvision-named checkpoints still map onto the rest."""
+    plain = create("r2plus1d_tiny", num_classes=4).state_dict()
+    with_diff = create("r2plus1d_tiny", num_classes=4, frame_diff=True)
+    assert with_diff(torch.randn(2, 3, 8, 32, 32)).shape == (2, 4)
+    state = with_diff.state_dict()
+    assert {k for k in state if not k.startswith("motion.")} == set(plain)
+    changed = {k for k in plain if state[k].shape != plain[k].shape}
+    assert changed == {"stem.0.weight"} and state["stem.0.weight"].shape[1] == 6

@@ -19,10 +19,12 @@ from vidlab.ort import make_ort_session
 EXPORTED = list_models("*_tiny") + ["r3d_18", "x3d_xs"]
 
 
-@pytest.mark.parametrize("name", EXPORTED)
-def test_export_has_dynamic_batch_and_matches_pytorch(name, tmp_path):
+@pytest.mark.parametrize("name,kwargs", [(n, {}) for n in EXPORTED]
+                         + [("r2plus1d_tiny", {"frame_diff": True})],
+                         ids=[*EXPORTED, "r2plus1d_tiny-frame_diff"])
+def test_export_has_dynamic_batch_and_matches_pytorch(name, kwargs, tmp_path):
     torch.manual_seed(0)
-    model = create(name, num_classes=6).eval()
+    model = create(name, num_classes=6, **kwargs).eval()
     frames, size = small_input_shape(name)
     # verify=False: this test makes the same check itself, independently of export_onnx
     path = export_onnx(model, tmp_path / f"{name}.onnx", frames, size, batch=1, verify=False)

@@ -209,3 +209,14 @@ def test_a_streamed_split_is_planned_with_its_own_counts_and_dataset_info(motion
     by = {s.key: s.value for s in plan.settings}
     assert by["train.batch_size"] == 16  # not shrunk for a 12-clip preview
     assert by["data.flip_map"] == info["flip_map"] and by["data.direction_sensitive"] is False
+
+
+def test_models_from_scratch_get_frame_differences_and_pretrained_ones_do_not(tmp_path):
+    fp = fingerprint()
+    assert planned(fp)["model.frame_diff"] == (True, "plan")
+    weights = tmp_path / "w.safetensors"
+    assert planned(fp, f"model.weights={weights}")["model.frame_diff"] == (False, "plan")
+    assert "model.frame_diff" not in planned(fp, "model.name=x3d_xs")
+    assert planned(fp, "model.frame_diff=false")["model.frame_diff"] == (False, "you")
+    cfg = load_config(TrainConfig, None, [])
+    assert apply_plan(cfg, make_plan(fp, cfg)).model.frame_diff is True

@@ -64,3 +64,25 @@ def check_rate(name: str, value: float) -> float:
     if not 0.0 <= float(value) < 1.0:
         raise ModelError(f"{name} must be in [0, 1), got {value}")
     return float(value)
+
+
+class FrameDifference(nn.Module):
+    """`B×C×T×H×W` → `B×2C×T×H×W`: the frames and, beside them, the difference of each frame
+    from the one before (the first repeats the second's), batch-normalised.
+
+    Why: a network trained from scratch must first discover temporal differencing before it
+    can see slow or small motion — a 1-pixel pan over texture, a few-pixel object among still
+    look-alikes — and on such data it can stay at chance for the whole budget. Handing it the
+    differences (TSN's RGB-difference modality, "residual frames") makes motion the loudest
+    signal from the first step; the normalisation keeps slow motion from being drowned by the
+    frames' own contrast.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.BatchNorm3d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x[:, :, 1:] - x[:, :, :-1]
+        d = torch.cat([d[:, :, :1], d], dim=2)
+        return torch.cat([x, self.norm(d)], dim=1)

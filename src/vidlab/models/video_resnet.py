@@ -17,6 +17,7 @@ from torch import nn
 from vidlab.models.base import VideoModel
 from vidlab.models.layers import (
     DropPath,
+    FrameDifference,
     check_rate,
     drop_path_schedule,
     global_avg_pool,
@@ -120,7 +121,7 @@ class VideoResNet(VideoModel):
     def __init__(self, conv_makers: Sequence[type], layers: Sequence[int], stem: str,
                  num_classes: int = 400, widths: Sequence[int] = (64, 128, 256, 512),
                  in_channels: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 num_frames: int = 16, size: int = 112):
+                 num_frames: int = 16, size: int = 112, frame_diff: bool = False):
         super().__init__()
         if len(widths) != 4 or len(layers) != 4:
             from vidlab.errors import ModelError
@@ -129,7 +130,8 @@ class VideoResNet(VideoModel):
         self.default_num_frames, self.default_size = num_frames, size
         self.in_channels, self.num_classes = in_channels, num_classes
         stem_fn = r2plus1d_stem if stem == "r2plus1d" else basic_stem
-        self.stem = stem_fn(in_channels, widths[0])
+        self.motion = FrameDifference(in_channels) if frame_diff else None
+        self.stem = stem_fn(in_channels * (2 if frame_diff else 1), widths[0])
         self.inplanes = widths[0]
         rates = iter(drop_path_schedule(sum(layers), check_rate("drop_path_rate", drop_path_rate)))
         for i, (maker, width, depth) in enumerate(zip(conv_makers, widths, layers, strict=True)):
@@ -155,6 +157,8 @@ class VideoResNet(VideoModel):
         return nn.Sequential(*layers)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.motion is not None:
+            x = self.motion(x)
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return global_avg_pool(x)

@@ -24,6 +24,8 @@ from vidlab.train.rules import Choice, Context, all_rules
 
 log = logging.getLogger(__name__)
 
+FRAME_DIFF_FAMILIES = ("video_resnet",)
+"""Model families that take `model.frame_diff`."""
 PLAN_FILE = "plan.json"
 FINGERPRINT_FILE = "fingerprint.json"
 
@@ -113,7 +115,9 @@ def make_plan(fingerprint: dict[str, Any], config: TrainConfig,
                   window_sampling=str(DataConfig.model_fields["sampling"].default),
                   input_cost=_input_cost(config.model.name, frames, entry.size),
                   batch_given="train.batch_size" in given,
-                  fixed_input=entry.preprocess is not None)
+                  fixed_input=entry.preprocess is not None,
+                  takes_frame_diff=entry.family in FRAME_DIFF_FAMILIES,
+                  pretrained=bool(config.model.weights) or entry.preprocess is not None)
     settings = []
     for choice in all_rules(fingerprint, ctx, dataset_info or {}):
         settings.append(_setting(choice, config, given))

@@ -85,6 +85,10 @@ class Context:
     """The user chose the batch size: the plan then keeps the rate that goes with it."""
     fixed_input: bool = False
     """The checkpoint fixes its input size (`hf:`: position embeddings, its own preprocessing)."""
+    takes_frame_diff: bool = False
+    """The model can take frame differences beside the frames (`model.frame_diff`)."""
+    pretrained: bool = False
+    """The model starts from weights (`model.weights`, an `hf:` checkpoint)."""
 
 
 def _q(fp: dict[str, Any], *path: str, key: str = "p50", default: float = 0.0) -> float:
@@ -280,7 +284,25 @@ def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     return out
 
 
+def motion_input(ctx: Context) -> list[Choice]:
+    """Frame differences beside the frames for a model trained from scratch.
+
+    Not a rule of the fingerprint: a network from scratch has to discover temporal differencing
+    before it sees any motion, and where the motion is slow or small (a pan of a pixel a frame
+    over texture, a small object among still look-alikes) it stayed at chance for the whole
+    budget; given the differences it learns them (docs/train.md). Pretrained weights expect the
+    frames alone."""
+    if not ctx.takes_frame_diff:
+        return []
+    if ctx.pretrained:
+        return [Choice("model.frame_diff", False,
+                       "the pretrained weights' first layer takes the frames alone")]
+    return [Choice("model.frame_diff", True,
+                   "trained from scratch: each frame's difference from the one before goes in "
+                   "beside the frames, so slow and small motion is visible from the first step")]
+
+
 def all_rules(fp: dict[str, Any], ctx: Context, dataset_info: dict[str, Any]) -> list[Choice]:
     """Every rule's choices, in the order they are printed."""
-    return [*temporal(fp, ctx), *spatial(fp, ctx), *flips(fp, dataset_info),
+    return [*temporal(fp, ctx), *spatial(fp, ctx), *motion_input(ctx), *flips(fp, dataset_info),
             *orientation_and_time(fp, dataset_info), *optimisation(fp, ctx)]

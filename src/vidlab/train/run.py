@@ -230,6 +230,8 @@ def model_kwargs(config: TrainConfig) -> dict[str, Any]:
     """Everything `create` needs besides name/classes (stored in the bundle)."""
     kw = dict(config.model.kwargs)
     kw["num_frames"] = config.data.num_frames
+    if config.model.frame_diff:
+        kw["frame_diff"] = True
     reg = config.regularization
     if reg.drop_rate is not None:
         kw["drop_rate"] = reg.drop_rate

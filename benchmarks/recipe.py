@@ -10,6 +10,7 @@ Settings compared (each a plain `vidlab train` run; `--set` lists in SETTINGS):
   whole     one fixed alternative: 16 frames spread over the whole clip (TSN-style segments)
   plan      the self-configured default (nothing set: the plan decides)
   flip      the plan with the label-aware flip of name-read mirror pairs turned on
+  nodiff    the plan without frame differences beside the frames (`model.frame_diff=false`)
   + the well-chosen fixed setting of a dataset (FIXED), where one is needed
 
 Budget. `--budget work` (default) gives every run the training work that the default 9-minute
@@ -52,6 +53,7 @@ SETTINGS: dict[str, list[str]] = {
     "whole": ["plan.auto=false", "data.sampling=segments"],
     "plan": [],
     "flip": ["data.hflip=0.5"],
+    "nodiff": ["model.frame_diff=false"],
 }
 FIXED: dict[str, tuple[str, list[str]]] = {
     "small": ("16x2 clips at 128 px", ["plan.auto=false", "data.crop_size=128",
@@ -60,12 +62,13 @@ FIXED: dict[str, tuple[str, list[str]]] = {
 """Further fixed settings where the ones above may not be the best a person would pick."""
 
 
-def input_cost(model: str, frames: int, size: int) -> float:
-    """FLOPs per clip of `model` at frames×size² relative to 16×64×64."""
+def input_cost(model: str, frames: int, size: int, **kwargs: Any) -> float:
+    """FLOPs per clip of `model` (built with `kwargs`) at frames×size² relative to the plain
+    model at 16×64×64."""
     from vidlab.models import create
     from vidlab.models.flops import count_gflops
 
-    net = create(model, num_classes=2, num_frames=frames)
+    net = create(model, num_classes=2, num_frames=frames, **kwargs)
     ref = create(model, num_classes=2, num_frames=16)
     return count_gflops(net, frames, size) / count_gflops(ref, 16, 64)
 
@@ -97,7 +100,8 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
         shared_fp.write_text(json.dumps(plan.fingerprint))
     resolved = resolve_config(planned, data["train"])
     d = resolved.data
-    cost = input_cost(resolved.model.name, d.num_frames, d.crop_size)
+    diff = {"frame_diff": True} if resolved.model.frame_diff else {}
+    cost = input_cost(resolved.model.name, d.num_frames, d.crop_size, **diff)
     if budget == "work":
         epochs = max(1, round(work_scale * REFERENCE_CLIPS / (cost * len(data["train"]))))
         cfg = load_config(TrainConfig, None, [*base, f"train.epochs={epochs}",
@@ -116,7 +120,8 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
             "cost_per_clip": round(cost, 2),
             "input": {"sampling": d.sampling, "frames": d.num_frames, "stride": d.stride,
                       "target_fps": d.target_fps, "crop": d.crop_size,
-                      "hflip": d.hflip, "flip_pairs": _pairs(d.flip_map)}}
+                      "hflip": d.hflip, "flip_pairs": _pairs(d.flip_map),
+                      "frame_diff": resolved.model.frame_diff}}
 
 
 def _run_dir(out: Path, name: str, setting: str) -> Path:

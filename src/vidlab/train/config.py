@@ -36,8 +36,8 @@ class ModelSection(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     frame_diff: bool = False
     """Feed each frame's difference from the one before beside the frames (the VideoResNet
-    family: `r3d_*`, `mc3_*`, `r2plus1d_*`); the plan turns it on for models trained from
-    scratch (docs/train.md)."""
+    family: `r3d_*`, `mc3_*`, `r2plus1d_*`); the plan turns it on when what moves is small and
+    the model starts from scratch (docs/train.md)."""
     lora: LoraSection | None = None
     freeze_blocks: int = Field(0, ge=0)
     """Freeze the embeddings and the first N blocks (VideoMAE's fine-tuning recipe)."""

@@ -284,25 +284,34 @@ def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     return out
 
 
-def motion_input(ctx: Context) -> list[Choice]:
-    """Frame differences beside the frames for a model trained from scratch.
+def motion_input(fp: dict[str, Any], ctx: Context) -> list[Choice]:
+    """Frame differences beside the frames when what moves is small and the model starts
+    from scratch.
 
-    Not a rule of the fingerprint: a network from scratch has to discover temporal differencing
-    before it sees any motion, and where the motion is slow or small (a pan of a pixel a frame
-    over texture, a small object among still look-alikes) it stayed at chance for the whole
-    budget; given the differences it learns them (docs/train.md). Pretrained weights expect the
-    frames alone."""
+    A network from scratch has to discover temporal differencing before it sees any motion; a
+    few moving pixels among still look-alikes kept it at chance for the whole budget, and with
+    the differences it learnt them (docs/train.md). Not for larger motion: on slow camera moves
+    over photographs it started faster with the differences but ended far lower. Pretrained
+    weights expect the frames alone."""
     if not ctx.takes_frame_diff:
         return []
     if ctx.pretrained:
         return [Choice("model.frame_diff", False,
                        "the pretrained weights' first layer takes the frames alone")]
-    return [Choice("model.frame_diff", True,
-                   "trained from scratch: each frame's difference from the one before goes in "
-                   "beside the frames, so slow and small motion is visible from the first step")]
+    area = _q(fp, "motion", "moving_area", default=1.0)
+    measured = int(fp.get("motion", {}).get("clips_measured", 0))
+    if measured and 0 < area < SMALL_MOTION:
+        return [Choice("model.frame_diff", True,
+                       f"what moves is small (median {area:.2%} of the picture) and the model "
+                       "starts from scratch: each frame's difference from the one before goes "
+                       "in beside the frames, so the few moving pixels stand out from the "
+                       "first step")]
+    return [Choice("model.frame_diff", False,
+                   "what moves is not small: the frames alone (differences beside them learnt "
+                   "faster but ended lower on slow camera moves)")]
 
 
 def all_rules(fp: dict[str, Any], ctx: Context, dataset_info: dict[str, Any]) -> list[Choice]:
     """Every rule's choices, in the order they are printed."""
-    return [*temporal(fp, ctx), *spatial(fp, ctx), *motion_input(ctx), *flips(fp, dataset_info),
+    return [*temporal(fp, ctx), *spatial(fp, ctx), *motion_input(fp, ctx), *flips(fp, dataset_info),
             *orientation_and_time(fp, dataset_info), *optimisation(fp, ctx)]

@@ -87,3 +87,6 @@ def test_video_resnet_with_frame_differences_keeps_its_layer_names():
     assert {k for k in state if not k.startswith("motion.")} == set(plain)
     changed = {k for k in plain if state[k].shape != plain[k].shape}
     assert changed == {"stem.0.weight"} and state["stem.0.weight"].shape[1] == 6
+    # it starts as the plain network: the differences' weights are zero until training grows them
+    assert state["stem.0.weight"][:, 3:].abs().max() == 0
+    assert state["stem.0.weight"][:, :3].abs().max() > 0

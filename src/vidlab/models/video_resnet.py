@@ -141,6 +141,8 @@ class VideoResNet(VideoModel):
         self.head_drop = nn.Dropout(check_rate("drop_rate", drop_rate))
         self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self)
+        if frame_diff:  # start as the plain network; the differences' weights grow as they help
+            nn.init.zeros_(self.stem[0].weight[:, in_channels:])
 
     def _make_layer(self, conv_builder: type, planes: int, blocks: int, stride: int,
                     rates) -> nn.Sequential:

@@ -180,7 +180,11 @@ def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     measured = int(fp.get("motion", {}).get("clips_measured", 0))
     crop = ctx.size
     why = f"the default input of {ctx.model}"
-    if measured and 0 < area < SMALL_MOTION:
+    if measured and 0 < area < SMALL_MOTION and ctx.takes_frame_diff and not ctx.pretrained:
+        why = (f"the default input of {ctx.model}: what moves is small (median {area:.2%} of the "
+               "picture), but frame differences (below) find it, and more epochs at this size "
+               "beat a larger input")
+    elif measured and 0 < area < SMALL_MOTION:
         cost = ctx.input_cost or (lambda f, s: (s / ctx.size) ** 2)
         best = ctx.size
         for side in range(ctx.size + 16, 2 * ctx.size + 1, 16):

@@ -81,7 +81,7 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
     from vidlab.train import fit
     from vidlab.train.config import TrainConfig
     from vidlab.train.plan import apply_plan, plan_for
-    from vidlab.train.run import resolve_config
+    from vidlab.train.run import model_kwargs, resolve_config
 
     run_dir = _run_dir(out, name, setting)
     base = [f"dataset.path={manifest}", f"out={run_dir}", f"data.cache={out / 'cache'}",
@@ -100,8 +100,8 @@ def run_one(name: str, setting: str, overrides: list[str], manifest: Path, out: 
         shared_fp.write_text(json.dumps(plan.fingerprint))
     resolved = resolve_config(planned, data["train"])
     d = resolved.data
-    diff = {"frame_diff": True} if resolved.model.frame_diff else {}
-    cost = input_cost(resolved.model.name, d.num_frames, d.crop_size, **diff)
+    shape = {k: v for k, v in model_kwargs(resolved).items() if k != "num_frames"}
+    cost = input_cost(resolved.model.name, d.num_frames, d.crop_size, **shape)
     if budget == "work":
         epochs = max(1, round(work_scale * REFERENCE_CLIPS / (cost * len(data["train"]))))
         cfg = load_config(TrainConfig, None, [*base, f"train.epochs={epochs}",

@@ -177,14 +177,13 @@ def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
         return []  # the checkpoint's own crop and decode size, as its processor says
     area = _q(fp, "motion", "moving_area", default=1.0)
     source = _q(fp, "short_side", key="p10", default=float(ctx.size))
-    measured = int(fp.get("motion", {}).get("clips_measured", 0))
     crop = ctx.size
     why = f"the default input of {ctx.model}"
-    if measured and 0 < area < SMALL_MOTION and ctx.takes_frame_diff and not ctx.pretrained:
+    if frame_diff_planned(fp, ctx):
         why = (f"the default input of {ctx.model}: what moves is small (median {area:.2%} of the "
                "picture), but frame differences (below) find it, and more epochs at this size "
                "beat a larger input")
-    elif measured and 0 < area < SMALL_MOTION:
+    elif small_motion(fp):
         cost = ctx.input_cost or (lambda f, s: (s / ctx.size) ** 2)
         best = ctx.size
         for side in range(ctx.size + 16, 2 * ctx.size + 1, 16):
@@ -288,34 +287,45 @@ def optimisation(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     return out
 
 
+def small_motion(fp: dict[str, Any]) -> bool:
+    """What moves is small: the measured median moving area is below `SMALL_MOTION`."""
+    area = _q(fp, "motion", "moving_area", default=1.0)
+    return bool(fp.get("motion", {}).get("clips_measured", 0)) and 0 < area < SMALL_MOTION
+
+
+def frame_diff_planned(fp: dict[str, Any], ctx: Context) -> bool:
+    """Whether `motion_input` turns frame differences on (the input size depends on it)."""
+    return ctx.takes_frame_diff and not ctx.pretrained and small_motion(fp)
+
+
 def motion_input(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     """Frame differences beside the frames when what moves is small and the model starts
     from scratch.
 
     A network from scratch has to discover temporal differencing before it sees any motion; a
     few moving pixels among still look-alikes kept it at chance for the whole budget, and with
-    the differences it learnt them (docs/train.md). Not for larger motion: on slow camera moves
-    over photographs it started faster with the differences but ended far lower. Pretrained
+    the differences it learnt them (docs/train.md). Larger motion keeps the frames alone until
+    the other datasets are measured with them (on slow camera moves they helped). Pretrained
     weights expect the frames alone."""
     if not ctx.takes_frame_diff:
         return []
     if ctx.pretrained:
         return [Choice("model.frame_diff", False,
                        "the pretrained weights' first layer takes the frames alone")]
-    area = _q(fp, "motion", "moving_area", default=1.0)
-    measured = int(fp.get("motion", {}).get("clips_measured", 0))
-    if measured and 0 < area < SMALL_MOTION:
+    if frame_diff_planned(fp, ctx):
+        area = _q(fp, "motion", "moving_area")
         return [Choice("model.frame_diff", True,
                        f"what moves is small (median {area:.2%} of the picture) and the model "
                        "starts from scratch: each frame's difference from the one before goes "
                        "in beside the frames, so the few moving pixels stand out from the "
                        "first step")]
     return [Choice("model.frame_diff", False,
-                   "what moves is not small: the frames alone (differences beside them learnt "
-                   "faster but ended lower on slow camera moves)")]
+                   "what moves is not small: the frames alone (frame differences are measured "
+                   "on small motion so far; --set model.frame_diff=true turns them on)")]
 
 
 def all_rules(fp: dict[str, Any], ctx: Context, dataset_info: dict[str, Any]) -> list[Choice]:
     """Every rule's choices, in the order they are printed."""
-    return [*temporal(fp, ctx), *spatial(fp, ctx), *motion_input(fp, ctx), *flips(fp, dataset_info),
-            *orientation_and_time(fp, dataset_info), *optimisation(fp, ctx)]
+    return [*temporal(fp, ctx), *spatial(fp, ctx), *motion_input(fp, ctx),
+            *flips(fp, dataset_info), *orientation_and_time(fp, dataset_info),
+            *optimisation(fp, ctx)]

@@ -215,13 +215,13 @@ def test_a_streamed_split_is_planned_with_its_own_counts_and_dataset_info(motion
     assert by["data.flip_map"] == info["flip_map"] and by["data.direction_sensitive"] is False
 
 
-def test_small_motion_from_scratch_gets_frame_differences_and_nothing_else_does(tmp_path):
-    small = fingerprint(area=0.006)
+def test_video_resnets_from_scratch_get_frame_differences_and_nothing_else_does(tmp_path):
+    small, large = fingerprint(area=0.006), fingerprint(area=0.2)
     assert planned(small)["model.frame_diff"] == (True, "plan")
-    assert planned(fingerprint(area=0.2))["model.frame_diff"] == (False, "plan")
+    assert planned(large)["model.frame_diff"] == (True, "plan")
     weights = tmp_path / "w.safetensors"
     assert planned(small, f"model.weights={weights}")["model.frame_diff"] == (False, "plan")
     assert "model.frame_diff" not in planned(small, "model.name=x3d_xs")
-    assert planned(small, "model.frame_diff=false")["model.frame_diff"] == (False, "you")
+    assert planned(large, "model.frame_diff=false")["model.frame_diff"] == (False, "you")
     cfg = load_config(TrainConfig, None, [])
-    assert apply_plan(cfg, make_plan(small, cfg)).model.frame_diff is True
+    assert apply_plan(cfg, make_plan(large, cfg)).model.frame_diff is True

@@ -179,7 +179,7 @@ def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     source = _q(fp, "short_side", key="p10", default=float(ctx.size))
     crop = ctx.size
     why = f"the default input of {ctx.model}"
-    if frame_diff_planned(fp, ctx):
+    if small_motion(fp) and frame_diff_planned(ctx):
         why = (f"the default input of {ctx.model}: what moves is small (median {area:.2%} of the "
                "picture), but frame differences (below) find it, and more epochs at this size "
                "beat a larger input")
@@ -293,35 +293,33 @@ def small_motion(fp: dict[str, Any]) -> bool:
     return bool(fp.get("motion", {}).get("clips_measured", 0)) and 0 < area < SMALL_MOTION
 
 
-def frame_diff_planned(fp: dict[str, Any], ctx: Context) -> bool:
+def frame_diff_planned(ctx: Context) -> bool:
     """Whether `motion_input` turns frame differences on (the input size depends on it)."""
-    return ctx.takes_frame_diff and not ctx.pretrained and small_motion(fp)
+    return ctx.takes_frame_diff and not ctx.pretrained
 
 
 def motion_input(fp: dict[str, Any], ctx: Context) -> list[Choice]:
-    """Frame differences beside the frames when what moves is small and the model starts
-    from scratch.
+    """Frame differences beside the frames whenever the model can take them and starts from
+    scratch.
 
-    A network from scratch has to discover temporal differencing before it sees any motion; a
-    few moving pixels among still look-alikes kept it at chance for the whole budget, and with
-    the differences it learnt them (docs/train.md). Larger motion keeps the frames alone until
-    the other datasets are measured with them (on slow camera moves they helped). Pretrained
-    weights expect the frames alone."""
+    A network from scratch has to discover temporal differencing before it sees any motion.
+    Handed each frame's difference from the one before (its weights starting at zero, so
+    training starts from the plain network), it learnt a few moving pixels among still
+    look-alikes that kept it at chance, and it learnt slow camera moves and the built-in fast
+    motion better; no dataset measured lost beyond the run-to-run noise (docs/train.md).
+    Pretrained weights expect the frames alone."""
     if not ctx.takes_frame_diff:
         return []
     if ctx.pretrained:
         return [Choice("model.frame_diff", False,
                        "the pretrained weights' first layer takes the frames alone")]
-    if frame_diff_planned(fp, ctx):
-        area = _q(fp, "motion", "moving_area")
-        return [Choice("model.frame_diff", True,
-                       f"what moves is small (median {area:.2%} of the picture) and the model "
-                       "starts from scratch: each frame's difference from the one before goes "
-                       "in beside the frames, so the few moving pixels stand out from the "
-                       "first step")]
-    return [Choice("model.frame_diff", False,
-                   "what moves is not small: the frames alone (frame differences are measured "
-                   "on small motion so far; --set model.frame_diff=true turns them on)")]
+    area = _q(fp, "motion", "moving_area", default=0.0)
+    what = (f"what moves is small (median {area:.2%} of the picture), and " if small_motion(fp)
+            else "")
+    return [Choice("model.frame_diff", True,
+                   f"{what}the model starts from scratch: each frame's difference from the one "
+                   "before goes in beside the frames (its weights start at zero), so motion "
+                   "stands out from the first step")]
 
 
 def all_rules(fp: dict[str, Any], ctx: Context, dataset_info: dict[str, Any]) -> list[Choice]:

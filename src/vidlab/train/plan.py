@@ -191,7 +191,8 @@ def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: l
              resume: bool = False, shards: Any = None) -> tuple[TrainConfig, Plan | None]:
     """Plan a run: fingerprint (cached in `run_dir`), print, save and apply the plan.
 
-    A resumed run keeps the plan it saved (`run_dir/plan.json`: its config already holds it);
+    A resumed run keeps the plan it saved (`run_dir/plan.json`), applied again, so a config
+    given anew (not the run's own `config.yaml`, which already holds it) builds the same model;
     with `plan.auto` off the config is returned as is."""
     from vidlab.data.fingerprint import load_or_compute
 
@@ -206,7 +207,7 @@ def plan_run(config: TrainConfig, train_entries: list[dict[str, Any]], labels: l
         say("resuming with the plan of the interrupted run:")
         for line in plan.lines()[1:]:
             say(line)
-        return config, plan
+        return apply_plan(config, plan), plan
     plan = plan_for(config, train_entries, labels, run_dir / FINGERPRINT_FILE, shards)
     for line in plan.lines():
         say(line)

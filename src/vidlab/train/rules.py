@@ -183,7 +183,7 @@ def spatial(fp: dict[str, Any], ctx: Context) -> list[Choice]:
         why = (f"the default input of {ctx.model}: what moves is small (median {area:.2%} of the "
                "picture), but frame differences (below) find it, and more epochs at this size "
                "beat a larger input")
-    elif small_motion(fp):
+    elif small_motion(fp):  # the model cannot take differences: enlarge what moves instead
         cost = ctx.input_cost or (lambda f, s: (s / ctx.size) ** 2)
         best = ctx.size
         for side in range(ctx.size + 16, 2 * ctx.size + 1, 16):
@@ -310,12 +310,11 @@ def motion_input(fp: dict[str, Any], ctx: Context) -> list[Choice]:
     Pretrained weights expect the frames alone."""
     if not ctx.takes_frame_diff:
         return []
-    if ctx.pretrained:
+    if not frame_diff_planned(ctx):
         return [Choice("model.frame_diff", False,
                        "the pretrained weights' first layer takes the frames alone")]
-    area = _q(fp, "motion", "moving_area", default=0.0)
-    what = (f"what moves is small (median {area:.2%} of the picture), and " if small_motion(fp)
-            else "")
+    what = (f"what moves is small (median {_q(fp, 'motion', 'moving_area'):.2%} of the picture), "
+            "and " if small_motion(fp) else "")
     return [Choice("model.frame_diff", True,
                    f"{what}the model starts from scratch: each frame's difference from the one "
                    "before goes in beside the frames (its weights start at zero), so motion "

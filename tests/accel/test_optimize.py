@@ -163,7 +163,7 @@ def test_linear_heavy_models_get_dynamic_int8_first(tmp_path):
     torch.manual_seed(0)
     fp32 = export_onnx(_PooledMLP().eval(), tmp_path / "mlp.onnx", num_frames=8, size=32)
     assert op_mix(fp32)["matmul_share"] > 0.9
-    assert candidate_methods(fp32)[0] == "dynamic"
+    assert candidate_methods(fp32)[:2] == ["dynamic", "dynamic-matmul"]
     int8 = quantize_int8(fp32, tmp_path / "mlp.int8.onnx", "dynamic")
     # blocky input: the 8×8 average pooling keeps its unit scale, so logits are not ~0
     coarse = np.random.default_rng(0).standard_normal((16, 3, 8, 4, 4)).astype(np.float32)
@@ -172,6 +172,38 @@ def test_linear_heavy_models_get_dynamic_int8_first(tmp_path):
     assert np.abs(ref - got).max() < 0.25 * np.abs(ref).max()  # 8-bit activations, 2 layers
     assert (ref.argmax(1) == got.argmax(1)).mean() >= 0.75
     assert fp32.stat().st_size > 3 * int8.stat().st_size
+
+
+class _ConvStemMLP(_PooledMLP):
+    """A patch-embedding Conv in front of the MLP, as a video transformer has."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv3d(3, 3, kernel_size=(2, 4, 4), stride=(2, 4, 4))
+        self.pool = torch.nn.AdaptiveAvgPool3d((8, 4, 4))
+
+    def forward(self, x):
+        return self.mlp(self.pool(self.stem(x)))
+
+
+def test_dynamic_matmul_int8_leaves_convolutions_in_fp32(tmp_path):
+    import onnx
+
+    from vidlab.accel.quantize import candidate_methods, quantize_int8
+    from vidlab.models.export import export_onnx
+
+    torch.manual_seed(0)
+    fp32 = export_onnx(_ConvStemMLP().eval(), tmp_path / "stem.onnx", num_frames=16, size=64)
+    assert "dynamic-matmul" in candidate_methods(fp32)
+    ops = {}
+    for method in ("dynamic", "dynamic-matmul"):
+        out = quantize_int8(fp32, tmp_path / f"{method}.onnx", method)
+        ops[method] = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "ConvInteger" in ops["dynamic"] and "ConvInteger" not in ops["dynamic-matmul"]
+    assert "Conv" in ops["dynamic-matmul"] and "MatMulInteger" in ops["dynamic-matmul"]
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 64, 64)).astype(np.float32)
+    ref, got = load_onnx(fp32)(x), load_onnx(tmp_path / "dynamic-matmul.onnx")(x)
+    assert np.abs(ref - got).max() < 0.1 * np.abs(ref).max()
 
 
 def load_onnx(path):

@@ -3,8 +3,10 @@
 Static quantization calibrates activation ranges on real training clips (MinMax); the
 calibration is computed once and cached, then reused by every static format we try. Which
 format is fastest depends on the model family and the CPU (measured on a Zen 3 without VNNI:
-QDQ per-tensor ≈ 1.85× over fp32 for R3D-18, per-channel ≈ 1.5×, dynamic ≈ 1.4×), so
-`quantize_best` builds the candidates for the model's op mix, times them against fp32 in one
+QDQ per-tensor ≈ 1.85× over fp32 for R3D-18, per-channel ≈ 1.5×, dynamic ≈ 1.4×; for a
+VideoMAE-shaped transformer on an AVX2 EPYC, dynamic INT8 of the MatMuls alone ≈ 1.2× while
+also quantizing its patch-embedding Conv (ORT's ConvInteger, 3× slower than the fp32 Conv
+there) ≈ 1.0×), so `quantize_best` builds the candidates for the model's op mix, times them against fp32 in one
 interleaved run, and keeps the fastest whose accuracy stays within the allowed loss.
 """
 
@@ -27,7 +29,9 @@ from vidlab.runtime import OnnxRunner
 
 log = logging.getLogger(__name__)
 
-METHODS = ("qdq-per-tensor", "qdq-per-channel", "qoperator", "dynamic")
+METHODS = ("qdq-per-tensor", "qdq-per-channel", "qoperator", "dynamic", "dynamic-matmul")
+# what "dynamic-matmul" quantizes: the matmul-like ops of ORT's dynamic registry, never Conv
+_DYNAMIC_MATMUL_OPS = ["MatMul", "Attention", "LSTM"]
 _MATMUL_OPS = {"MatMul", "Gemm", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention"}
 
 
@@ -45,11 +49,16 @@ def op_mix(model_path: str | Path) -> dict[str, float]:
 
 
 def candidate_methods(model_path: str | Path) -> list[str]:
-    """Formats worth trying: static ones for conv-heavy models, dynamic first for matmul-heavy."""
+    """Formats worth trying: static ones for conv-heavy models, dynamic first for matmul-heavy.
+
+    Matmul-heavy models try dynamic INT8 both of every op and of the matmul-like ops alone:
+    a convolution left in (a transformer's patch embedding, a CNN+RNN's frame encoder) can
+    be slower as ConvInteger than in fp32, and only timing says which way it goes.
+    """
     mix = op_mix(model_path)
     if mix["conv_share"] >= 0.5:
         return ["qdq-per-tensor", "qdq-per-channel", "qoperator"]
-    return ["dynamic", "qdq-per-tensor"]
+    return ["dynamic", "dynamic-matmul", "qdq-per-tensor"]
 
 
 class _ClipReader(CalibrationDataReader):
@@ -92,8 +101,10 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, method: str,
 
     if method not in METHODS:
         raise ModelError(f"unknown INT8 method {method!r}; choose from {', '.join(METHODS)}")
-    if method == "dynamic":
-        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
+    if method.startswith("dynamic"):
+        ops = _DYNAMIC_MATMUL_OPS if method == "dynamic-matmul" else None
+        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=ops)
         return Path(out_path)
     if calib is None or not len(calib):
         raise ModelError("static INT8 quantization needs calibration clips (pass data)", fp32_path)
@@ -122,7 +133,7 @@ def quantize_best(fp32_path: str | Path, out_path: str | Path, calib: ClipSet | 
     """
     methods = list(methods or candidate_methods(fp32_path))
     if calib is None or not len(calib):
-        methods = [m for m in methods if m == "dynamic"] or ["dynamic"]
+        methods = [m for m in methods if m.startswith("dynamic")] or ["dynamic"]
     tmp = Path(tempfile.mkdtemp(prefix="vidlab-int8-"))
     try:
         pre = preprocess_for_quantization(fp32_path, tmp / "pre.onnx")

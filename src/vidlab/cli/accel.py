@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         int8: bool = typer.Option(False, "--int8", help="Add INT8 ONNX (model.int8.onnx)."),
         int8_method: str = typer.Option(
             "auto", "--int8-method",
-            help="auto (measure and pick), qdq-per-tensor, qdq-per-channel, qoperator, dynamic."),
+            help="auto (measure and pick), qdq-per-tensor, qdq-per-channel, qoperator, dynamic, dynamic-matmul (convolutions stay fp32)."),
         prune: float = typer.Option(None, "--prune", help="Fraction of channels (or weights) to remove."),
         prune_mode: str = typer.Option("structured", "--prune-mode", help="structured or unstructured."),
         finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tune epochs after pruning."),

@@ -5,7 +5,6 @@ training from shards reaches the accuracy of training from the files on the buil
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -60,10 +59,8 @@ def test_training_streams_shards_and_resumes_after_sigkill_exactly(motion_shards
 PAIR = ("grow", "shrink")
 """The two classes of the built-in dataset the test learns: one object growing vs shrinking.
 
-A subset, because a test-sized model cannot learn all 8 classes in a test's budget (it stays at
-chance for the first minutes); of the subsets tried (left/right, right/cw, right/cw/grow,
-grow/shrink) this is the one an 18 k-parameter R3D learns in 10 short epochs. It is still a
-temporal task: the frames of both classes show the same sizes, only in the opposite order."""
+A subset, because a test-sized model cannot learn all 8 classes in a test's budget. It is still
+a temporal task: the frames of both classes show the same sizes, only in the opposite order."""
 TRAIN_PER_CLASS, TEST_PER_CLASS, SHORT_SIDE = 48, 24, 40
 
 
@@ -115,27 +112,25 @@ def built_in_pair(tmp_path_factory):
     return manifest, root / "shards"
 
 
-ORDER_SPREAD = 0.4
-"""Largest top-1 difference allowed between the files and the shards run: two runs of the test's
-recipe from the same files in another sample order differed by up to 0.375 here."""
+MIN_TOP1, ORDER_SPREAD = 0.75, 0.2
+"""Each source's top-1 must reach `MIN_TOP1` (chance is 0.5) and the two may differ by at most
+`ORDER_SPREAD`. Measured here with the test's recipe (5 epochs, train.seed 0-3, 48 test clips):
+files 1.0/1.0/1.0/1.0, shards 1.0/0.98/0.98/1.0. With 3 epochs one shards run stayed at 0.5 and
+without frame differences (10 epochs, the recipe before them) runs from the same files in
+another sample order spread over 0.58-0.96: the margins are for that kind of luck."""
 
 
 def test_training_from_shards_reaches_the_accuracy_of_training_from_files(built_in_pair,
                                                                          tmp_path):
-    """The same recipe from files and from shards of the built-in data (`PAIR`) learns, and
-    the two top-1s agree within the run-to-run noise of the recipe itself.
-
-    That noise is not only the test set's binomial error: the order the samples come in moves
-    this tiny recipe a lot. Measured here (10 epochs, train.seed 0-3, 48 test clips): files in
-    the fixture's order 0.92/0.85/0.85/0.90, the same files in a shuffled manifest order
-    0.58/0.96/0.79/0.96, shards 0.85/0.73/0.71/0.77 — two runs from the same files differed by
-    up to 0.375. So: the mean of the two runs is at least 3 standard errors above chance on
-    their 96 test predictions (0.65; a run that does not learn drags it down), and they differ
-    by at most `ORDER_SPREAD` (0.4), so a source that learns nothing (0.5) beside one that
-    learns well (0.95) still fails. fp32 is pinned so a CPU with bf16 units trains the same
-    arithmetic. Time reversal (grow <-> shrink) doubles the clips the model sees."""
+    """The same recipe from files and from shards of the built-in data (`PAIR`) learns it, and
+    the two top-1s agree (`MIN_TOP1`, `ORDER_SPREAD`). Frame differences are pinned on (the
+    plan's choice for a video ResNet from scratch, pinned so the test does not hang on the
+    plan): with them this 18 k-parameter R3D learns the pair in 5 short epochs. fp32 is pinned
+    so a CPU with bf16 units trains the same arithmetic. Time reversal (grow <-> shrink) doubles
+    the clips the model sees."""
     manifest, shards = built_in_pair
-    learn = ["model.name=r3d_tiny", "model.kwargs.widths=[8,8,8,8]", "train.epochs=10",
+    learn = ["model.name=r3d_tiny", "model.kwargs.widths=[8,8,8,8]", "model.frame_diff=true",
+             "train.epochs=5",
              "data.num_frames=8", "data.stride=2", "data.sampling=clips", "data.num_workers=2",
              "data.time_reverse=0.5", "data.reverse_map={grow: shrink, shrink: grow}",
              "train.batch_size=2", "optim.lr=0.005", "optim.weight_decay=0",
@@ -150,7 +145,5 @@ def test_training_from_shards_reaches_the_accuracy_of_training_from_files(built_
         torch.set_num_threads(threads)
     n = 2 * TEST_PER_CLASS
     assert files["num_clips"] == streamed["num_clips"] == n
-    chance = 1 / len(PAIR)
-    mean = (files["top1"] + streamed["top1"]) / 2
-    assert mean >= chance + 3 * math.sqrt(chance * (1 - chance) / (2 * n)), (files, streamed)
+    assert min(files["top1"], streamed["top1"]) >= MIN_TOP1, (files, streamed)
     assert abs(files["top1"] - streamed["top1"]) <= ORDER_SPREAD, (files, streamed)

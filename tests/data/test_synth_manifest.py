@@ -102,6 +102,20 @@ def test_bad_manifests_name_file_and_line(tmp_path):
         read_manifest(tmp_path / "missing.jsonl")
 
 
+def test_a_video_given_as_the_dataset_is_a_one_line_error(make_video, capsys):
+    """A binary file where a folder or manifest belongs: a DatasetError, not a UnicodeDecodeError."""
+    from vidlab.cli import main
+
+    video = make_video("clip.mp4")
+    with pytest.raises(DatasetError, match="not a manifest"):
+        read_manifest(video)
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "split", str(video), "-o", str(video.with_suffix(".jsonl"))])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code != 0 and err.startswith("error: DatasetError") and len(err.splitlines()) == 1
+    assert not video.with_suffix(".jsonl").exists()
+
+
 def test_data_stats_have_the_contract_keys(synth_root):
     entries = load_entries(synth_root)
     stats = compute_data_stats(entries, labels_of(entries),

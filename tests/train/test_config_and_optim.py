@@ -36,6 +36,20 @@ def test_unknown_keys_and_bad_values_are_config_errors_naming_the_key(tmp_path):
         load_config(TrainConfig, bad)
 
 
+@pytest.mark.parametrize("override", ["train.batch_size=0", "train.batch_size=-2", "optim.lr=-1",
+                                      "train.epochs=0", "optim.weight_decay=-1",
+                                      "train.accumulation=0", "train.max_minutes=0"])
+def test_values_a_run_cannot_use_are_config_errors_before_anything_runs(override, tmp_path):
+    """Not a ZeroDivisionError deep in the plan, nor an untrained "best" model from 0 epochs."""
+    from vidlab.cli import main
+
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(TrainConfig, None, [override])
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--set", override])
+    assert exc.value.code != 0 and not (tmp_path / "run").exists()
+
+
 def test_no_weight_decay_on_norms_and_biases():
     model = nn.Sequential(nn.Conv3d(3, 4, 3), nn.BatchNorm3d(4), nn.Flatten(), nn.LazyLinear(2))
     model.eval()(torch.zeros(1, 3, 3, 3, 3))

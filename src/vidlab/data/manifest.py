@@ -136,7 +136,11 @@ def read_manifest(path: str | Path, probe_missing: bool = True, workers: int | N
     p = Path(path)
     if not p.is_file():
         raise DatasetError("manifest not found", p)
-    text = p.read_text(encoding="utf-8-sig")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:  # a video or other binary file given where a list belongs
+        raise DatasetError(f"not a manifest (JSONL or CSV text): byte {exc.start} is not UTF-8; "
+                           "pass a folder of videos or a manifest listing them", p) from exc
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     rows = _read_jsonl(p, text) if first.startswith("{") else _read_csv(p, text)
     entries = []

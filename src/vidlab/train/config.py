@@ -45,14 +45,14 @@ class ModelSection(_Section):
 
 class OptimConfig(_Section):
     name: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = True
     betas: tuple[float, float] = (0.9, 0.999)
-    l1: float = 0.0
+    l1: float = Field(0.0, ge=0)
     """L1 penalty on weights (not norms/biases), added to the loss."""
-    grad_clip: float | None = 1.0
+    grad_clip: float | None = Field(1.0, gt=0)
     """Clip the global gradient norm to this value (None: no clipping)."""
     layer_decay: float | None = Field(None, gt=0, le=1)
     """Layer-wise LR decay (BEiT/VideoMAE fine-tuning, e.g. 0.75): block i of N trains at
@@ -61,9 +61,9 @@ class OptimConfig(_Section):
 
 class ScheduleConfig(_Section):
     name: Literal["cosine", "step", "plateau", "constant"] = "cosine"
-    warmup_epochs: float = 1.0
-    warmup_start_factor: float = 0.01
-    min_lr_factor: float = 0.01
+    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_start_factor: float = Field(0.01, gt=0, le=1)
+    min_lr_factor: float = Field(0.01, ge=0, le=1)
     step_size: float = 10.0
     """Epochs between decays for `step`."""
     gamma: float = 0.1
@@ -92,12 +92,12 @@ class EmaConfig(_Section):
 
 
 class LoopConfig(_Section):
-    epochs: int = 60
-    max_minutes: float | None = 9.0
+    epochs: int = Field(60, ge=1)
+    max_minutes: float | None = Field(9.0, gt=0)
     """Time budget: the schedule is fitted to it (epochs are cut to what fits, measured after the
     first epoch), so `vidlab train` ends in about this many minutes."""
-    batch_size: int = 16
-    accumulation: int = 1
+    batch_size: int = Field(16, ge=1)
+    accumulation: int = Field(1, ge=1)
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     """auto: bf16 (or fp16) autocast on CUDA, fp32 on CPU unless it has native bf16 units."""
     device: str = "auto"

@@ -93,6 +93,34 @@ def test_near_lossless_input_is_passed_through_unchanged_with_a_message(gated, t
     assert abs(measured["psnr_gain_db"]) <= 0.05 and measured["baseline"] == "input"
 
 
+def test_the_pass_through_path_checks_its_output_and_reference_like_the_encode_path(gated,
+                                                                                  tmp_path):
+    """A near-lossless input is copied, not encoded; its output gets the same checks, and a
+    bad `--reference` fails before any output is written."""
+    from vidlab.errors import OutputExistsError, VideoOpenError, VideoWriteError
+
+    src = _clip(tmp_path / "mild.mp4", "h264", qp=16)
+    with pytest.raises(VideoWriteError, match="input file"):
+        enhance_video(gated, src, src, overwrite=True)
+    with pytest.raises(VideoWriteError, match="parent directory"):
+        enhance_video(gated, src, tmp_path / "nodir" / "out.mp4")
+    with pytest.raises(VideoWriteError, match="container format"):
+        enhance_video(gated, src, tmp_path / "out.txt")
+    assert not (tmp_path / "out.txt").exists()
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoOpenError):
+        enhance_video(gated, src, out, reference=tmp_path / "missing.mp4")
+    assert not out.exists()
+    small = tmp_path / "small.mp4"
+    encode(moving_square_frames(8, 32, 48, seed=1), CompressionSpec("h264", "qp", 16), small)
+    with pytest.raises(Exception, match="size|shape|frames"):  # a reference of another size
+        enhance_video(gated, src, out, reference=small)
+    assert not out.exists()  # removed: a corrected re-run is not blocked by it
+    enhance_video(gated, src, out)
+    with pytest.raises(OutputExistsError):
+        enhance_video(gated, src, out)
+
+
 def test_no_gate_runs_full_strength(gated, tmp_path):
     src = _clip(tmp_path / "mild.mp4", "h264", qp=16)
     out = enhance_video(gated, src, tmp_path / "out.mp4", gate=False)

@@ -58,6 +58,13 @@ def test_never_overwrites_and_leaves_nothing_after_failure(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.mp4", "keep.mp4"]
     result = transcode(src, dst, overwrite=True)
     assert probe(result.dst).num_frames == 30
+    # the input itself, even with --overwrite and through another name for it: refused
+    original = dst.read_bytes()
+    (tmp_path / "alias.mp4").hardlink_to(dst)
+    for same in (dst, tmp_path / "alias.mp4", tmp_path / "." / "keep.mp4"):
+        with pytest.raises(VideoWriteError, match="output is the input"):
+            transcode(dst, same, overwrite=True, crf=40)
+    assert dst.read_bytes() == original
 
 
 def test_gop_caps_the_keyframe_interval_and_one_thread_is_reproducible(clip, tmp_path):

@@ -9,6 +9,7 @@ from typing import Any
 
 from vidlab.enhance.infer import TILE, enhance_stream, load_enhancer
 from vidlab.errors import VideoWriteError
+from vidlab.io.writer import check_output
 from vidlab.progress import progress
 
 DEFAULT_CRF = 18
@@ -38,9 +39,11 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     from vidlab.enhance.gate import load_gate
     from vidlab.io import VideoReader
 
-    src, dst = Path(src), Path(dst)
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise VideoWriteError("output is the input file; write to another path", dst)
+    src, dst = Path(src), check_output(dst, overwrite, source=src)
+    if reference is not None:  # a bad reference fails before the work, not after it
+        from vidlab.io import probe
+
+        probe(reference)
     if threads:
         torch.set_num_threads(threads)
     model, b = load_enhancer(bundle)
@@ -65,7 +68,11 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     elapsed = time.perf_counter() - started
     reader.close()
     if reference is not None:
-        report["measured"] = measured_gain(reference, src, dst, s)
+        try:
+            report["measured"] = measured_gain(reference, src, dst, s)
+        except Exception:  # the command failed: leave nothing behind to block a corrected re-run
+            dst.unlink(missing_ok=True)
+            raise
     return {
         "bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
         "dst": str(dst), "frames": frames_written, "fps": round(float(reader.fps), 3),
@@ -137,6 +144,9 @@ def copy_streams(src: Path, dst: Path, overwrite: bool = False) -> None:
                 packet.stream = mapping[packet.stream.index]
                 out.mux(packet)
         os.replace(tmp, dst)
+    except ValueError as exc:  # PyAV: no container format for this file name
+        raise VideoWriteError(f"cannot tell the container format from the name ({exc}); "
+                              "choose an output with the input's extension", dst) from exc
     except av.error.FFmpegError as exc:
         raise VideoWriteError(f"cannot copy the input's streams into this container ({exc}); "
                               "choose an output with the input's extension", dst) from exc
@@ -153,11 +163,12 @@ def describe(qps: list[float | None], alphas: list[float], codec: str, gated: bo
     full = sum(a >= 1 for a in alphas)
     mean_alpha = round(float(sum(alphas) / len(alphas)), 3) if alphas else 0.0
     if not gated:
-        action, message = "enhanced", "the bundle has no quality gate: full strength on every frame"
+        action, message = "enhanced", "no quality gate (turned off, or the bundle has none): full strength on every frame"
     elif applied == 0:
         action = "passed through"
-        message = (f"input QP ~{est:g} ({codec}) is near-lossless or too mild for this model "
-                   "to improve: frames were passed through unchanged" if est is not None else
+        message = (f"input QP ~{est:g} ({codec}): the quality gate gives this quality strength 0 "
+                   "(near-lossless, or where this model was measured not to help): frames were "
+                   "passed through unchanged" if est is not None else
                    "the input's quantiser is unknown and this model's blind strength is 0: "
                    "frames were passed through unchanged")
     elif full == len(alphas):

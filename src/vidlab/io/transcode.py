@@ -73,7 +73,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, codec: str = "h264
     `OutputExistsError` if `dst` exists and not `overwrite`; a failure leaves no partial file.
     """
     started = time.perf_counter()
-    src, dst = Path(src), check_output(dst, overwrite)
+    src, dst = Path(src), check_output(dst, overwrite, source=src)
     info = probe(src)
     reader = VideoReader(src, size=size)
     times = reader.timestamps

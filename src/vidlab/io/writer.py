@@ -85,8 +85,14 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.stem}.vidlab-tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
-def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
+def check_output(path: str | os.PathLike, overwrite: bool,
+                 source: str | os.PathLike | None = None) -> Path:
+    """`path` as a place to write a new video; `source`, the file it is made from, is never it
+    (reading a file while replacing it would lose the user's original and measure nothing)."""
     path = Path(path)
+    if source is not None and path.exists() and Path(source).exists() \
+            and os.path.samefile(path, source):
+        raise VideoWriteError("output is the input file; write to another path", path)
     if path.exists() and not overwrite:
         raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path)
     if path.is_dir():

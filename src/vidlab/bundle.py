@@ -147,9 +147,7 @@ def save_bundle(
     """
     from vidlab import versions
 
-    dest = Path(path)
-    if dest.exists() and not overwrite:
-        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dest)
+    dest = check_bundle_output(path, overwrite)
     dest.parent.mkdir(parents=True, exist_ok=True)
     cfg = {"format": FORMAT_VERSION, **config}
     cfg.setdefault("versions", versions())
@@ -177,6 +175,21 @@ def save_bundle(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return load_bundle(dest)
+
+
+def check_bundle_output(path: str | Path, overwrite: bool) -> Path:
+    """`path` as a place to write a bundle: `OutputExistsError` if it exists and not
+    `overwrite`, and always if it is anything but a bundle (it has a config) or an empty
+    folder — `--overwrite` replaces a bundle, never a user's file or folder of other things."""
+    dest = Path(path)
+    if not dest.exists():
+        return dest
+    if not overwrite:
+        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dest)
+    if not (dest.is_dir() and ((dest / CONFIG_FILE).is_file() or not any(dest.iterdir()))):
+        raise OutputExistsError("exists and is not a vidlab bundle (no config.json); --overwrite "
+                                "only replaces a bundle: choose another path", dest)
+    return dest
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -125,6 +125,8 @@ def test_optimize_refuses_to_overwrite(trained_bundle, dataset, tmp_path):
     (out / "keep.txt").write_text("user file")
     with pytest.raises(OutputExistsError, match="exists.vidlab"):
         optimize(trained_bundle, out, data=dataset)
+    with pytest.raises(OutputExistsError, match="not a vidlab bundle"):  # before any work
+        optimize(trained_bundle, out, data=dataset, overwrite=True)
     assert (out / "keep.txt").read_text() == "user file"
     with pytest.raises(ConfigError, match="--distill"):
         optimize(trained_bundle, tmp_path / "new.vidlab", data=dataset, prune=0.5, distill=1.5)

@@ -56,6 +56,20 @@ def test_bundle_roundtrip_and_refuses_overwrite(tmp_path):
     with pytest.raises(OutputExistsError):
         save_bundle(dest, config={})
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    save_bundle(dest, config={"labels": ["c"]}, overwrite=True)  # a bundle is replaced
+    assert load_bundle(dest).labels == ["c"]
+    # --overwrite never replaces what is not a bundle: a user's folder or file stays whole
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "thesis.txt").write_text("important")
+    (tmp_path / "notes.vidlab").write_text("a file")
+    for user_thing in (folder, tmp_path / "notes.vidlab"):
+        with pytest.raises(OutputExistsError, match="not a vidlab bundle"):
+            save_bundle(user_thing, config={}, overwrite=True)
+    assert (folder / "sub" / "thesis.txt").read_text() == "important"
+    assert (tmp_path / "notes.vidlab").read_text() == "a file"
+    (tmp_path / "empty").mkdir()
+    save_bundle(tmp_path / "empty", config={"labels": ["d"]}, overwrite=True)  # an empty folder
 
 
 def test_bundle_errors_name_the_problem(tmp_path):

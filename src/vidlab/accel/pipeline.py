@@ -16,8 +16,16 @@ from typing import Any
 from vidlab.accel.finetune import DEFAULT_DISTILL
 from vidlab.accel.inputs import bundle_clips, dataset_splits, top1
 from vidlab.accel.measure import size_mb, time_runners
-from vidlab.bundle import ONNX_FILE, ONNX_INT8_FILE, WEIGHTS_FILE, Bundle, load_bundle, save_bundle
-from vidlab.errors import BundleError, ConfigError, DatasetError, OutputExistsError
+from vidlab.bundle import (
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    WEIGHTS_FILE,
+    Bundle,
+    check_bundle_output,
+    load_bundle,
+    save_bundle,
+)
+from vidlab.errors import BundleError, ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +70,7 @@ def optimize(bundle_path: str | Path, out_path: str | Path, onnx: bool = True, i
     from vidlab.runtime import PRECISIONS, OnnxRunner, TorchRunner
 
     src = load_bundle(bundle_path)
-    out = Path(out_path)
-    if out.exists() and not overwrite:
-        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", out)
+    out = check_bundle_output(out_path, overwrite)
     if out.resolve() == src.path.resolve():
         raise BundleError("output must differ from the input bundle", out)
     if not 0.0 <= distill <= 1.0:

@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vidlab.bundle import Bundle, save_bundle
+from vidlab.bundle import Bundle, check_bundle_output, save_bundle
 from vidlab.data.config import DataConfig
-from vidlab.errors import ModelError, OutputExistsError
+from vidlab.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,7 @@ def import_pretrained(name: str, out: str | Path, *, stride: int | None = None,
 
     if not is_hf_name(name):
         raise ModelError(f"{name!r}: import takes a pretrained checkpoint, hf:PATH")
-    if Path(out).exists() and not overwrite:
-        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", out)
+    check_bundle_output(out, overwrite)
     labels = checkpoint_labels(name)
     entry = model_entry(name)
     update: dict[str, Any] = {k: v for k, v in (entry.preprocess or {}).items()}

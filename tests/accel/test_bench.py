@@ -39,6 +39,12 @@ def test_bench_json_rows_first_is_pytorch_eager_of_first_bundle(trained_bundle, 
     assert rows[0]["top1"] == rows[2]["top1"]  # same weights, same clips
     assert rows[0]["gflops_per_clip"] == rows[2]["gflops_per_clip"] > 0
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
+    mine = tmp_path / "mine.png"
+    mine.write_text("the user's")
+    with pytest.raises(SystemExit) as exc:  # refused before any timing
+        main(["bench", str(trained_bundle), "--rounds", "1", "--no-rss", "--plot", str(mine)])
+    assert exc.value.code != 0 and mine.read_text() == "the user's"
+    assert "OutputExistsError" in capsys.readouterr().err
 
 
 def test_bench_without_data_times_only(trained_bundle):

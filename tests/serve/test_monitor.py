@@ -105,6 +105,12 @@ def test_monitor_cli_reports_json_and_writes_a_plot(colour_bundle, tmp_path, cap
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "alert" and report["plot"] == str(tmp_path / "m.png")
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit) as exit_info:  # an existing plot is the user's until --overwrite
+        main(["monitor", str(tmp_path / "log.db"), "--bundle", str(colour_bundle),
+              "--plot", str(tmp_path / "m.png")])
+    assert exit_info.value.code == 1 and "OutputExistsError" in capsys.readouterr().err
+    main(["monitor", str(tmp_path / "log.db"), "--bundle", str(colour_bundle), "--json",
+          "--plot", str(tmp_path / "m.png"), "--overwrite"])
 
 
 def test_monitor_prints_a_readable_report_and_names_a_missing_database(

@@ -81,6 +81,7 @@ def register(app: typer.Typer) -> None:
         bundles: list[Path] = typer.Argument(..., help="Bundles; the first one's PyTorch model is the baseline."),
         data: Path = typer.Option(None, "--data", help="Dataset folder/manifest for top-1 (validation split)."),
         plot: Path = typer.Option(None, "--plot", help="Write a speed-vs-accuracy PNG here."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --plot file."),
         rounds: int = typer.Option(5, "--rounds", help="Interleaved timing rounds (4 runs each)."),
         rss: bool = typer.Option(True, "--rss/--no-rss", help="Measure peak RSS (one process per variant)."),
         eval_clips: int = typer.Option(256, "--eval-clips", help="Validation clips for top-1 (at most)."),
@@ -92,7 +93,10 @@ def register(app: typer.Typer) -> None:
         measured in the same run, peak RSS, size and top-1 of every variant."""
         from vidlab.accel import bench, plot_bench
         from vidlab.cli.common import console, print_json
+        from vidlab.data.commands import check_output
 
+        if plot is not None:  # before minutes of timing, not after
+            check_output(plot, overwrite)
         rows = bench(bundles, data=data, eval_clips=eval_clips, rounds=rounds, rss=rss,
                      threads=threads, device=device)
         if plot is not None:

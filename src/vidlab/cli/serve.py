@@ -199,6 +199,7 @@ def monitor(
     bundle: Path = typer.Option(..., "--bundle", help="The served bundle (training baseline)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG summary here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --plot file."),
     since_hours: float = typer.Option(None, "--since-hours", help="Only the last N hours."),
     all_versions: bool = typer.Option(False, "--all-versions",
                                       help="Include rows of other model versions."),
@@ -215,8 +216,11 @@ def monitor(
 ) -> None:
     """Health and drift report of a prediction log: status ok/alert with reasons."""
     from vidlab.cli.common import print_json
+    from vidlab.data.commands import check_output
     from vidlab.serve.monitor import Thresholds, monitor_report
 
+    if plot is not None:
+        check_output(plot, overwrite)
     thresholds = Thresholds(psi=psi_threshold, label_psi=label_psi,
                             confidence_drop=confidence_drop, error_rate=max_error_rate,
                             p99_ms=p99_ms, min_samples=min_samples)

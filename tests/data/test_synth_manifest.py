@@ -116,6 +116,22 @@ def test_a_video_given_as_the_dataset_is_a_one_line_error(make_video, capsys):
     assert not video.with_suffix(".jsonl").exists()
 
 
+def test_split_and_clean_refuse_an_empty_source_and_a_report_over_the_manifest(synth_root,
+                                                                                tmp_path):
+    from vidlab.data.commands import clean_manifest, split_manifest
+    from vidlab.errors import ConfigError
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DatasetError, match="no clips: nothing to split"):
+        split_manifest(empty, tmp_path / "s.jsonl")
+    with pytest.raises(DatasetError, match="no clips: nothing to clean"):
+        clean_manifest(empty, tmp_path / "c.jsonl", tmp_path / "r.json")
+    with pytest.raises(ConfigError, match="same file"):
+        clean_manifest(synth_root, tmp_path / "x.json", tmp_path / "x.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl"]
+
+
 def test_data_stats_have_the_contract_keys(synth_root):
     entries = load_entries(synth_root)
     stats = compute_data_stats(entries, labels_of(entries),

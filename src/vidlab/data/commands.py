@@ -12,13 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from vidlab.data.parallel import Engine
-from vidlab.errors import OutputExistsError
+from vidlab.errors import ConfigError, DatasetError, OutputExistsError
 
 
 def check_output(path: str | Path, overwrite: bool) -> None:
     """`OutputExistsError` for an existing `path`, unless `overwrite`."""
     if Path(path).exists() and not overwrite:
         raise OutputExistsError("exists (pass --overwrite)", path)
+
+
+def _some(entries: list[dict[str, Any]], source: str | Path, verb: str) -> list[dict[str, Any]]:
+    """`entries`, or a `DatasetError` when there are none: an empty manifest written with exit
+    status 0 would only fail later, far from its cause."""
+    if not entries:
+        raise DatasetError(f"holds no clips: nothing to {verb}", source)
+    return entries
 
 
 def scan_to_manifest(root: str | Path, out: str | Path, workers: int | None = None,
@@ -55,12 +63,15 @@ def clean_manifest(source: str | Path, out: str | Path, report: str | Path,
 
     check_output(out, overwrite)
     check_output(report, overwrite)
+    if Path(out).resolve() == Path(report).resolve():
+        raise ConfigError(f"the manifest (-o) and the report (--report) are the same file: {out}")
     if Path(source).is_dir():  # a folder: files that cannot even be probed are reported too
         scanned = scan(source, workers=workers, progress=progress, engine=engine)
         entries = scanned.entries + [{"path": f["path"], "label": f["label"]}
                                      for f in scanned.failures]
     else:
         entries = load_entries(source, workers=workers, engine=engine)
+    _some(entries, source, "clean")
     result = clean(entries, min_frames=min_frames, workers=workers, progress=progress,
                    drop=set(DEFAULT_DROP) - set(keep), engine=engine)
     write_manifest(result.entries, out, overwrite=overwrite)
@@ -76,7 +87,7 @@ def split_manifest(source: str | Path, out: str | Path, val: float = 0.15, test:
     from vidlab.data.split import split, split_counts
 
     check_output(out, overwrite)
-    entries = split(load_entries(source), val=val, test=test, seed=seed)
+    entries = split(_some(load_entries(source), source, "split"), val=val, test=test, seed=seed)
     write_manifest(entries, out, overwrite=overwrite)
     return split_counts(entries)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -206,6 +207,26 @@ def test_dynamic_matmul_int8_leaves_convolutions_in_fp32(tmp_path):
     x = np.random.default_rng(0).standard_normal((4, 3, 16, 64, 64)).astype(np.float32)
     ref, got = load_onnx(fp32)(x), load_onnx(tmp_path / "dynamic-matmul.onnx")(x)
     assert np.abs(ref - got).max() < 0.1 * np.abs(ref).max()
+
+
+def test_per_channel_int8_of_a_1d_weight_warns_nobody(tmp_path, caplog):
+    """Frame differences' norm has a 1-D weight: ORT quantizes it per tensor (as it should) and
+    used to print a root-logger WARNING about it to every user of `optimize --int8`."""
+    from vidlab.accel.quantize import quantize_int8
+    from vidlab.data.clips import ClipSet
+    from vidlab.models import create
+    from vidlab.models.export import export_onnx
+
+    torch.manual_seed(0)
+    model = create("r3d_tiny", num_classes=2, num_frames=8, frame_diff=True).eval()
+    fp32 = export_onnx(model, tmp_path / "fd.onnx", num_frames=8, size=32)
+    clips = np.random.default_rng(0).random((4, 3, 8, 32, 32)).astype(np.float32)
+    calib = ClipSet(clips, np.zeros(4, int), np.arange(4), ["c.mp4"] * 4, ["a", "b"])
+    with caplog.at_level(logging.WARNING):
+        int8 = quantize_int8(fp32, tmp_path / "fd.int8.onnx", "qdq-per-channel", calib)
+    assert "out-of-range" not in caplog.text
+    x = clips[:2]
+    assert (load_onnx(fp32)(x).argmax(1) == load_onnx(int8)(x).argmax(1)).all()
 
 
 def load_onnx(path):

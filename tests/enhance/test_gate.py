@@ -73,6 +73,9 @@ def test_gate_round_trips_through_the_bundle_and_a_broken_one_is_named(tmp_path)
 
     with pytest.raises(BundleError, match="gate.json"):
         load_gate(tmp_path)
+    (tmp_path / "gate.json").write_text('{"blind": 0.1}')
+    with pytest.raises(BundleError, match="gate.json is not a quality gate: no 'tables' field"):
+        load_gate(tmp_path)
     assert load_gate(tmp_path / "none") is None
 
 

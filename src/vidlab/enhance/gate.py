@@ -99,7 +99,9 @@ def load_gate(bundle_dir: str | Path) -> QualityGate | None:
 
     try:
         return QualityGate.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except KeyError as exc:
+        raise BundleError(f"{GATE_FILE} is not a quality gate: no {exc} field", path) from exc
+    except (ValueError, TypeError, AttributeError) as exc:
         raise BundleError(f"{GATE_FILE} is not a quality gate ({exc})", path) from exc
 
 

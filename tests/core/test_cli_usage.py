@@ -31,6 +31,8 @@ MISTAKES = [
     (["predict", "b.vidlab", "v.mp4", "--top-k", "abc"], "Invalid value for '--top-k'"),
     (["predict", "b.vidlab", "v.mp4", "--top-k", "0"], "Invalid value for '--top-k'"),
     (["serve", "b.vidlab", "--port"], "requires an argument"),
+    (["eval", "b.vidlab", "--data", "d", "--views", "axb"], "Invalid value for '--views'"),
+    (["eval", "b.vidlab", "--data", "d", "--views", "0x1"], "Invalid value for '--views'"),
     (["probe", "a.mp4", "--json", "extra", "--nope"], "--nope"),
 ]
 

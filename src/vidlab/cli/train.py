@@ -79,13 +79,12 @@ def eval_(
     """Evaluate a bundle: top-1/top-5, mean class accuracy, per-class precision/recall."""
     from vidlab.cli.common import print_table
     from vidlab.data.samplers import parse_views
-    from vidlab.errors import ConfigError
     from vidlab.train.evaluation import evaluate
 
     try:
         clips, crops = parse_views(views)
-    except ValueError as exc:
-        raise ConfigError(f"--{exc}") from None
+    except ValueError as exc:  # a bad value is a usage mistake: usage line, exit 2
+        raise typer.BadParameter(str(exc), param_hint="'--views'") from None
     png = confusion or Path(bundle).with_name(f"{Path(bundle).name.removesuffix('.vidlab')}"
                                               f"_confusion_{split or 'all'}.png")
     result = evaluate(bundle, data, views=(clips, crops), runtime=runtime, split=split,

@@ -137,6 +137,10 @@ def test_window_starts_cover_the_whole_video_and_end_at_its_end():
     assert window_starts(6.0, 2.0, 1.0) == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert window_starts(5.5, 2.0, 1.0) == [0.0, 1.0, 2.0, 3.0, 3.5]
     assert window_starts(2.0, 2.0, 1.0) == [0.0]
+    # a tail shorter than the slack (under a frame) gets no near-duplicate window
+    assert window_starts(4.004, 2.0, 1.0) == [0.0, 1.0, 2.0, 2.004]
+    assert window_starts(4.004, 2.0, 1.0, slack=0.02) == [0.0, 1.0, 2.0]
+    assert window_starts(4.1, 2.0, 1.0, slack=0.02) == [0.0, 1.0, 2.0, 2.1]
 
 
 def test_short_video_gets_one_centre_view_like_evaluation():

@@ -174,8 +174,11 @@ class UniformMultiViewSampler:
         return [_clip(self.pre, s, stride, num_frames, fps, timestamps) for s in starts]
 
 
-def window_starts(duration: float, window: float, stride: float) -> list[float]:
-    """Window start times covering `[0, duration]`; the last window ends at the video's end."""
+def window_starts(duration: float, window: float, stride: float,
+                  slack: float = 1e-6) -> list[float]:
+    """Window start times covering `[0, duration]`; the last window ends at the video's end,
+    unless what the others leave uncovered is within `slack` s (less than a frame: a 4.004 s
+    video does not need a window at 2.004 s beside the one at 2 s)."""
     if stride <= 0:
         stride = window
     starts, t = [], 0.0
@@ -183,7 +186,7 @@ def window_starts(duration: float, window: float, stride: float) -> list[float]:
         starts.append(round(t, 6))
         t += stride
     last = round(max(0.0, duration - window), 6)
-    if not starts or starts[-1] + window < duration - 1e-6:
+    if not starts or starts[-1] + window < duration - max(slack, 1e-6):
         starts.append(last)
     return starts
 
@@ -222,7 +225,7 @@ class SlidingWindowSampler:
         if self.max_clips and self.max_clips > 1 and (duration - window) / stride + 2 > self.max_clips:
             stride = (duration - window) / (self.max_clips - 1) + 1e-6  # n-1 steps reach the end
         plans = []
-        for start in window_starts(duration, window, stride):
+        for start in window_starts(duration, window, stride, slack=0.5 / fps):
             end = min(duration, start + window)
             indices = self.clip(start, end, num_frames, fps, timestamps)
             plans.append(ClipPlan(round(start, 3), round(end, 3), indices))

@@ -170,6 +170,15 @@ def test_a_manifest_names_the_library(small_library, tiny_bundle, tmp_path):
     report = build(manifest, tiny_bundle, tmp_path / "m.vlx")
     assert report.root == str(small_library.resolve())
     assert sorted(report.added) == ["a.mp4", "trips/c.mp4"]
+    # a folder of the user's other files is not where an index goes (an empty one is)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(LibraryError, match="holds other files"):
+        build(manifest, tiny_bundle, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    assert build(manifest, tiny_bundle, tmp_path / "empty").added
 
 
 def test_cli_build_stats_and_errors(small_library, tiny_bundle, tmp_path):

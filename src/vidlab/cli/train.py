@@ -27,7 +27,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override any setting: key.path=value."),
     out: Path = typer.Option(..., "--out", help="Run directory."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a non-empty --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a --out that holds a run (only the run's own outputs are removed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
 ) -> None:
     """Train a model; writes RUN_DIR with metrics, plots, checkpoints and best.vidlab."""

@@ -116,6 +116,9 @@ class LibraryDB:
                                    "with `vidlab index build`)", self.dir)
             if self.dir.exists() and not self.dir.is_dir():
                 raise LibraryError("exists and is not a folder", self.dir)
+            if self.dir.is_dir() and any(self.dir.iterdir()):
+                raise LibraryError("holds other files and no index: an index gets a folder of "
+                                   "its own (a new or empty one)", self.dir)
             self.dir.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         try:

@@ -32,7 +32,8 @@ def split(entries: list[dict[str, Any]], val: float = 0.15, test: float = 0.15,
           seed: int = 0) -> list[dict[str, Any]]:
     """Copies of `entries` (same order) with `split` set to train/val/test."""
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DatasetError(f"val ({val}) and test ({test}) must be fractions summing to below 1")
+        raise DatasetError(f"val ({val}) and test ({test}) must be fractions from 0 to below 1, "
+                           "summing to below 1")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(entries):
         groups[group_of(e)].append(i)

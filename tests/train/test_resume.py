@@ -83,3 +83,12 @@ def _records(run):
     import json
 
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_with_nothing_to_resume_says_so_and_starts_a_new_run(motion_manifest, tmp_path):
+    """Allowed (a scheduler can pass --resume on every launch), but never silently."""
+    messages: list[str] = []
+    result = fit(tiny_config(motion_manifest, tmp_path / "new", "train.epochs=1"), resume=True,
+                 say=messages.append)
+    assert any("no checkpoint" in m and "starting a new run" in m for m in messages)
+    assert result.metrics["epochs"] == 1 and (tmp_path / "new" / "best.vidlab").is_dir()

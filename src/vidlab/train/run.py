@@ -85,7 +85,9 @@ def fit(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
         if device.type == "cpu":
             prepare_cpu()
         if info.is_main:
-            run_dir_of(run_dir).claim(resume, overwrite, resume_needs_checkpoint=False)
+            found = run_dir_of(run_dir).claim(resume, overwrite, resume_needs_checkpoint=False)
+            if resume and not found:  # allowed, so a scheduler can always pass --resume
+                say(f"--resume: no checkpoint in {run_dir} yet, starting a new run")
         barrier(info)
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -186,10 +186,19 @@ def check_bundle_output(path: str | Path, overwrite: bool) -> Path:
         return dest
     if not overwrite:
         raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dest)
-    if not (dest.is_dir() and ((dest / CONFIG_FILE).is_file() or not any(dest.iterdir()))):
-        raise OutputExistsError("exists and is not a vidlab bundle (no config.json); --overwrite "
-                                "only replaces a bundle: choose another path", dest)
+    if not (dest.is_dir() and (_is_bundle(dest) or not any(dest.iterdir()))):
+        raise OutputExistsError("exists and is not a vidlab bundle; --overwrite only replaces a "
+                                "bundle: choose another path", dest)
     return dest
+
+
+def _is_bundle(path: Path) -> bool:
+    """A folder `save_bundle` wrote: its config.json carries the bundle format (a training run
+    or a Hugging Face checkpoint has a config.json too, and is not to be replaced)."""
+    try:
+        return "format" in json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -63,6 +63,7 @@ def test_bundle_roundtrip_and_refuses_overwrite(tmp_path):
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "thesis.txt").write_text("important")
     (tmp_path / "notes.vidlab").write_text("a file")
+    (folder / "config.json").write_text('{"model_type": "videomae"}')  # e.g. an HF checkpoint
     for user_thing in (folder, tmp_path / "notes.vidlab"):
         with pytest.raises(OutputExistsError, match="not a vidlab bundle"):
             save_bundle(user_thing, config={}, overwrite=True)

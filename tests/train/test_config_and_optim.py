@@ -38,7 +38,7 @@ def test_unknown_keys_and_bad_values_are_config_errors_naming_the_key(tmp_path):
 
 @pytest.mark.parametrize("override", ["train.batch_size=0", "train.batch_size=-2", "optim.lr=-1",
                                       "train.epochs=0", "optim.weight_decay=-1",
-                                      "train.accumulation=0", "train.max_minutes=0"])
+                                      "train.accumulation=0", "train.max_minutes=-1"])
 def test_values_a_run_cannot_use_are_config_errors_before_anything_runs(override, tmp_path):
     """Not a ZeroDivisionError deep in the plan, nor an untrained "best" model from 0 epochs."""
     from vidlab.cli import main

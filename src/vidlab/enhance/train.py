@@ -77,6 +77,8 @@ class EnhanceTrainConfig:
             raise ConfigError(f"unknown enhance task {self.task!r} (use restore or sr2x)")
         if self.steps < 1 or self.batch_size < 1:
             raise ConfigError("steps and batch_size must be >= 1")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("lr must be > 0, weight_decay and warmup_steps >= 0")
         if self.patch % (2 * TASKS[self.task]):
             raise ConfigError(f"patch must be a multiple of {2 * TASKS[self.task]}")
         if not 0.0 <= self.luma_weight <= 1.0:

@@ -144,11 +144,11 @@ def copy_streams(src: Path, dst: Path, overwrite: bool = False) -> None:
                 packet.stream = mapping[packet.stream.index]
                 out.mux(packet)
         os.replace(tmp, dst)
-    except ValueError as exc:  # PyAV: no container format for this file name
-        raise VideoWriteError(f"cannot tell the container format from the name ({exc}); "
-                              "choose an output with the input's extension", dst) from exc
-    except av.error.FFmpegError as exc:
+    except av.error.FFmpegError as exc:  # first: some of PyAV's are ValueErrors too
         raise VideoWriteError(f"cannot copy the input's streams into this container ({exc}); "
+                              "choose an output with the input's extension", dst) from exc
+    except ValueError as exc:  # PyAV: no container format for this name, or not for this codec
+        raise VideoWriteError(f"cannot write the input's streams to this file name ({exc}); "
                               "choose an output with the input's extension", dst) from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -52,8 +52,8 @@ class OptimConfig(_Section):
     betas: tuple[float, float] = (0.9, 0.999)
     l1: float = Field(0.0, ge=0)
     """L1 penalty on weights (not norms/biases), added to the loss."""
-    grad_clip: float | None = Field(1.0, gt=0)
-    """Clip the global gradient norm to this value (None: no clipping)."""
+    grad_clip: float | None = Field(1.0, ge=0)
+    """Clip the global gradient norm to this value (None or 0: no clipping)."""
     layer_decay: float | None = Field(None, gt=0, le=1)
     """Layer-wise LR decay (BEiT/VideoMAE fine-tuning, e.g. 0.75): block i of N trains at
     lr·decay^(N−i), the embeddings at lr·decay^(N+1), the head at lr."""
@@ -62,7 +62,7 @@ class OptimConfig(_Section):
 class ScheduleConfig(_Section):
     name: Literal["cosine", "step", "plateau", "constant"] = "cosine"
     warmup_epochs: float = Field(1.0, ge=0)
-    warmup_start_factor: float = Field(0.01, gt=0, le=1)
+    warmup_start_factor: float = Field(0.01, ge=0, le=1)
     min_lr_factor: float = Field(0.01, ge=0, le=1)
     step_size: float = 10.0
     """Epochs between decays for `step`."""
@@ -93,9 +93,9 @@ class EmaConfig(_Section):
 
 class LoopConfig(_Section):
     epochs: int = Field(60, ge=1)
-    max_minutes: float | None = Field(9.0, gt=0)
-    """Time budget: the schedule is fitted to it (epochs are cut to what fits, measured after the
-    first epoch), so `vidlab train` ends in about this many minutes."""
+    max_minutes: float | None = Field(9.0, ge=0)
+    """Time budget (None or 0: none): the schedule is fitted to it (epochs are cut to what fits,
+    measured after the first epoch), so `vidlab train` ends in about this many minutes."""
     batch_size: int = Field(16, ge=1)
     accumulation: int = Field(1, ge=1)
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"

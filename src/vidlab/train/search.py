@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from vidlab.config import load_config, save_config
 from vidlab.errors import ConfigError
 from vidlab.train.config import TrainConfig
@@ -109,7 +111,11 @@ def trial_config(base: TrainConfig, params: dict[str, Any], run_dir: Path) -> Tr
     data["train"]["max_minutes"] = base.search.max_minutes
     for key, value in params.items():
         data = apply_overrides(data, [f"{key}={value}"])
-    return TrainConfig.model_validate(data)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:  # a search space that reaches values a run cannot use
+        raise ConfigError(f"trial parameters {params} make an invalid config: "
+                          f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
 
 
 def _importance_plot(study: Any, path: Path) -> str | None:

@@ -185,7 +185,7 @@ def check_bundle_output(path: str | Path, overwrite: bool) -> Path:
     if not dest.exists():
         return dest
     if not overwrite:
-        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dest)
+        raise OutputExistsError(path=dest)
     if not (dest.is_dir() and (_is_bundle(dest) or not any(dest.iterdir()))):
         raise OutputExistsError("exists and is not a vidlab bundle; --overwrite only replaces a "
                                 "bundle: choose another path", dest)

@@ -95,11 +95,15 @@ def load_config(
     data = _deepcopy(base or {})
     if path is not None:
         data = deep_merge(data, read_yaml(path))
-    data = apply_overrides(data, overrides)
+    return validate(cls, apply_overrides(data, overrides), where=f"{path}: " if path else "")
+
+
+def validate(cls: type[C], data: dict[str, Any], where: str = "") -> C:
+    """`cls` built from `data`, or a `ConfigError` naming the keys and what is wrong with them
+    (`where` says whose values they are: a file, a search trial)."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )

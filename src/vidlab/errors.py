@@ -46,6 +46,10 @@ class StreamError(VidlabError):
 class OutputExistsError(VidlabError):
     """An output path exists and the user did not ask to overwrite it."""
 
+    def __init__(self, message: str = "exists (pass --overwrite to replace it)",
+                 path: str | Path | None = None):
+        super().__init__(message, path)
+
 
 class ConfigError(VidlabError):
     """A configuration file or override is invalid."""

@@ -6,8 +6,9 @@ format is fastest depends on the model family and the CPU (measured on a Zen 3 w
 QDQ per-tensor ≈ 1.85× over fp32 for R3D-18, per-channel ≈ 1.5×, dynamic ≈ 1.4×; for a
 VideoMAE-shaped transformer on an AVX2 EPYC, dynamic INT8 of the MatMuls alone ≈ 1.2× while
 also quantizing its patch-embedding Conv (ORT's ConvInteger, 3× slower than the fp32 Conv
-there) ≈ 1.0×), so `quantize_best` builds the candidates for the model's op mix, times them against fp32 in one
-interleaved run, and keeps the fastest whose accuracy stays within the allowed loss.
+there) ≈ 1.0×), so `quantize_best` builds the candidates for the model's op mix, times them
+against fp32 in one interleaved run, and keeps the fastest whose accuracy stays within the
+allowed loss.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from vidlab.runtime import OnnxRunner
 
 log = logging.getLogger(__name__)
 
-METHODS = ("qdq-per-tensor", "qdq-per-channel", "qoperator", "dynamic", "dynamic-matmul")
-# what "dynamic-matmul" quantizes: the matmul-like ops of ORT's dynamic registry, never Conv
-_DYNAMIC_MATMUL_OPS = ["MatMul", "Attention", "LSTM"]
+DYNAMIC_OPS: dict[str, list[str] | None] = {"dynamic": None,
+                                             "dynamic-matmul": ["MatMul", "Attention", "LSTM"]}
+"""The dynamic methods and the ops each quantizes (None: every op ORT can; `dynamic-matmul`:
+the matmul-like ops of ORT's dynamic registry, never Conv). They need no calibration clips."""
+METHODS = ("qdq-per-tensor", "qdq-per-channel", "qoperator", *DYNAMIC_OPS)
 _MATMUL_OPS = {"MatMul", "Gemm", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention"}
 
 
@@ -112,10 +115,9 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, method: str,
 
     if method not in METHODS:
         raise ModelError(f"unknown INT8 method {method!r}; choose from {', '.join(METHODS)}")
-    if method.startswith("dynamic"):
-        ops = _DYNAMIC_MATMUL_OPS if method == "dynamic-matmul" else None
+    if method in DYNAMIC_OPS:
         quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=ops)
+                         op_types_to_quantize=DYNAMIC_OPS[method])
         return Path(out_path)
     if calib is None or not len(calib):
         raise ModelError("static INT8 quantization needs calibration clips (pass data)", fp32_path)
@@ -149,7 +151,7 @@ def quantize_best(fp32_path: str | Path, out_path: str | Path, calib: ClipSet | 
     """
     methods = list(methods or candidate_methods(fp32_path))
     if calib is None or not len(calib):
-        methods = [m for m in methods if m.startswith("dynamic")] or ["dynamic"]
+        methods = [m for m in methods if m in DYNAMIC_OPS] or ["dynamic"]
     tmp = Path(tempfile.mkdtemp(prefix="vidlab-int8-"))
     try:
         pre = preprocess_for_quantization(fp32_path, tmp / "pre.onnx")

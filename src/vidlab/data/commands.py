@@ -18,10 +18,10 @@ from vidlab.errors import ConfigError, DatasetError, OutputExistsError
 def check_output(path: str | Path, overwrite: bool) -> None:
     """`OutputExistsError` for an existing `path`, unless `overwrite`."""
     if Path(path).exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite)", path)
+        raise OutputExistsError(path=path)
 
 
-def _some(entries: list[dict[str, Any]], source: str | Path, verb: str) -> list[dict[str, Any]]:
+def _nonempty(entries: list[dict[str, Any]], source: str | Path, verb: str) -> list[dict[str, Any]]:
     """`entries`, or a `DatasetError` when there are none: an empty manifest written with exit
     status 0 would only fail later, far from its cause."""
     if not entries:
@@ -71,7 +71,7 @@ def clean_manifest(source: str | Path, out: str | Path, report: str | Path,
                                      for f in scanned.failures]
     else:
         entries = load_entries(source, workers=workers, engine=engine)
-    _some(entries, source, "clean")
+    _nonempty(entries, source, "clean")
     result = clean(entries, min_frames=min_frames, workers=workers, progress=progress,
                    drop=set(DEFAULT_DROP) - set(keep), engine=engine)
     write_manifest(result.entries, out, overwrite=overwrite)
@@ -87,7 +87,7 @@ def split_manifest(source: str | Path, out: str | Path, val: float = 0.15, test:
     from vidlab.data.split import split, split_counts
 
     check_output(out, overwrite)
-    entries = split(_some(load_entries(source), source, "split"), val=val, test=test, seed=seed)
+    entries = split(_nonempty(load_entries(source), source, "split"), val=val, test=test, seed=seed)
     write_manifest(entries, out, overwrite=overwrite)
     return split_counts(entries)
 

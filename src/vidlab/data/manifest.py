@@ -214,7 +214,7 @@ def write_manifest(entries: list[dict[str, Any]], path: str | Path,
     """Write entries as JSON Lines (atomically); refuses to replace a file unless `overwrite`."""
     p = Path(path)
     if p.exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite)", p)
+        raise OutputExistsError(path=p)
     p.parent.mkdir(parents=True, exist_ok=True)
     base = p.parent.resolve()
     tmp = p.with_name(f".{p.name}.tmp")

@@ -186,7 +186,7 @@ def window_starts(duration: float, window: float, stride: float,
         starts.append(round(t, 6))
         t += stride
     last = round(max(0.0, duration - window), 6)
-    if not starts or starts[-1] + window < duration - max(slack, 1e-6):
+    if not starts or starts[-1] + window < duration - slack:
         starts.append(last)
     return starts
 

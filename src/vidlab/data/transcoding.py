@@ -85,7 +85,7 @@ def transcode_manifest(source: str | Path, out_dir: str | Path, spec: TranscodeS
     out = Path(out_dir)
     manifest = out / "manifest.jsonl"
     if manifest.exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite)", manifest)
+        raise OutputExistsError(path=manifest)
     listed = load_entries(source, workers=workers, engine=engine, keep_failures=True)
     failures = [{"path": e["path"], "label": e["label"], "error": e["error"]}
                 for e in listed if e.get("error")]

@@ -54,7 +54,7 @@ def derive_clips(videos: Iterable[str | Path], out: str | Path, scales: Iterable
                     for factor in factors:
                         path = folder / f"{video.stem}_s{factor:g}_{k:02d}.mp4"
                         if path.exists() and not overwrite:
-                            raise OutputExistsError("already exists (pass --overwrite)", path)
+                            raise OutputExistsError(path=path)
                         write_video(path, downscale(segment, factor), fps=fps, codec="h264",
                                     crf=4, overwrite=overwrite)
                         written.append(path)

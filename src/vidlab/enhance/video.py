@@ -9,7 +9,7 @@ from typing import Any
 
 from vidlab.enhance.infer import TILE, enhance_stream, load_enhancer
 from vidlab.errors import VideoWriteError
-from vidlab.io.writer import check_output
+from vidlab.io.writer import check_output, temp_path_for
 from vidlab.progress import progress
 
 DEFAULT_CRF = 18
@@ -129,11 +129,8 @@ def copy_streams(src: Path, dst: Path, overwrite: bool = False) -> None:
 
     import av
 
-    from vidlab.errors import OutputExistsError
-
-    if dst.exists() and not overwrite:
-        raise OutputExistsError("already exists (pass overwrite / --overwrite to replace it)", dst)
-    tmp = dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+    check_output(dst, overwrite, source=src)
+    tmp = temp_path_for(dst)
     try:
         with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
             streams = [st for st in inp.streams if st.type in ("video", "audio")]

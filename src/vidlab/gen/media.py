@@ -48,7 +48,7 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: float, overwrite: bool 
 
     p = Path(path)
     if p.exists() and not overwrite:
-        raise OutputExistsError("already exists (pass --overwrite to replace it)", p)
+        raise OutputExistsError(path=p)
     p.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f) for f in frames]
     tmp = p.with_name(f".{p.name}.tmp")

@@ -61,5 +61,5 @@ def generate(bundle: Any, out: str | Path, label: str | None = None, n: int = 8,
     paths = [out.with_name(f"{out.stem}_{i:03d}{out.suffix}") for i in range(n)]
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
-        raise OutputExistsError("already exists (pass --overwrite to replace it)", existing[0])
+        raise OutputExistsError(path=existing[0])
     return [write_clip(p, c, fps, overwrite=overwrite) for p, c in zip(paths, clips, strict=True)]

@@ -94,7 +94,7 @@ def check_output(path: str | os.PathLike, overwrite: bool,
             and os.path.samefile(path, source):
         raise VideoWriteError("output is the input file; write to another path", path)
     if path.exists() and not overwrite:
-        raise OutputExistsError("exists; pass overwrite=True (--overwrite) to replace it", path)
+        raise OutputExistsError(path=path)
     if path.is_dir():
         raise VideoWriteError("is a directory", path)
     if not path.parent.is_dir():

@@ -38,7 +38,7 @@ def write_jsonl(rows: list[dict[str, Any]], out: str | Path, overwrite: bool = F
     """Write rows atomically; never replaces a file unless `overwrite`."""
     p = Path(out)
     if p.exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite)", p)
+        raise OutputExistsError(path=p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
     with tmp.open("w") as f:

@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from vidlab.config import load_config, save_config
 from vidlab.errors import ConfigError
 from vidlab.train.config import TrainConfig
@@ -102,7 +100,7 @@ def tune(config_path: str | Path, trials: int = 10, storage: str | None = None,
 
 def trial_config(base: TrainConfig, params: dict[str, Any], run_dir: Path) -> TrainConfig:
     """`base` with the trial's parameters, its own run dir, and the search's epoch/time budget."""
-    from vidlab.config import apply_overrides
+    from vidlab.config import apply_overrides, validate
 
     data = base.model_dump(mode="json")
     data["out"] = str(run_dir)
@@ -111,11 +109,7 @@ def trial_config(base: TrainConfig, params: dict[str, Any], run_dir: Path) -> Tr
     data["train"]["max_minutes"] = base.search.max_minutes
     for key, value in params.items():
         data = apply_overrides(data, [f"{key}={value}"])
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:  # a search space that reaches values a run cannot use
-        raise ConfigError(f"trial parameters {params} make an invalid config: "
-                          f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    return validate(TrainConfig, data, where=f"trial parameters {params}: ")
 
 
 def _importance_plot(study: Any, path: Path) -> str | None:

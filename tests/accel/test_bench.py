@@ -24,7 +24,14 @@ def test_bench_json_rows_first_is_pytorch_eager_of_first_bundle(trained_bundle, 
     plot = tmp_path / "bench.png"
     main(["bench", str(onnx_bundle), str(trained_bundle), "--data", str(dataset), "--json",
           "--rounds", "1", "--no-rss", "--plot", str(plot)])
+    from vidlab.models.tuning import cpu_has_bf16
+
     rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["runtime"] == "torch"
+    # PyTorch bf16 is benched beside fp32 for each bundle only where the CPU has bf16 units
+    bf16 = {r["bundle"].split("/")[-1] for r in rows if r["runtime"] == "torch-bf16"}
+    assert bf16 == ({"r3d.onnx.vidlab", "r3d.vidlab"} if cpu_has_bf16() else set())
+    rows = [r for r in rows if r["runtime"] != "torch-bf16"]  # the fp32 rows' checks below
     assert [(r["bundle"].split("/")[-1], r["runtime"]) for r in rows] == [
         ("r3d.onnx.vidlab", "torch"), ("r3d.onnx.vidlab", "onnx"), ("r3d.vidlab", "torch")]
     assert rows[0]["variant"] == "pytorch-fp32-eager" and rows[0]["speedup"] == 1.0
@@ -50,7 +57,7 @@ def test_bench_json_rows_first_is_pytorch_eager_of_first_bundle(trained_bundle, 
 def test_bench_without_data_times_only(trained_bundle):
     from vidlab.accel import bench
 
-    rows = bench([trained_bundle], rounds=1, rss=False)
+    rows = [r for r in bench([trained_bundle], rounds=1, rss=False) if r["runtime"] != "torch-bf16"]
     assert len(rows) == 1 and rows[0]["top1"] is None and rows[0]["throughput_clips_s"] > 0
 
 

@@ -3,7 +3,8 @@
 The classes are camera pans: a random blocky texture (its colours, contrast and cells new in
 every segment) slides left, right, up or down. No single frame tells them apart — only the
 motion does — so neither a colour rule nor a random network solves them, yet a tiny 3D CNN
-learns them in ~60 SGD steps. `train_pan_bundle` renders its own training clips (seeded,
+learns them in 60-120 SGD steps (120 here: at 60, seed 0 reached only 83 % on one CPU).
+`train_pan_bundle` renders its own training clips (seeded,
 never the test videos), trains `r3d_tiny` at widths 8-16-32-32 on 8×24×24 clips, re-estimates
 BatchNorm statistics, and saves a real bundle (weights, labels, preprocessing, the accuracy on
 fresh held-out clips). Deterministic: one thread, fixed seeds.
@@ -85,7 +86,7 @@ def _augment(x: torch.Tensor, y: torch.Tensor, g: torch.Generator
     return x, y
 
 
-def train_pan_model(steps: int = 60, batch: int = 32, seed: int = 0) -> tuple[torch.nn.Module, float]:
+def train_pan_model(steps: int = 120, batch: int = 32, seed: int = 0) -> tuple[torch.nn.Module, float]:
     """`(model in eval mode, accuracy on 64 fresh held-out clips)`."""
     from vidlab.models import create
 
@@ -125,7 +126,7 @@ def train_pan_model(steps: int = 60, batch: int = 32, seed: int = 0) -> tuple[to
         torch.set_num_threads(threads)
 
 
-def train_pan_bundle(path: Path, steps: int = 60, seed: int = 0) -> Path:
+def train_pan_bundle(path: Path, steps: int = 120, seed: int = 0) -> Path:
     """Train the pan model and save it as a bundle at `path` (its held-out accuracy in metrics)."""
     model, accuracy = train_pan_model(steps, seed=seed)
     save_bundle(path, config={"task": "classify", "model": MODEL, "labels": LABELS,

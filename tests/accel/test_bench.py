@@ -11,6 +11,11 @@ from vidlab.accel import optimize
 KEYS = {"variant", "latency_ms_p50", "throughput_clips_s", "size_mb", "top1"}
 
 
+def fp32_rows(rows: list[dict]) -> list[dict]:
+    """The rows without PyTorch bf16, which is benched only where the CPU has bf16 units."""
+    return [r for r in rows if r["runtime"] != "torch-bf16"]
+
+
 @pytest.fixture(scope="module")
 def onnx_bundle(trained_bundle, dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "r3d.onnx.vidlab"
@@ -31,7 +36,7 @@ def test_bench_json_rows_first_is_pytorch_eager_of_first_bundle(trained_bundle, 
     # PyTorch bf16 is benched beside fp32 for each bundle only where the CPU has bf16 units
     bf16 = {r["bundle"].split("/")[-1] for r in rows if r["runtime"] == "torch-bf16"}
     assert bf16 == ({"r3d.onnx.vidlab", "r3d.vidlab"} if cpu_has_bf16() else set())
-    rows = [r for r in rows if r["runtime"] != "torch-bf16"]  # the fp32 rows' checks below
+    rows = fp32_rows(rows)
     assert [(r["bundle"].split("/")[-1], r["runtime"]) for r in rows] == [
         ("r3d.onnx.vidlab", "torch"), ("r3d.onnx.vidlab", "onnx"), ("r3d.vidlab", "torch")]
     assert rows[0]["variant"] == "pytorch-fp32-eager" and rows[0]["speedup"] == 1.0
@@ -57,7 +62,7 @@ def test_bench_json_rows_first_is_pytorch_eager_of_first_bundle(trained_bundle, 
 def test_bench_without_data_times_only(trained_bundle):
     from vidlab.accel import bench
 
-    rows = [r for r in bench([trained_bundle], rounds=1, rss=False) if r["runtime"] != "torch-bf16"]
+    rows = fp32_rows(bench([trained_bundle], rounds=1, rss=False))
     assert len(rows) == 1 and rows[0]["top1"] is None and rows[0]["throughput_clips_s"] > 0
 
 

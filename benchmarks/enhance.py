@@ -157,7 +157,8 @@ def gated_fn(bundle: Path, gate: bool = True,
         strengths = (None if quality_gate is None else
                      [quality_gate.alpha(q, clip.codec) for q in clip.qps])
         return np.stack(list(enhance_stream(model, clip.frames, strengths=strengths,
-                                            ensemble=ensemble)))
+                                            ensemble=ensemble, qps=clip.qps,
+                                            codec=clip.codec)))
     return run
 
 

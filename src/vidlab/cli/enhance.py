@@ -136,6 +136,9 @@ def train_cmd(
                                             "branch (0: none)."),
     align: bool = typer.Option(False, "--align", help="Warp neighbour frames' features onto the "
                                                       "centre frame's before fusing them."),
+    qp_cond: bool = typer.Option(False, "--qp-cond",
+                                 help="restore: condition the model on each frame's QP as the "
+                                      "decoder reports it (blind where a stream has none)."),
     luma_weight: float = typer.Option(0.0, "--luma-weight",
                                       help="Share of the loss on luma rather than RGB (0-1)."),
     loss: str = typer.Option("charbonnier", "--loss",
@@ -177,7 +180,8 @@ def train_cmd(
     cfg = EnhanceTrainConfig(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
         channels=channels, num_blocks=blocks, context_blocks=context_blocks, align=align,
-        luma_weight=luma_weight, loss=loss, init=str(init) if init else None, lr=lr,
+        qp_cond=qp_cond, luma_weight=luma_weight, loss=loss,
+        init=str(init) if init else None, lr=lr,
         seed=seed, threads=threads,
         device=device, pool_workers=workers, max_minutes=max_minutes,
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),

@@ -93,7 +93,7 @@ def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
                 continue
             clip = coded(source, cond)
             frames, qps, families = clip.frames, clip.qps, [codec_family(clip.codec)]
-        enhanced = list(enhance_stream(model, frames))
+        enhanced = list(enhance_stream(model, frames, qps=qps, codec=families[0]))
         key = f"{name} | {cond.label if cond else 'uncompressed'}"
         for f, qp, c, e in zip(frames, qps, clean, enhanced, strict=True):
             base = upscale2x_bicubic(f[None])[0] if task == "sr2x" else f

@@ -66,6 +66,25 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
     return np.stack(decoded)
 
 
+def encode_decode_with_qp(frames: np.ndarray, spec: CompressionSpec,
+                          fps: int = 25) -> tuple[np.ndarray, list[float | None], str]:
+    """`encode_decode`, also returning each frame's QP and the codec exactly as `vidlab enhance`
+    reads them from a user's file (via a temporary file: the HEVC QP is in the stream's SEI),
+    so a QP-conditioned model trains on the QPs it will be given."""
+    import tempfile
+
+    from vidlab.enhance.protocol import read_coded
+
+    with tempfile.TemporaryDirectory(prefix="vidlab-degrade-") as tmp:
+        path = Path(tmp) / "window.mp4"
+        encode(frames, spec, path, fps)
+        clip = read_coded(path)
+    if len(clip.frames) != len(frames):
+        raise RuntimeError(f"round trip through {spec} returned {len(clip.frames)} of "
+                           f"{len(frames)} frames")
+    return clip.frames, clip.qps, clip.codec
+
+
 def _encoder_options(spec: CompressionSpec) -> dict[str, str]:
     q = str(int(spec.quality))
     if spec.gop not in ("ra", "ld"):
@@ -117,9 +136,10 @@ def upscale2x_bicubic(frames: np.ndarray) -> np.ndarray:
 def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
             quality_range: tuple[int, int] = (30, 51), noise_prob: float = 0.2,
             max_noise: float = 6.0, h265_prob: float = 0.2,
-            ld_prob: float = 0.0) -> tuple[np.ndarray, dict]:
+            ld_prob: float = 0.0, with_qp: bool = False) -> tuple[np.ndarray, dict]:
     """The training input for `frames` under `task` ("restore" or "sr2x") and what was done
-    (`h265_prob`: share of H.265 windows, `ld_prob`: share encoded low-delay)."""
+    (`h265_prob`: share of H.265 windows, `ld_prob`: share encoded low-delay; `with_qp`: the
+    decoded frames' QPs and codec in `info["qps"]`, `info["qp_codec"]`)."""
     info: dict = {}
     x = frames
     if task == "sr2x":
@@ -134,4 +154,8 @@ def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
     info.update(codec=spec.codec, mode=spec.mode, quality=spec.quality, preset=spec.preset)
     if ld_prob:
         info["gop"] = spec.gop
+    if with_qp:
+        decoded, qps, codec = encode_decode_with_qp(x, spec)
+        info.update(qps=qps, qp_codec=codec)
+        return decoded, info
     return encode_decode(x, spec), info

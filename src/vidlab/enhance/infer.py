@@ -46,18 +46,24 @@ def load_enhancer(bundle: str | Path) -> tuple[EnhanceNet, Any]:
 
 @torch.no_grad()
 def enhance_window(model: EnhanceNet, window: np.ndarray, tile: int = TILE,
-                   ensemble: bool = False) -> np.ndarray:
+                   ensemble: bool = False, quality=None) -> np.ndarray:
     """`uint8 T×H×W×3` (T = model.num_frames) → the enhanced centre frame `uint8 sH×sW×3`.
 
     `ensemble` averages the outputs for the 4 horizontal/vertical flips of the input (the
-    training augmentations): usually a little better, 4x slower.
+    training augmentations): usually a little better, 4x slower. `quality`: the centre frame's
+    quality vector (`vidlab.enhance.model.quality_vector`) for a QP-conditioned model (None:
+    unknown; a blind model ignores it).
     """
     device = next(model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(window)).to(device).permute(3, 0, 1, 2)[None]
     x = x.float() / 255
+    q = None if quality is None else torch.as_tensor(quality, dtype=x.dtype,
+                                                     device=device).reshape(1, 3)
 
     def run(inp: torch.Tensor) -> torch.Tensor:
-        return _tiled(model, inp, tile) if max(inp.shape[-2:]) > tile else model(inp)
+        if max(inp.shape[-2:]) > tile:
+            return _tiled(model, inp, tile, q)
+        return model(inp, q)
 
     if ensemble:
         flips = [(), (-1,), (-2,), (-2, -1)]
@@ -67,7 +73,8 @@ def enhance_window(model: EnhanceNet, window: np.ndarray, tile: int = TILE,
     return (out[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
+def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int,
+           quality: torch.Tensor | None = None) -> torch.Tensor:
     """Overlapping tiles, each output keeping only its interior (no seams)."""
     s = model.scale
     h, w = x.shape[-2:]
@@ -78,7 +85,7 @@ def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
         for x0 in range(0, w, step):
             ya, xa = max(0, y0 - pad), max(0, x0 - pad)
             yb, xb = min(h, y0 + step + pad), min(w, x0 + step + pad)
-            piece = model(x[..., ya:yb, xa:xb])
+            piece = model(x[..., ya:yb, xa:xb], quality)
             y1, x1 = min(h, y0 + step), min(w, x0 + step)
             out[..., y0 * s:y1 * s, x0 * s:x1 * s] = piece[
                 ..., (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s]
@@ -86,30 +93,40 @@ def _tiled(model: EnhanceNet, x: torch.Tensor, tile: int) -> torch.Tensor:
 
 
 def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray], tile: int = TILE,
-                   ensemble: bool = False,
-                   strengths: Iterable[float] | None = None) -> Iterator[np.ndarray]:
+                   ensemble: bool = False, strengths: Iterable[float] | None = None,
+                   qps: Iterable[float | None] | None = None,
+                   codec: str | None = None) -> Iterator[np.ndarray]:
     """Enhance every frame of a stream, in order; memory holds `num_frames` input frames.
 
     The window around frame p is frames p-r..p+r, clamped to the first and last frame.
     `strengths` (one per frame, in [0, 1], from a `vidlab.enhance.gate.QualityGate`) scales
     each frame's correction: 0 returns the frame's base (itself, or its bicubic upscaling for
-    sr2x) without running the model.
+    sr2x) without running the model. `qps` (one per frame, None where unknown) and the stream's
+    `codec` condition a QP-conditioned model (without them it runs blind).
     """
     from vidlab.enhance.gate import blend
+    from vidlab.enhance.model import quality_vector
 
     r = model.num_frames // 2
     recent: dict[int, np.ndarray] = {}
     alpha: dict[int, float] = {}
+    frame_qp: dict[int, float | None] = {}
     levels = iter(strengths) if strengths is not None else None
+    quants = iter(qps) if qps is not None else None
+
+    def run(p: int, last: int) -> np.ndarray:
+        q = quality_vector(frame_qp.pop(p, None), codec) if model.qp_conditioned else None
+        return enhance_window(model, window(p, last), tile, ensemble, q)
 
     def output(p: int, last: int) -> np.ndarray:
         a = alpha.pop(p, 1.0)
         if a >= 1.0:
-            return enhance_window(model, window(p, last), tile, ensemble)
+            return run(p, last)
         base = recent[p] if model.scale == 1 else upscale2x_bicubic(recent[p][None])[0]
         if a <= 0.0:
+            frame_qp.pop(p, None)
             return base
-        return blend(base, enhance_window(model, window(p, last), tile, ensemble), a)
+        return blend(base, run(p, last), a)
 
     def window(p: int, last: int) -> np.ndarray:
         return np.stack([recent[min(max(i, 0), last)] for i in range(p - r, p + r + 1)])
@@ -122,6 +139,8 @@ def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray], tile: int = 
             if level is None:
                 raise ValueError(f"strengths ended at frame {i}: give one per frame")
             alpha[i] = float(level)
+        if quants is not None:
+            frame_qp[i] = next(quants, None)
         n = i + 1
         p = i - r
         if p >= 0:

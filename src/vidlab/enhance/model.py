@@ -8,6 +8,9 @@ is a residual added onto the centre input frame (restore) or onto its bicubic up
 An optional context branch (`context_blocks`) runs residual blocks at quarter resolution and
 adds their upsampled result to the fused features before the trunk: heavy compression smears
 whole 16 px macroblocks, and the branch sees ~4x as far for ~20 % more compute.
+An optional quality condition (`qp_cond`) tells the network the centre frame's quantiser (the
+QP the decoder exports, `quality_vector`): a blind model must guess from the pixels how much of
+what it sees is artifact, and over-smooths real texture at moderate QPs.
 
 Input: float `B×C×T×H×W` in [0, 1] (the DESIGN clip layout), T odd. Output: `B×C×sH×sW`.
 Any H, W work: the input is reflect-padded to even size and the output cropped back.
@@ -82,11 +85,43 @@ class FlowAlign(nn.Module):
                              padding_mode="border", align_corners=True)
 
 
+QP_SCALE = 51.0
+"""H.264's and HEVC's largest QP: conditioning QPs are divided by it."""
+
+
+def quality_vector(qp: float | None, codec: str | None = None) -> list[float]:
+    """The condition for a frame of quantiser `qp` from `codec`: `[qp / 51, is_hevc, known]`;
+    an unknown QP is all zeros (the model's blind mode, trained on a share of its windows)."""
+    from vidlab.enhance.gate import codec_family
+
+    if qp is None:
+        return [0.0, 0.0, 0.0]
+    return [float(qp) / QP_SCALE, float(codec_family(codec) == "hevc"), 1.0]
+
+
+class QualityFiLM(nn.Module):
+    """Per-channel scale and shift of the features, twice (after fusion, before the head), from
+    the quality vector. The last layer starts at zero: a model grown with the condition starts
+    exactly as the blind model it was initialised from."""
+
+    def __init__(self, channels: int, hidden: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, hidden), nn.LeakyReLU(0.1, inplace=True),
+                                 nn.Linear(hidden, 4 * channels))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, quality: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`B×3` → four `B×C×1×1` tensors: scale and shift after fusion, then before the head."""
+        return tuple(t[..., None, None] for t in self.net(quality).chunk(4, dim=1))
+
+
 class EnhanceNet(nn.Module):
     """Few frames in, centre frame out; `scale` 1 (restore) or 2 (sr2x)."""
 
     def __init__(self, num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                 scale: int = 1, context_blocks: int = 0, align: bool = False):
+                 scale: int = 1, context_blocks: int = 0, align: bool = False,
+                 qp_cond: bool = False):
         super().__init__()
         if num_frames < 1 or num_frames % 2 == 0:
             raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
@@ -101,13 +136,20 @@ class EnhanceNet(nn.Module):
         self.context = ContextBranch(channels, context_blocks) if context_blocks else None
         self.trunk = nn.Sequential(*[ResidualBlock(channels) for _ in range(num_blocks)])
         self.trunk_out = nn.Conv2d(channels, channels, 3, padding=1)
+        self.film = QualityFiLM(channels) if qp_cond else None
         up = 2 * scale  # back from half resolution, then the SR factor
         self.head = nn.Sequential(nn.Conv2d(channels, 3 * up * up, 3, padding=1),
                                   nn.PixelShuffle(up))
         nn.init.zeros_(self.head[0].weight)  # start as the identity / bicubic baseline
         nn.init.zeros_(self.head[0].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def qp_conditioned(self) -> bool:
+        return self.film is not None
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        """`quality`: `B×3` quality vectors of the centre frames (`quality_vector`), used by a
+        `qp_cond` model (None: unknown quality) and ignored by a blind one."""
         b, c, t, h, w = x.shape
         if t != self.num_frames or c != 3:
             raise ValueError(f"expected B×3×{self.num_frames}×H×W, got {tuple(x.shape)}")
@@ -122,9 +164,17 @@ class EnhanceNet(nn.Module):
             feats = self._aligned(feats.reshape(b, t, fc, fh, fw))
         feats = feats.reshape(b, t * fc, fh, fw)
         fused = self.fuse(feats)
+        film = None
+        if self.film is not None:
+            if quality is None:
+                quality = x.new_zeros(b, 3)
+            film = self.film(quality.to(x.dtype))
+            fused = fused * (1 + film[0]) + film[1]
         if self.context is not None:
             fused = fused + self.context(fused)
         fused = fused + self.trunk_out(self.trunk(fused))
+        if film is not None:
+            fused = fused * (1 + film[2]) + film[3]
         residual = self.head(fused)[..., : h * self.scale, : w * self.scale]
         return base_frame(centre, self.scale) + residual
 
@@ -149,7 +199,8 @@ def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def build_enhancer(num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
-                   scale: int = 1, context_blocks: int = 0, align: bool = False) -> EnhanceNet:
+                   scale: int = 1, context_blocks: int = 0, align: bool = False,
+                   qp_cond: bool = False) -> EnhanceNet:
     """Builder with plain keyword arguments (the bundle's `model.kwargs`)."""
     return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale,
-                      context_blocks=context_blocks, align=align)
+                      context_blocks=context_blocks, align=align, qp_cond=qp_cond)

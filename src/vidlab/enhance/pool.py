@@ -52,10 +52,13 @@ class PoolSpec:
     """Share of restore windows encoded with x265 (the rest x264)."""
     low_delay_share: float = 0.0
     """Share of restore windows encoded low-delay (no B-frames); the rest use B-frames."""
+    record_qp: bool = False
+    """Store each degraded frame's QP as the decoder reports it (for QP-conditioned models)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        for name, default in (("h265_share", 0.2), ("low_delay_share", 0.0)):
+        for name, default in (("h265_share", 0.2), ("low_delay_share", 0.0),
+                              ("record_qp", False)):
             if d[name] == default:  # so pools made before these fields existed are reused
                 del d[name]
         d["quality_range"] = list(self.quality_range)
@@ -127,9 +130,12 @@ def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] |
     if clean is None:
         return None
     degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob,
-                             h265_prob=spec.h265_share, ld_prob=spec.low_delay_share)
+                             h265_prob=spec.h265_share, ld_prob=spec.low_delay_share,
+                             with_qp=spec.record_qp and spec.task == "restore")
     lead = max(0, min(lead, len(clean) - spec.window_frames))
     clean, degraded = clean[lead:], degraded[lead:]
+    if "qps" in info:
+        info["qps"] = info["qps"][lead:]
     if lead:
         info["lead_frames"] = lead
     name = f"w{w:05d}"
@@ -167,10 +173,13 @@ class PairPool:
     (so a resumed run, whose RNG state is restored, draws exactly the same batches)."""
 
     def __init__(self, run_dir: str | Path, records: list[dict[str, Any]], split: str,
-                 num_frames: int, scale: int):
+                 num_frames: int, scale: int, blind_share: float = 0.0):
+        from vidlab.enhance.model import quality_vector
+
         root = Path(run_dir) / POOL_DIR
-        self.num_frames, self.scale = num_frames, scale
-        self.clean, self.degraded = [], []
+        self.num_frames, self.scale, self.blind_share = num_frames, scale, blind_share
+        self.clean, self.degraded, self.quality = [], [], []
+        """`quality[i]`: window i's `T×3` quality vectors (zeros where no QP was recorded)."""
         for r in records:
             if r["split"] != split:
                 continue
@@ -179,6 +188,9 @@ class PairPool:
                 continue
             self.clean.append(clean)
             self.degraded.append(np.load(root / f"{r['name']}_degraded.npy", mmap_mode="r"))
+            qps = r.get("qps") or [None] * clean.shape[0]
+            self.quality.append(np.array([quality_vector(q, r.get("qp_codec")) for q in qps],
+                                         dtype=np.float32))
         if not self.clean:
             raise DatasetError(f"no {split} windows with at least {num_frames} frames", root)
         self.max_patch = min(min(d.shape[1:3]) for d in self.degraded)
@@ -188,9 +200,12 @@ class PairPool:
     def __len__(self) -> int:
         return len(self.clean)
 
-    def batch(self, batch_size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(inputs B×3×T×h×w, targets B×3×sh×sw)` float in [0, 1], random patches."""
-        xs, ys = [], []
+    def batch(self, batch_size: int, patch: int,
+              with_quality: bool = False) -> tuple[torch.Tensor, ...]:
+        """`(inputs B×3×T×h×w, targets B×3×sh×sw)` float in [0, 1], random patches; with
+        `with_quality` also the centre frames' `B×3` quality vectors (a `blind_share` of them
+        zeroed: unknown quality)."""
+        xs, ys, qs = [], [], []
         s = self.scale
         side = min(patch // s, self.max_patch)
         for _ in range(batch_size):
@@ -202,20 +217,31 @@ class PairPool:
             x0 = int(torch.randint(deg.shape[2] - pw + 1, ()).item())
             x = torch.from_numpy(np.array(deg[t0:t0 + self.num_frames, y0:y0 + ph, x0:x0 + pw]))
             c = t0 + self.num_frames // 2
+            if with_quality:
+                blind = self.blind_share and torch.rand(()) < self.blind_share
+                qs.append(torch.from_numpy(self.quality[i][c]) * (0.0 if blind else 1.0))
             y = torch.from_numpy(np.array(clean[c, y0 * s:(y0 + ph) * s, x0 * s:(x0 + pw) * s]))
             x, y = x.permute(3, 0, 1, 2), y.permute(2, 0, 1)  # 3×T×h×w, 3×H×W
             x, y = _augment(x, y)
             xs.append(x)
             ys.append(y)
-        return torch.stack(xs).float() / 255, torch.stack(ys).float() / 255
+        inputs, targets = torch.stack(xs).float() / 255, torch.stack(ys).float() / 255
+        return (inputs, targets, torch.stack(qs)) if with_quality else (inputs, targets)
 
     def window(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """The `num_frames` degraded frames around window `i`'s middle, and its clean centre."""
         deg, clean = self.degraded[i], self.clean[i]
-        c = deg.shape[0] // 2
+        c = self._centre(i)
         r = self.num_frames // 2
-        c = min(max(c, r), deg.shape[0] - 1 - r)
         return np.array(deg[c - r:c + r + 1]), np.array(clean[c])
+
+    def window_quality(self, i: int) -> np.ndarray:
+        """The quality vector of `window(i)`'s centre frame."""
+        return self.quality[i][self._centre(i)]
+
+    def _centre(self, i: int) -> int:
+        n, r = self.degraded[i].shape[0], self.num_frames // 2
+        return min(max(n // 2, r), n - 1 - r)
 
 
 def _augment(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -44,6 +44,12 @@ class EnhanceTrainConfig:
     """Residual blocks of the quarter-resolution context branch (0: none)."""
     align: bool = False
     """Warp the neighbour frames' features onto the centre frame's (`FlowAlign`) before fusing."""
+    qp_cond: bool = False
+    """Condition the model on the centre frame's QP as the decoder reports it (`QualityFiLM`);
+    the pool then records every degraded frame's QP."""
+    blind_share: float = 0.1
+    """qp_cond: share of training samples shown without their QP (the blind mode for streams
+    whose quantiser is unknown)."""
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 100
@@ -85,6 +91,10 @@ class EnhanceTrainConfig:
             raise ConfigError(f"luma_weight must be in [0, 1], got {self.luma_weight}")
         if self.context_blocks < 0:
             raise ConfigError("context_blocks must be >= 0")
+        if not 0.0 <= self.blind_share <= 1.0:
+            raise ConfigError(f"blind_share must be in [0, 1], got {self.blind_share}")
+        if self.qp_cond and self.task != "restore":
+            raise ConfigError("qp_cond is for restore models (sr2x inputs carry no QP)")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
 
@@ -99,10 +109,14 @@ class EnhanceTrainConfig:
             kwargs["context_blocks"] = self.context_blocks
         if self.align:
             kwargs["align"] = True
+        if self.qp_cond:
+            kwargs["qp_cond"] = True
         return kwargs
 
     def pool_spec(self) -> PoolSpec:
         kw = dict(self.pool)
+        if self.qp_cond:
+            kw["record_qp"] = True
         if "quality_range" in kw:
             kw["quality_range"] = tuple(kw["quality_range"])
         return PoolSpec(task=self.task, seed=self.seed, **kw)
@@ -183,7 +197,8 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one patch size all run: pick the fastest kernels
     records = build_pool(run, data, cfg.pool_spec(), workers=cfg.pool_workers)
-    train_pool = PairPool(run, records, "train", cfg.num_frames, cfg.scale)
+    train_pool = PairPool(run, records, "train", cfg.num_frames, cfg.scale,
+                          blind_share=cfg.blind_share if cfg.qp_cond else 0.0)
     val_pool = PairPool(run, records, "val", cfg.num_frames, cfg.scale)
 
     model = build_enhancer(**cfg.model_kwargs())
@@ -221,9 +236,10 @@ def train_enhancer(data: str | Path, out: str | Path, config: EnhanceTrainConfig
     planned = cfg.steps
     model.train()
     while step < min(last, planned) and not budget.over():
-        inputs, targets = (t.to(device, non_blocking=True)
-                           for t in train_pool.batch(cfg.batch_size, cfg.patch))
-        loss = enhance_loss(model(inputs), targets, cfg.luma_weight, cfg.loss)
+        inputs, targets, *quality = (t.to(device, non_blocking=True) for t in
+                                     train_pool.batch(cfg.batch_size, cfg.patch, cfg.qp_cond))
+        pred = model(inputs, *quality)
+        loss = enhance_loss(pred, targets, cfg.luma_weight, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -287,7 +303,8 @@ def evaluate(model: torch.nn.Module, pool: PairPool, with_filters: bool = False)
     for i in range(len(pool)):
         window, clean = pool.window(i)
         centre = window[len(window) // 2]
-        scores["psnr"].append(psnr(clean, enhance_window(model, window)))
+        quality = pool.window_quality(i) if model.qp_conditioned else None
+        scores["psnr"].append(psnr(clean, enhance_window(model, window, quality=quality)))
         base = bicubic2x(centre[None])[0] if pool.scale == 2 else centre
         scores["psnr_input"].append(psnr(clean, base))
         if with_filters:

@@ -54,6 +54,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     qps, qp_source = read_qps(reader, src)
     alphas = [1.0 if quality_gate is None else quality_gate.alpha(q, in_codec) for q in qps]
     report = describe(qps, alphas, in_codec, quality_gate is not None, qp_source)
+    report["model"]["qp_conditioned"] = model.qp_conditioned  # told each frame's QP, or blind
     s = model.scale
     started = time.perf_counter()
     if s == 1 and alphas and not any(alphas):
@@ -62,7 +63,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
         report["model"]["message"] += "; the output is the input's stream, copied (not re-encoded)"
         frames_written, codec, crf = len(qps), in_codec, None
     else:
-        frames_written = _enhance_frames(model, reader, dst, alphas, codec, crf, preset,
+        frames_written = _enhance_frames(model, reader, dst, alphas, qps, codec, crf, preset,
                                          overwrite, tile, ensemble,
                                          f"enhance ({b.config.get('enhance_task')})")
     elapsed = time.perf_counter() - started
@@ -83,10 +84,11 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     }
 
 
-def _enhance_frames(model, reader, dst: Path, alphas: list[float], codec: str,
-                    crf: int | None, preset: str | None, overwrite: bool, tile: int,
+def _enhance_frames(model, reader, dst: Path, alphas: list[float], qps: list[float | None],
+                    codec: str, crf: int | None, preset: str | None, overwrite: bool, tile: int,
                     ensemble: bool, desc: str) -> int:
-    """Stream `reader`'s frames through the model at their strengths into `dst`; frames written."""
+    """Stream `reader`'s frames through the model at their strengths (and, for a QP-conditioned
+    model, their QPs) into `dst`; frames written."""
     from vidlab.io import VideoWriter
 
     h, w = reader.shape
@@ -104,9 +106,11 @@ def _enhance_frames(model, reader, dst: Path, alphas: list[float], codec: str,
 
     # a frame the first pass did not see (damage decodes differently) keeps the last strength
     strengths = itertools.chain(alphas, itertools.repeat(alphas[-1] if alphas else 1.0))
+    quants = itertools.chain(qps, itertools.repeat(qps[-1] if qps else None))
     with writer:
         bar = progress(total=len(reader), desc=desc)
-        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble, strengths)):
+        for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble, strengths,
+                                               quants, reader.info.codec)):
             writer.write(out, times[i])
             bar.update(1)
         bar.close()

@@ -13,7 +13,7 @@ from tests.enhance.conftest import write_clip_with_audio
 
 from vidlab.cli import main
 from vidlab.enhance import enhance_video
-from vidlab.errors import BundleError, OutputExistsError
+from vidlab.errors import BundleError, ConfigError, OutputExistsError
 
 
 def _frames_and_times(path):
@@ -54,6 +54,22 @@ def test_odd_sized_video_through_a_trained_model(bundles, tmp_path):
         out = enhance_video(bundles[task], src, tmp_path / f"odd_{task}.mp4", codec="h265")
         assert _frames_and_times(tmp_path / f"odd_{task}.mp4")[2] == (37 * scale, 53 * scale)
         assert out["frames"] == 5
+
+
+def test_device_and_ensemble_default_to_the_fast_cpu_path_and_cuda_is_refused_cleanly(
+        bundles, make_video, tmp_path):
+    import torch
+
+    src = make_video("in.mp4", num_frames=5)
+    out = enhance_video(bundles["restore"], src, tmp_path / "auto.mp4")
+    if not torch.cuda.is_available():
+        assert (out["device"], out["ensemble"]) == ("cpu", False)
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            enhance_video(bundles["restore"], src, tmp_path / "gpu.mp4", device="cuda")
+        assert not (tmp_path / "gpu.mp4").exists()
+    flips = enhance_video(bundles["restore"], src, tmp_path / "flips.mp4", device="cpu",
+                          ensemble=True)
+    assert (flips["device"], flips["ensemble"], flips["frames"]) == ("cpu", True, 5)
 
 
 def test_a_classification_bundle_is_refused(tmp_path, make_video):

@@ -44,7 +44,11 @@ def run_cmd(
     preset: str = typer.Option(None, "--preset", help="Encoder speed preset (x264 names)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
-    ensemble: bool = typer.Option(False, "--ensemble", help="Average over input flips (4x slower)."),
+    ensemble: bool = typer.Option(None, "--ensemble/--no-ensemble",
+                                  help="Average over input flips (4x the compute; default: on "
+                                       "CUDA, off on the CPU)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, "
+                                                      "cuda:1, ..."),
     reference: Path = typer.Option(None, "--reference",
                                    help="The clean video: also measure the PSNR gain."),
     no_gate: bool = typer.Option(False, "--no-gate",
@@ -57,7 +61,7 @@ def run_cmd(
 
     result = enhance_video(bundle, src, dst, codec=codec, crf=crf, overwrite=overwrite,
                            preset=preset, threads=threads, ensemble=ensemble,
-                           reference=reference, gate=not no_gate)
+                           reference=reference, gate=not no_gate, device=device)
     if as_json:
         print_json(result)
         return

@@ -19,9 +19,9 @@ DEFAULT_CRF = 18
 def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: str = "h264",
                   crf: int | None = DEFAULT_CRF, overwrite: bool = False,
                   preset: str | None = None, tile: int = TILE,
-                  threads: int | None = None, ensemble: bool = False,
+                  threads: int | None = None, ensemble: bool | None = None,
                   reference: str | Path | None = None,
-                  gate: bool = True) -> dict[str, Any]:
+                  gate: bool = True, device: str = "auto") -> dict[str, Any]:
     """Enhance every frame of `src` into `dst` (atomic write; `OutputExistsError` unless
     `overwrite`). Frame count and timestamps are kept; audio is copied through.
 
@@ -30,9 +30,11 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     correction to keep — none on near-lossless input, where the frame is passed through
     (`gate=False` runs the model at full strength). Memory is bounded: a sliding window of
     `num_frames` decoded frames, and frames with a side above `tile` are processed in
-    overlapping tiles. `ensemble` averages over input flips (4x slower). With `reference`
-    (the clean video) the result also holds the measured luma PSNR gain. Returns what was
-    done, why, and how fast.
+    overlapping tiles. `device`: `auto` runs the model on CUDA when present, else the CPU.
+    `ensemble` averages over input flips (4x the compute, a few hundredths of a dB better);
+    None: on for CUDA, where the compute is cheap, off on the CPU. With `reference` (the clean
+    video) the result also holds the measured luma PSNR gain. Returns what was done, why, and
+    how fast.
     """
     import torch
 
@@ -46,7 +48,17 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
         probe(reference)
     if threads:
         torch.set_num_threads(threads)
+    from vidlab.train.hardware import pick_device
+
     model, b = load_enhancer(bundle)
+    run_on = pick_device(device)
+    if run_on.type == "cuda" and not torch.cuda.is_available():
+        from vidlab.errors import ConfigError
+
+        raise ConfigError(f"device {device!r}: this machine has no CUDA device (use cpu or auto)")
+    model.to(run_on)
+    if ensemble is None:
+        ensemble = run_on.type == "cuda"
     quality_gate = load_gate(b.path) if gate else None
     reader = VideoReader(src)
     h, w = reader.shape
@@ -78,7 +90,8 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
         "bundle": str(b.path), "task": b.config.get("enhance_task"), "src": str(src),
         "dst": str(dst), "frames": frames_written, "fps": round(float(reader.fps), 3),
         "width": w * s, "height": h * s, "input_width": w, "input_height": h,
-        "codec": codec, "crf": crf, "ensemble": ensemble, "seconds": round(elapsed, 3),
+        "codec": codec, "crf": crf, "device": str(run_on), "ensemble": ensemble,
+        "seconds": round(elapsed, 3),
         "frames_per_s": round(frames_written / max(elapsed, 1e-9), 2),
         "skipped_corrupt": reader.num_corrupt, **report,
     }

@@ -272,6 +272,8 @@ VARIANTS = {
         dict(num_frames=5, channels=48, num_blocks=8, context_blocks=4, align=True),
     "aligned, equal cost (5 frames, flow-aligned, 4+4 blocks)":
         dict(num_frames=5, channels=48, num_blocks=4, context_blocks=4, align=True),
+    "aligned + QP condition (5 frames, flow-aligned, 8+4 blocks, FiLM)":
+        dict(num_frames=5, channels=48, num_blocks=8, context_blocks=4, align=True, qp_cond=True),
 }
 
 

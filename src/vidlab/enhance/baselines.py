@@ -14,6 +14,7 @@ import av
 import numpy as np
 
 from vidlab.enhance.degrade import upscale2x_bicubic
+from vidlab.io.reader import exact_rgb
 
 DENOISERS = {
     "hqdn3d": "hqdn3d",
@@ -76,7 +77,7 @@ def ffmpeg_filter(frames: np.ndarray, spec: str) -> np.ndarray:
             yield vf
 
     spec = DENOISERS.get(spec, spec)
-    out = [f.to_ndarray(format="rgb24") for f in filter_frames(to_av(), spec)]
+    out = [exact_rgb(f) for f in filter_frames(to_av(), spec)]
     return np.stack(out)
 
 

@@ -27,6 +27,7 @@ from vidlab.enhance.gate import (
     save_gate,
 )
 from vidlab.enhance.protocol import CODECS, GOPS, Condition, coded, conditions
+from vidlab.io.reader import EXACT_RGB
 from vidlab.progress import progress
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def calibration_clips(data: str | Path, num_clips: int, num_frames: int,
         if len(clips) == num_clips:
             break
         try:
-            with VideoReader(paths[i]) as r:
+            with VideoReader(paths[i], pixel_format=EXACT_RGB) as r:
                 n = len(r)
                 if n < num_frames:
                     continue

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidlab.io.reader import exact_rgb
+
 ENCODERS = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9",
             "av1": "libsvtav1"}
 X265_MIN_SIDE = 64
@@ -59,7 +61,7 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
     encode(frames, spec, buf, fps)
     buf.seek(0)
     with av.open(buf, "r") as inp:
-        decoded = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+        decoded = [exact_rgb(fr) for fr in inp.decode(video=0)]
     if len(decoded) != len(frames):
         raise RuntimeError(f"round trip through {spec} returned {len(decoded)} of "
                            f"{len(frames)} frames")

@@ -24,6 +24,7 @@ import torch
 
 from vidlab.enhance.degrade import degrade
 from vidlab.errors import DatasetError
+from vidlab.io.reader import EXACT_RGB
 from vidlab.progress import progress
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator,
     from vidlab.io import VideoReader
 
     try:
-        reader = VideoReader(path)
+        reader = VideoReader(path, pixel_format=EXACT_RGB)
         n = len(reader)
         t = min(spec.window_frames + lead, n)
         start = int(rng.integers(0, n - t + 1))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vidlab.enhance.degrade import CompressionSpec, encode
+from vidlab.io.reader import EXACT_RGB, exact_rgb
 
 PROTOCOL_QPS = (22, 27, 32, 37, 42)
 CODECS = ("h264", "h265")
@@ -55,7 +56,7 @@ def conditions(codecs: Iterable[str] = CODECS, qps: Iterable[int] = PROTOCOL_QPS
 def load_photo(path: str | Path) -> np.ndarray:
     """`uint8 H×W×3` RGB of an image file (anything FFmpeg's image decoders read)."""
     with av.open(str(path)) as c:
-        return next(c.decode(video=0)).to_ndarray(format="rgb24")
+        return exact_rgb(next(c.decode(video=0)))
 
 
 def camera_move(photo: np.ndarray, num_frames: int, kind: str = "pan",
@@ -111,7 +112,7 @@ def heldout_clips(num_frames: int, photos: Iterable[str | Path] = (),
     if carphone is not None and Path(carphone).is_file():
         from vidlab.io import VideoReader
 
-        with VideoReader(carphone) as r:
+        with VideoReader(carphone, pixel_format=EXACT_RGB) as r:
             clips["carphone"] = np.stack(list(r.iter_frames(0, carphone_frames or num_frames)))
     for path in [*matplotlib_photos(), *map(Path, photos)]:
         photo = load_photo(path)
@@ -134,7 +135,7 @@ def read_coded(path: str | Path) -> CodedClip:
     """Decode a file with the QP information `vidlab enhance` uses (`frame_qps`)."""
     from vidlab.io import VideoReader
 
-    with VideoReader(path) as r:
+    with VideoReader(path, pixel_format=EXACT_RGB) as r:
         codec = r.info.codec
         items = list(r.iter_frames_with_qp())
     frames = np.stack([f for _, _, f, _ in items])

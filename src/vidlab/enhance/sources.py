@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from vidlab.errors import OutputExistsError, VidlabError
+from vidlab.io.reader import EXACT_RGB
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def derive_clips(videos: Iterable[str | Path], out: str | Path, scales: Iterable
     written: list[Path] = []
     for video in map(Path, videos):
         try:
-            with VideoReader(video) as reader:
+            with VideoReader(video, pixel_format=EXACT_RGB) as reader:
                 fps = reader.fps or 25.0
                 factors = [f for f in scales if min(reader.shape) / f >= 64]
                 # one segment in memory at a time, however long the video

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vidlab.errors import OutputExistsError
+from vidlab.io.reader import exact_rgb
 
 SIZES = [(144, 176), (160, 192), (128, 160), (176, 240)]
 
@@ -54,7 +55,7 @@ def fractal_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def load_still(path: Path, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A still photo as `float32 3×h×w` (random crop/resize), for optional natural content."""
     with av.open(str(path)) as c:
-        img = next(c.decode(video=0)).to_ndarray(format="rgb24")
+        img = exact_rgb(next(c.decode(video=0)))
     x = torch.from_numpy(img).permute(2, 0, 1).float()[None] / 255
     scale = max(h / x.shape[2], w / x.shape[3]) * rng.uniform(1.0, 1.6)
     x = F.interpolate(x, scale_factor=scale, mode="bicubic", antialias=True, align_corners=False)

@@ -9,6 +9,7 @@ from typing import Any
 
 from vidlab.enhance.infer import TILE, enhance_stream, load_enhancer
 from vidlab.errors import VideoWriteError
+from vidlab.io.reader import EXACT_RGB
 from vidlab.io.writer import check_output, temp_path_for
 from vidlab.progress import progress
 
@@ -60,7 +61,7 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
     if ensemble is None:
         ensemble = run_on.type == "cuda"
     quality_gate = load_gate(b.path) if gate else None
-    reader = VideoReader(src)
+    reader = VideoReader(src, pixel_format=EXACT_RGB)
     h, w = reader.shape
     in_codec = reader.info.codec
     qps, qp_source = read_qps(reader, src)
@@ -227,7 +228,9 @@ def _sr_psnrs(reference: str | Path, src: str | Path, dst: str | Path) -> tuple[
     from vidlab.io.quality import QualityMismatchError
 
     base, out = [], []
-    with VideoReader(reference) as ref, VideoReader(src) as low, VideoReader(dst) as high:
+    with VideoReader(reference, pixel_format=EXACT_RGB) as ref, \
+            VideoReader(src, pixel_format=EXACT_RGB) as low, \
+            VideoReader(dst, pixel_format=EXACT_RGB) as high:
         if ref.shape != high.shape:
             raise QualityMismatchError(f"frame size {high.shape} differs from the reference's "
                                        f"{ref.shape}", dst)

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 from io_clips import BUILDERS, sequential_decode
+from tests.conftest import encode_video
 
 from vidlab.io import VideoReader, probe
 
@@ -167,3 +168,27 @@ def test_empty_video_bytes_name_the_sample():
 
     with pytest.raises(VideoOpenError, match="shard.tar:k.mp4"):
         probe(VideoBytes(b"", "shard.tar:k.mp4"))
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv422p", "yuv444p"])
+def test_exact_rgb_matches_the_coded_luma_plane(tmp_path, pix_fmt):
+    """EXACT_RGB frames carry the coded Y plane's brightness (BT.601, limited range) with no
+    bias, and are never further from it than the fast conversion's."""
+    from vidlab.io.reader import EXACT_RGB
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (4, 12, 16, 3), dtype=np.uint8).repeat(4, 1).repeat(4, 2)
+    frames = np.clip(noise.astype(int) // 2 + 64, 0, 255).astype(np.uint8)  # no clipping in YUV
+    path = encode_video(tmp_path / f"{pix_fmt}.mp4", frames, pix_fmt=pix_fmt,
+                        options={"qp": "0"})
+    with VideoReader(path, pixel_format="gray") as r:
+        y = np.stack(list(r.iter_frames())).astype(float)
+    with VideoReader(path, pixel_format=EXACT_RGB) as r:
+        exact = np.stack(list(r.iter_frames())).astype(float)
+    with VideoReader(path) as r:
+        fast = np.stack(list(r.iter_frames())).astype(float)
+    luma = 16 + 219 / 255 * (np.array([0.299, 0.587, 0.114]) @ np.moveaxis(exact, -1, -2))
+    fast_luma = 16 + 219 / 255 * (np.array([0.299, 0.587, 0.114]) @ np.moveaxis(fast, -1, -2))
+    assert exact.shape == fast.shape == frames.shape
+    assert abs((luma - y).mean()) < 0.25
+    assert abs((luma - y).mean()) <= abs((fast_luma - y).mean()) + 0.05

@@ -6,8 +6,10 @@ Default: the real carphone pair (../shared/data, heavy H.264, QP 50) and clips n
 (carphone, camera moves over matplotlib's and `--photo` photographs) encoded with x264 and
 x265 at QP 22/27/32/37/42, low-delay and random-access GOPs, decoded with their QP as
 `vidlab enhance` decodes them; ΔPSNR/ΔSSIM per codec × QP × GOP (mean and worst clip).
-Every method runs in this process on the same decoded frames; PSNR/SSIM are luma (vidlab.io),
-gains are dB over the input (restore) or bicubic (sr2x) measured in the same run, and frames/s
+Every method runs in this process on the same decoded frames; restore is scored on Y planes
+as MFQE/LDV score it (the input: the decoder's own planes; every output: the planes an encoder
+is given for it; the clean clip likewise), sr2x on RGB luma (vidlab.io); gains are dB over the
+input (restore) or bicubic (sr2x) measured in the same run, and frames/s
 are wall-clock on this (shared, noisy) machine.
 
     python benchmarks/enhance.py [--restore BUNDLE] [--sr BUNDLE] [--frames N] [--per-clip] [--json]
@@ -35,6 +37,7 @@ from vidlab.enhance.protocol import (
     CodedClip,
     Condition,
     coded,
+    coded_luma,
     conditions,
     heldout_clips,
 )
@@ -195,6 +198,8 @@ def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.nda
                 clip = (CodedClip(source, [UNCOMPRESSED_QP] * len(source), "h264", "raw")
                         if cond is None else coded(source, cond))
                 base = None
+                on_planes = task == "restore" and clip.luma is not None
+                clean_y = coded_luma(clean) if on_planes else None
                 for method, fn in methods.items():
                     row = {"task": task, "condition": cond.label if cond else "uncompressed",
                            "codec": cond.codec if cond else "-", "qp": cond.qp if cond else 0,
@@ -204,7 +209,10 @@ def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.nda
                         per_clip.append({**row, "note": "not in this FFmpeg build"})
                         continue
                     out, fps = timed(fn, clip)
-                    p, s = score(clean, out)
+                    if on_planes:  # the decoder's Y planes for the input, as encoded for the rest
+                        p, s = score(clean_y, clip.luma if method == "input" else coded_luma(out))
+                    else:
+                        p, s = score(clean, out)
                     base = (p, s) if base is None else base
                     per_clip.append({**row, "psnr": round(p, 4), "ssim": round(s, 5),
                                      "dpsnr": round(p - base[0], 4), "dssim": round(s - base[1], 5),

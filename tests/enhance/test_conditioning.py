@@ -139,3 +139,16 @@ def test_qp_cond_is_refused_for_sr2x():
 
     with pytest.raises(ConfigError, match="qp_cond"):
         tiny_config("sr2x", qp_cond=True)
+
+
+def test_the_protocol_scores_the_decoder_own_y_planes(tmp_path):
+    """`read_coded` keeps the decoder's Y planes, and `coded_luma` of its (exact) RGB frames
+    gives the same planes back, unbiased: the input is scored on the codec's own scale."""
+    from vidlab.enhance.protocol import coded_luma
+
+    src = tmp_path / "c.mp4"
+    encode(moving_square_frames(4, 64, 96, seed=2), CompressionSpec("h264", "qp", 30), src)
+    clip = read_coded(src)
+    assert clip.luma.shape == clip.frames.shape[:3] and clip.luma.dtype == np.uint8
+    diff = coded_luma(clip.frames).astype(int) - clip.luma
+    assert abs(diff.mean()) < 0.1 and np.abs(diff).mean() < 0.5  # saturated colours clip a little

@@ -123,12 +123,25 @@ def heldout_clips(num_frames: int, photos: Iterable[str | Path] = (),
 
 @dataclass
 class CodedClip:
-    """A clip as a user's decoder gives it: frames, each frame's QP (None: unknown), codec."""
+    """A clip as a user's decoder gives it: frames, each frame's QP (None: unknown), codec, and
+    the decoder's own 8-bit Y planes (what MFQE/LDV and `vidlab quality` score)."""
 
     frames: np.ndarray
     qps: list[float | None]
     codec: str
     qp_source: str
+    luma: np.ndarray | None = None
+
+
+def coded_luma(frames: np.ndarray) -> np.ndarray:
+    """The 8-bit Y planes an encoder is given for `uint8 T×H×W×3` RGB frames (FFmpeg's
+    RGB → YUV 4:2:0 conversion, BT.601 limited range): how an output is scored on the
+    codec's own scale."""
+    import av
+
+    h = frames.shape[1]
+    return np.stack([av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                     .reformat(format="yuv420p").to_ndarray()[:h] for f in frames])
 
 
 def read_coded(path: str | Path) -> CodedClip:
@@ -140,7 +153,9 @@ def read_coded(path: str | Path) -> CodedClip:
         items = list(r.iter_frames_with_qp())
     frames = np.stack([f for _, _, f, _ in items])
     qps, source = frame_qps([m for *_, m in items], path)
-    return CodedClip(frames, qps, codec, source)
+    with VideoReader(path, pixel_format="gray") as r:
+        luma = np.stack(list(r.iter_frames()))
+    return CodedClip(frames, qps, codec, source, luma)
 
 
 def frame_qps(maps: list[np.ndarray | None], path: str | Path) -> tuple[list[float | None], str]:

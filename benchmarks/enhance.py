@@ -210,7 +210,10 @@ def protocol_rows(restore: Path | None, sr: Path | None, clips: dict[str, np.nda
                         continue
                     out, fps = timed(fn, clip)
                     if on_planes:  # the decoder's Y planes for the input, as encoded for the rest
-                        p, s = score(clean_y, clip.luma if method == "input" else coded_luma(out))
+                        # a clip the gate passes through entirely is handed back as its own
+                        # stream by `vidlab enhance` (copied, not re-encoded): its planes
+                        kept = method == "input" or np.array_equal(out, clip.frames)
+                        p, s = score(clean_y, clip.luma if kept else coded_luma(out))
                     else:
                         p, s = score(clean, out)
                     base = (p, s) if base is None else base

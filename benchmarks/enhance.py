@@ -29,18 +29,11 @@ import numpy as np
 
 from vidlab.enhance.baselines import DENOISERS, available_filters, bicubic2x, ffmpeg_filter
 from vidlab.enhance.calibrate import UNCOMPRESSED_QP
+from vidlab.enhance.coded import CodedClip, coded_luma
 from vidlab.enhance.degrade import CompressionSpec, downscale2x, encode_decode
 from vidlab.enhance.gate import load_gate
 from vidlab.enhance.infer import enhance_stream, load_enhancer
-from vidlab.enhance.protocol import (
-    PROTOCOL_QPS,
-    CodedClip,
-    Condition,
-    coded,
-    coded_luma,
-    conditions,
-    heldout_clips,
-)
+from vidlab.enhance.protocol import PROTOCOL_QPS, Condition, coded, conditions, heldout_clips
 from vidlab.enhance.textures import render_clip
 from vidlab.io import VideoReader, psnr, ssim
 from vidlab.progress import progress

@@ -16,10 +16,10 @@ from tests.enhance.conftest import tiny_config
 from vidlab.bundle import save_bundle
 from vidlab.cli import main
 from vidlab.enhance import build_enhancer, enhance_stream, enhance_video, load_enhancer
+from vidlab.enhance.coded import read_coded
 from vidlab.enhance.degrade import CompressionSpec, encode
 from vidlab.enhance.model import quality_vector
 from vidlab.enhance.pool import PairPool
-from vidlab.enhance.protocol import read_coded
 from vidlab.enhance.train import init_from_bundle, train_enhancer
 from vidlab.io import VideoReader, psnr
 
@@ -144,7 +144,7 @@ def test_qp_cond_is_refused_for_sr2x():
 def test_the_protocol_scores_the_decoder_own_y_planes(tmp_path):
     """`read_coded` keeps the decoder's Y planes, and `coded_luma` of its (exact) RGB frames
     gives the same planes back, unbiased: the input is scored on the codec's own scale."""
-    from vidlab.enhance.protocol import coded_luma
+    from vidlab.enhance.coded import coded_luma
 
     src = tmp_path / "c.mp4"
     encode(moving_square_frames(4, 64, 96, seed=2), CompressionSpec("h264", "qp", 30), src)

@@ -75,7 +75,7 @@ def encode_decode_with_qp(frames: np.ndarray, spec: CompressionSpec,
     so a QP-conditioned model trains on the QPs it will be given."""
     import tempfile
 
-    from vidlab.enhance.protocol import read_coded
+    from vidlab.enhance.coded import read_coded
 
     with tempfile.TemporaryDirectory(prefix="vidlab-degrade-") as tmp:
         path = Path(tmp) / "window.mp4"

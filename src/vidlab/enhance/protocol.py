@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidlab.enhance.coded import CodedClip, read_coded
 from vidlab.enhance.degrade import CompressionSpec, encode
 from vidlab.io.reader import EXACT_RGB, exact_rgb
 
@@ -119,57 +120,6 @@ def heldout_clips(num_frames: int, photos: Iterable[str | Path] = (),
         for kind in moves:
             clips[f"{path.stem} {kind}"] = camera_move(photo, num_frames, kind)
     return clips
-
-
-@dataclass
-class CodedClip:
-    """A clip as a user's decoder gives it: frames, each frame's QP (None: unknown), codec, and
-    the decoder's own 8-bit Y planes (what MFQE/LDV and `vidlab quality` score)."""
-
-    frames: np.ndarray
-    qps: list[float | None]
-    codec: str
-    qp_source: str
-    luma: np.ndarray | None = None
-
-
-def coded_luma(frames: np.ndarray) -> np.ndarray:
-    """The 8-bit Y planes an encoder is given for `uint8 T×H×W×3` RGB frames (FFmpeg's
-    RGB → YUV 4:2:0 conversion, BT.601 limited range): how an output is scored on the
-    codec's own scale."""
-    import av
-
-    h = frames.shape[1]
-    return np.stack([av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-                     .reformat(format="yuv420p").to_ndarray()[:h] for f in frames])
-
-
-def read_coded(path: str | Path) -> CodedClip:
-    """Decode a file with the QP information `vidlab enhance` uses (`frame_qps`)."""
-    from vidlab.io import VideoReader
-
-    with VideoReader(path, pixel_format=EXACT_RGB) as r:
-        codec = r.info.codec
-        items = list(r.iter_frames_with_qp())
-    frames = np.stack([f for _, _, f, _ in items])
-    qps, source = frame_qps([m for *_, m in items], path)
-    with VideoReader(path, pixel_format="gray") as r:
-        luma = np.stack(list(r.iter_frames()))
-    return CodedClip(frames, qps, codec, source, luma)
-
-
-def frame_qps(maps: list[np.ndarray | None], path: str | Path) -> tuple[list[float | None], str]:
-    """Per-frame QP: the mean of the decoder's H.264 QP map where there is one, else the
-    stream's nominal QP from x264/x265 settings (`vidlab.io.qp`), else None; and the source."""
-    from vidlab.io.qp import nominal_qp, stream_encoder_settings
-
-    if maps and all(m is not None for m in maps):
-        return [float(m.mean()) for m in maps], "h264 qp map"
-    settings = stream_encoder_settings(path)
-    qp = nominal_qp(settings)
-    if qp is None:
-        return [None] * len(maps), "unknown"
-    return [qp] * len(maps), f"{settings['encoder']} {settings['rc']} setting"
 
 
 def coded(frames: np.ndarray, cond: Condition) -> CodedClip:

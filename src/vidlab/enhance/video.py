@@ -134,7 +134,7 @@ def _enhance_frames(model, reader, dst: Path, alphas: list[float], qps: list[flo
 def read_qps(reader, src: Path) -> tuple[list[float | None], str]:
     """Every frame's QP (a decode-only pass: H.264 QP maps, else the x264/x265 settings in the
     stream, else None) and where it came from."""
-    from vidlab.enhance.protocol import frame_qps
+    from vidlab.enhance.coded import frame_qps
 
     maps = [m for *_, m in reader.iter_frames_with_qp()]
     return frame_qps(maps, src)

@@ -102,6 +102,20 @@ def check_output(path: str | os.PathLike, overwrite: bool,
     return path
 
 
+_PLANAR_8BIT = frozenset({"yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p",
+                          "gray"})
+
+
+def _clear_row_padding(frame: av.VideoFrame) -> None:
+    """Zero the bytes past each row's width in every plane of an 8-bit planar frame. FFmpeg's
+    scaler leaves them uninitialised and x264 reads them: the same frames encoded twice in one
+    process gave different bytes (chroma rows of 40 px in 48-byte lines, 2026-12-03)."""
+    for plane in frame.planes:
+        if plane.line_size > plane.width:
+            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+            rows[:, plane.width:] = 0
+
+
 class VideoWriter:
     """Stream frames into a video file atomically (see module doc).
 
@@ -189,6 +203,10 @@ class VideoWriter:
         frame.pict_type = av.video.frame.PictureType.NONE
         if frame.width != self._stream.width or frame.height != self._stream.height:
             frame = frame.reformat(width=self._stream.width, height=self._stream.height)
+        if self.pix_fmt in _PLANAR_8BIT:
+            if frame.format.name != self.pix_fmt:
+                frame = frame.reformat(format=self.pix_fmt)
+            _clear_row_padding(frame)
         try:
             for packet in self._stream.encode(frame):
                 self._mux(packet)

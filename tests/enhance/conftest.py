@@ -22,15 +22,19 @@ def tiny_config(task: str = "restore", steps: int = 3, **kw) -> EnhanceTrainConf
                                     "max_height": 48, "max_width": 64}, **kw)
 
 
+def make_clean_root(root: Path, height: int = 48, width: int = 64) -> Path:
+    """A folder-per-class tree under `root` with two clean 12-frame H.264 clips."""
+    (root / "a").mkdir()
+    for seed in range(2):
+        encode_video(root / "a" / f"c{seed}.mp4", moving_square_frames(12, height, width, seed),
+                     options={"crf": "12"})
+    return root
+
+
 @pytest.fixture(scope="session")
 def clean_root(tmp_path_factory) -> Path:
     """A folder-per-class tree with two clean H.264 clips."""
-    root = tmp_path_factory.mktemp("clean")
-    (root / "a").mkdir()
-    for seed in range(2):
-        encode_video(root / "a" / f"c{seed}.mp4", moving_square_frames(12, 48, 64, seed),
-                     options={"crf": "12"})
-    return root
+    return make_clean_root(tmp_path_factory.mktemp("clean"))
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.conftest import encode_video, moving_square_frames
-from tests.enhance.conftest import tiny_config
+from tests.conftest import moving_square_frames
+from tests.enhance.conftest import make_clean_root, tiny_config
 
 from vidlab.bundle import save_bundle
 from vidlab.cli import main
@@ -50,11 +50,7 @@ def test_a_model_grown_with_the_condition_starts_as_the_blind_model(bundles):
 @pytest.fixture(scope="module")
 def conditioned_run(tmp_path_factory) -> Path:
     """A tiny QP-conditioned restore run on 64×96 clips (large enough for x265), half HEVC."""
-    root = tmp_path_factory.mktemp("clean64")
-    (root / "a").mkdir()
-    for seed in range(2):
-        encode_video(root / "a" / f"c{seed}.mp4", moving_square_frames(12, 64, 96, seed),
-                     options={"crf": "12"})
+    root = make_clean_root(tmp_path_factory.mktemp("clean64"), 64, 96)
     run = tmp_path_factory.mktemp("qp_run")
     cfg = tiny_config(qp_cond=True)
     cfg.pool.update(windows=6, max_height=64, max_width=96, h265_share=0.5, quality_range=(36, 42))

@@ -13,9 +13,10 @@ from tests.conftest import moving_square_frames
 from vidlab.cli import main
 from vidlab.enhance import enhance_video
 from vidlab.enhance.calibrate import calibrate_bundle
+from vidlab.enhance.coded import read_coded
 from vidlab.enhance.degrade import CompressionSpec, encode
 from vidlab.enhance.gate import QualityGate, load_gate, save_gate
-from vidlab.enhance.protocol import camera_move, coded, conditions, read_coded
+from vidlab.enhance.protocol import camera_move, coded, conditions
 from vidlab.io import VideoReader
 
 

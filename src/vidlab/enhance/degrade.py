@@ -62,29 +62,30 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
     buf.seek(0)
     with av.open(buf, "r") as inp:
         decoded = [exact_rgb(fr) for fr in inp.decode(video=0)]
-    if len(decoded) != len(frames):
-        raise RuntimeError(f"round trip through {spec} returned {len(decoded)} of "
-                           f"{len(frames)} frames")
+    _check_round_trip(len(decoded), len(frames), spec)
     return np.stack(decoded)
 
 
-def encode_decode_with_qp(frames: np.ndarray, spec: CompressionSpec,
-                          fps: int = 25) -> tuple[np.ndarray, list[float | None], str]:
-    """`encode_decode`, also returning each frame's QP and the codec exactly as `vidlab enhance`
-    reads them from a user's file (via a temporary file: the HEVC QP is in the stream's SEI),
-    so a QP-conditioned model trains on the QPs it will be given."""
+def encode_coded(frames: np.ndarray, spec: CompressionSpec, fps: int = 25):
+    """`frames` through `spec`'s encoder and back as a `vidlab.enhance.coded.CodedClip`: each
+    frame's QP and the codec exactly as `vidlab enhance` reads them from a user's file (via a
+    temporary file: the HEVC QP is in the stream's SEI), so a QP-conditioned model trains, and
+    the protocol measures, on the QPs a user's decode gives."""
     import tempfile
 
     from vidlab.enhance.coded import read_coded
 
-    with tempfile.TemporaryDirectory(prefix="vidlab-degrade-") as tmp:
-        path = Path(tmp) / "window.mp4"
+    with tempfile.TemporaryDirectory(prefix="vidlab-coded-") as tmp:
+        path = Path(tmp) / "clip.mp4"
         encode(frames, spec, path, fps)
         clip = read_coded(path)
-    if len(clip.frames) != len(frames):
-        raise RuntimeError(f"round trip through {spec} returned {len(clip.frames)} of "
-                           f"{len(frames)} frames")
-    return clip.frames, clip.qps, clip.codec
+    _check_round_trip(len(clip.frames), len(frames), spec)
+    return clip
+
+
+def _check_round_trip(got: int, sent: int, spec: CompressionSpec) -> None:
+    if got != sent:
+        raise RuntimeError(f"round trip through {spec} returned {got} of {sent} frames")
 
 
 def _encoder_options(spec: CompressionSpec) -> dict[str, str]:
@@ -157,7 +158,7 @@ def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
     if ld_prob:
         info["gop"] = spec.gop
     if with_qp:
-        decoded, qps, codec = encode_decode_with_qp(x, spec)
-        info.update(qps=qps, qp_codec=codec)
-        return decoded, info
+        clip = encode_coded(x, spec)
+        info.update(qps=clip.qps, qp_codec=clip.codec)
+        return clip.frames, info
     return encode_decode(x, spec), info

@@ -114,19 +114,16 @@ def enhance_stream(model: EnhanceNet, frames: Iterable[np.ndarray], tile: int = 
     levels = iter(strengths) if strengths is not None else None
     quants = iter(qps) if qps is not None else None
 
-    def run(p: int, last: int) -> np.ndarray:
-        q = quality_vector(frame_qp.pop(p, None), codec) if model.qp_conditioned else None
-        return enhance_window(model, window(p, last), tile, ensemble, q)
+    def base(p: int) -> np.ndarray:
+        return recent[p] if model.scale == 1 else upscale2x_bicubic(recent[p][None])[0]
 
     def output(p: int, last: int) -> np.ndarray:
-        a = alpha.pop(p, 1.0)
-        if a >= 1.0:
-            return run(p, last)
-        base = recent[p] if model.scale == 1 else upscale2x_bicubic(recent[p][None])[0]
+        a, qp = alpha.pop(p, 1.0), frame_qp.pop(p, None)
         if a <= 0.0:
-            frame_qp.pop(p, None)
-            return base
-        return blend(base, run(p, last), a)
+            return base(p)
+        q = quality_vector(qp, codec) if model.qp_conditioned else None
+        out = enhance_window(model, window(p, last), tile, ensemble, q)
+        return out if a >= 1.0 else blend(base(p), out, a)
 
     def window(p: int, last: int) -> np.ndarray:
         return np.stack([recent[min(max(i, 0), last)] for i in range(p - r, p + r + 1)])

@@ -11,7 +11,6 @@ scikit-learn's `china.jpg` and `flower.jpg`).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidlab.enhance.coded import CodedClip, read_coded
-from vidlab.enhance.degrade import CompressionSpec, encode
+from vidlab.enhance.coded import CodedClip
+from vidlab.enhance.degrade import CompressionSpec, encode_coded
 from vidlab.io.reader import EXACT_RGB, exact_rgb
 
 PROTOCOL_QPS = (22, 27, 32, 37, 42)
@@ -123,8 +122,5 @@ def heldout_clips(num_frames: int, photos: Iterable[str | Path] = (),
 
 
 def coded(frames: np.ndarray, cond: Condition) -> CodedClip:
-    """`frames` through `cond`'s encoder and back, via a temporary file."""
-    with tempfile.TemporaryDirectory(prefix="vidlab-protocol-") as tmp:
-        path = Path(tmp) / "clip.mp4"
-        encode(frames, cond.spec(), path)
-        return read_coded(path)
+    """`frames` through `cond`'s encoder and back, as a user's decoder gives them."""
+    return encode_coded(frames, cond.spec())

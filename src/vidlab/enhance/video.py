@@ -53,10 +53,6 @@ def enhance_video(bundle: str | Path, src: str | Path, dst: str | Path, codec: s
 
     model, b = load_enhancer(bundle)
     run_on = pick_device(device)
-    if run_on.type == "cuda" and not torch.cuda.is_available():
-        from vidlab.errors import ConfigError
-
-        raise ConfigError(f"device {device!r}: this machine has no CUDA device (use cpu or auto)")
     model.to(run_on)
     if ensemble is None:
         ensemble = run_on.type == "cuda"
@@ -119,8 +115,7 @@ def _enhance_frames(model, reader, dst: Path, alphas: list[float], qps: list[flo
             yield frame
 
     # a frame the first pass did not see (damage decodes differently) keeps the last strength
-    strengths = itertools.chain(alphas, itertools.repeat(alphas[-1] if alphas else 1.0))
-    quants = itertools.chain(qps, itertools.repeat(qps[-1] if qps else None))
+    strengths, quants = _then_last(alphas, 1.0), _then_last(qps, None)
     with writer:
         bar = progress(total=len(reader), desc=desc)
         for i, out in enumerate(enhance_stream(model, frames(), tile, ensemble, strengths,
@@ -129,6 +124,11 @@ def _enhance_frames(model, reader, dst: Path, alphas: list[float], qps: list[flo
             bar.update(1)
         bar.close()
     return writer.frames_written
+
+
+def _then_last(values: list, empty):
+    """`values`, then its last item forever (`empty` if there is none)."""
+    return itertools.chain(values, itertools.repeat(values[-1] if values else empty))
 
 
 def read_qps(reader, src: Path) -> tuple[list[float | None], str]:

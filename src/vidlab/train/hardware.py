@@ -54,9 +54,16 @@ class Precision:
 
 
 def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:
-    """`auto`: the local rank's CUDA device when present, else CPU."""
+    """`auto`: the local rank's CUDA device when present, else CPU. A CUDA device asked for on a
+    machine without one is a `ConfigError` now, not a torch error at the first `.to()`."""
     if requested != "auto":
-        return torch.device(requested)
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            from vidlab.errors import ConfigError
+
+            raise ConfigError(f"device {requested!r}: this machine has no CUDA device "
+                              "(use cpu or auto)")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")

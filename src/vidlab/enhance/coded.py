@@ -35,8 +35,9 @@ def coded_luma(frames: np.ndarray) -> np.ndarray:
                      .reformat(format="yuv420p").to_ndarray()[:h] for f in frames])
 
 
-def read_coded(path: str | Path) -> CodedClip:
-    """Decode a file with the QP information `vidlab enhance` uses (`frame_qps`)."""
+def read_coded(path: str | Path, with_luma: bool = True) -> CodedClip:
+    """Decode a file with the QP information `vidlab enhance` uses (`frame_qps`); `with_luma`
+    also keeps the decoder's Y planes (a second decode: scoring needs them, training not)."""
     from vidlab.io import VideoReader
 
     with VideoReader(path, pixel_format=EXACT_RGB) as r:
@@ -44,8 +45,10 @@ def read_coded(path: str | Path) -> CodedClip:
         items = list(r.iter_frames_with_qp())
     frames = np.stack([f for _, _, f, _ in items])
     qps, source = frame_qps([m for *_, m in items], path)
-    with VideoReader(path, pixel_format="gray") as r:
-        luma = np.stack(list(r.iter_frames()))
+    luma = None
+    if with_luma:
+        with VideoReader(path, pixel_format="gray") as r:
+            luma = np.stack(list(r.iter_frames()))
     return CodedClip(frames, qps, codec, source, luma)
 
 

@@ -66,11 +66,12 @@ def encode_decode(frames: np.ndarray, spec: CompressionSpec, fps: int = 25) -> n
     return np.stack(decoded)
 
 
-def encode_coded(frames: np.ndarray, spec: CompressionSpec, fps: int = 25):
+def encode_coded(frames: np.ndarray, spec: CompressionSpec, fps: int = 25,
+                 with_luma: bool = True):
     """`frames` through `spec`'s encoder and back as a `vidlab.enhance.coded.CodedClip`: each
     frame's QP and the codec exactly as `vidlab enhance` reads them from a user's file (via a
     temporary file: the HEVC QP is in the stream's SEI), so a QP-conditioned model trains, and
-    the protocol measures, on the QPs a user's decode gives."""
+    the protocol measures, on the QPs a user's decode gives (`with_luma`: see `read_coded`)."""
     import tempfile
 
     from vidlab.enhance.coded import read_coded
@@ -78,7 +79,7 @@ def encode_coded(frames: np.ndarray, spec: CompressionSpec, fps: int = 25):
     with tempfile.TemporaryDirectory(prefix="vidlab-coded-") as tmp:
         path = Path(tmp) / "clip.mp4"
         encode(frames, spec, path, fps)
-        clip = read_coded(path)
+        clip = read_coded(path, with_luma)
     _check_round_trip(len(clip.frames), len(frames), spec)
     return clip
 
@@ -158,7 +159,7 @@ def degrade(frames: np.ndarray, task: str, rng: np.random.Generator,
     if ld_prob:
         info["gop"] = spec.gop
     if with_qp:
-        clip = encode_coded(x, spec)
+        clip = encode_coded(x, spec, with_luma=False)  # training pairs: RGB and QPs only
         info.update(qps=clip.qps, qp_codec=clip.codec)
         return clip.frames, info
     return encode_decode(x, spec), info

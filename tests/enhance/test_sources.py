@@ -122,3 +122,29 @@ def test_camera_clips_move_over_the_given_photos(tmp_path):
     assert np.abs(clips[0][0] - clips[1][0]).mean() > 1
     with pytest.raises(ValueError, match="stills"):
         make_texture_clips(tmp_path / "none", num_clips=1, kind="camera")
+
+
+def test_retoned_windows_are_a_darker_or_flatter_copy_degraded_after_retoning(tmp_path):
+    """tone_share maps a window's clean frames onto a darker/narrower range before the codec
+    sees them: the same crop as without it, linearly re-toned, and the pair stays a pair."""
+    root = tmp_path / "clean" / "a"
+    root.mkdir(parents=True)
+    encode_video(root / "c.mp4", moving_square_frames(16, 48, 64, seed=2), options={"crf": "10"})
+    kw = dict(task="restore", windows=8, val_windows=1, window_frames=4, max_height=48,
+              max_width=64, lead_frames=0, quality_range=(20, 22), noise_prob=0.0, seed=5)
+    plain = build_pool(tmp_path / "plain", tmp_path / "clean", PoolSpec(**kw))
+    toned = build_pool(tmp_path / "toned", tmp_path / "clean", PoolSpec(**kw, tone_share=0.5))
+    assert "tone_share" not in PoolSpec(**kw).to_dict()  # pools made before the field are reused
+    assert 0 < sum(bool(r.get("toned")) for r in toned) < len(toned)
+    for p, t in zip(plain, toned, strict=True):
+        x = np.load(tmp_path / "plain" / "pool" / f"{p['name']}_clean.npy").astype(float)
+        y = np.load(tmp_path / "toned" / "pool" / f"{t['name']}_clean.npy").astype(float)
+        slope, black = np.polyfit(x.ravel(), y.ravel(), 1)
+        if t.get("toned"):
+            assert 32 / 255 - 0.01 < slope < 200 / 255 + 0.01 and -0.6 < black < 48.6
+            assert np.abs(y - (slope * x + black)).max() <= 1.0
+        else:
+            np.testing.assert_array_equal(x, y)
+        degraded = np.load(tmp_path / "toned" / "pool" / f"{t['name']}_degraded.npy")
+        assert np.mean([psnr(c, d) for c, d in zip(y.astype(np.uint8), degraded,
+                                                   strict=True)]) > 30

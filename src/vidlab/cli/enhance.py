@@ -161,6 +161,9 @@ def train_cmd(
     low_delay_share: float = typer.Option(0.0, "--low-delay-share",
                                           help="restore: share of windows encoded low-delay "
                                                "(no B-frames; 0-1)."),
+    tone_share: float = typer.Option(0.0, "--tone-share",
+                                     help="Share of windows re-toned dark and/or low-contrast "
+                                          "before degrading (0-1)."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, "
@@ -191,7 +194,7 @@ def train_cmd(
         eval_every=max(1, min(100, steps // 4)), checkpoint_every=max(1, min(100, steps // 4)),
         pool={"windows": windows, "val_windows": max(1, min(16, windows // 8)),
               "quality_range": (qmin, qmax), "h265_share": h265_share,
-              "low_delay_share": low_delay_share})
+              "low_delay_share": low_delay_share, "tone_share": tone_share})
     summary = train_enhancer(data, out, cfg, resume=resume)
     if as_json:
         print_json(summary)

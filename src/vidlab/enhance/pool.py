@@ -55,11 +55,15 @@ class PoolSpec:
     """Share of restore windows encoded low-delay (no B-frames); the rest use B-frames."""
     record_qp: bool = False
     """Store each degraded frame's QP as the decoder reports it (for QP-conditioned models)."""
+    tone_share: float = 0.0
+    """Share of windows whose clean frames are first re-toned dark and/or flat (`retone`), so
+    night scenes, skies and low-contrast footage are not rare: a codec treats them differently
+    (few bits, banding) and a model that saw few of them shifts their level."""
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         for name, default in (("h265_share", 0.2), ("low_delay_share", 0.0),
-                              ("record_qp", False)):
+                              ("record_qp", False), ("tone_share", 0.0)):
             if d[name] == default:  # so pools made before these fields existed are reused
                 del d[name]
         d["quality_range"] = list(self.quality_range)
@@ -130,6 +134,9 @@ def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] |
     clean = _read_window(clip, spec, rng, lead)
     if clean is None:
         return None
+    toned = spec.tone_share > 0 and rng.random() < spec.tone_share
+    if toned:
+        clean = retone(clean, rng)
     degraded, info = degrade(clean, spec.task, rng, spec.quality_range, spec.noise_prob,
                              h265_prob=spec.h265_share, ld_prob=spec.low_delay_share,
                              with_qp=spec.record_qp and spec.task == "restore")
@@ -139,10 +146,21 @@ def _make_window(job: tuple[Path, Path, PoolSpec, int, str]) -> dict[str, Any] |
         info["qps"] = info["qps"][lead:]
     if lead:
         info["lead_frames"] = lead
+    if toned:
+        info["toned"] = True
     name = f"w{w:05d}"
     np.save(root / f"{name}_clean.npy", clean)
     np.save(root / f"{name}_degraded.npy", degraded)
     return {"name": name, "split": split, "clip": str(clip), **info}
+
+
+def retone(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`frames` mapped linearly onto a random darker and/or narrower range: black level 0-48,
+    span 32-200 grey levels (a night scene, an overcast sky, a washed-out or underexposed shot)."""
+    black = float(rng.uniform(0, 48))
+    span = float(rng.uniform(32, 200))
+    out = black + frames.astype(np.float32) * (min(span, 255 - black) / 255.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _read_window(path: Path, spec: PoolSpec, rng: np.random.Generator,

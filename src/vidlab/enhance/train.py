@@ -95,6 +95,8 @@ class EnhanceTrainConfig:
             raise ConfigError(f"blind_share must be in [0, 1], got {self.blind_share}")
         if self.qp_cond and self.task != "restore":
             raise ConfigError("qp_cond is for restore models (sr2x inputs carry no QP)")
+        if not 0.0 <= float(self.pool.get("tone_share", 0.0)) <= 1.0:
+            raise ConfigError(f"tone_share must be in [0, 1], got {self.pool['tone_share']}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
 

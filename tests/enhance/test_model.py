@@ -80,3 +80,23 @@ def test_aligned_model_starts_as_the_unaligned_one_and_warps_once_trained():
     torch.nn.init.normal_(aligned.align.flow[-1].weight, std=0.5)
     assert not torch.allclose(aligned(x), plain(x))
     assert aligned(x).shape == (1, 3, 20, 24)
+
+
+def test_lowcut_removes_a_made_up_level_shift_and_keeps_detail():
+    """A head that only adds a constant (a level shift) is cancelled by the low-cut; a
+    correction finer than the box passes almost unchanged."""
+    x = torch.rand(1, 3, 3, 24, 32)
+    shifted = build_enhancer(num_frames=3, channels=8, num_blocks=1)
+    torch.nn.init.constant_(shifted.head[0].bias, 0.05)
+    assert torch.allclose(shifted(x), x[:, :, 1] + 0.05)
+    shifted.lowcut = 9
+    assert torch.allclose(shifted(x), x[:, :, 1], atol=1e-6)
+    detailed = build_enhancer(num_frames=3, channels=8, num_blocks=1, lowcut=9)
+    torch.nn.init.normal_(detailed.head[0].weight, std=0.1)
+    residual = detailed(x) - x[:, :, 1]
+    detailed.lowcut = 0
+    plain = detailed(x) - x[:, :, 1]
+    assert residual.abs().mean() > 0.5 * plain.abs().mean()
+    assert not torch.allclose(residual, plain)
+    with pytest.raises(ValueError, match="odd"):
+        build_enhancer(lowcut=16)

@@ -16,7 +16,9 @@ from vidlab.enhance.calibrate import calibrate_bundle
 from vidlab.enhance.coded import read_coded
 from vidlab.enhance.degrade import CompressionSpec, encode
 from vidlab.enhance.gate import QualityGate, load_gate, save_gate
+from vidlab.enhance.infer import load_enhancer
 from vidlab.enhance.protocol import camera_move, coded, conditions
+from vidlab.errors import ConfigError
 from vidlab.io import VideoReader
 
 
@@ -152,3 +154,18 @@ def test_calibration_writes_a_gate_that_harms_no_calibration_clip(bundles, clean
     assert [q for q, _ in gate.tables["h264"]] == [20.0, 40.0]
     assert all(row["gated_worst"] >= -1e-6 for row in result["gain_db"].values())
     assert read_coded  # the benchmark and calibration decode through the same function
+
+
+def test_calibration_with_lowcut_records_it_in_the_bundle(bundles, clean_root, tmp_path):
+    bundle = tmp_path / "lowcut.vidlab"
+    shutil.copytree(bundles["restore"], bundle)
+    calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), gops=("ld",),
+                     lowcut=9)
+    model, _ = load_enhancer(bundle)
+    assert model.lowcut == 9 and load_gate(bundle) is not None
+    calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), gops=("ld",),
+                     lowcut=0)
+    assert load_enhancer(bundle)[0].lowcut == 0
+    assert "lowcut" not in json.loads((bundle / "config.json").read_text())["model"]["kwargs"]
+    with pytest.raises(ConfigError, match="odd"):
+        calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), lowcut=4)

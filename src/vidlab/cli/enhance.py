@@ -86,6 +86,9 @@ def calibrate_cmd(
     min_gain: float = typer.Option(0.1, "--min-gain-db",
                                    help="Least mean gain (dB) worth correcting for; below it "
                                         "the frames are passed through."),
+    lowcut: int = typer.Option(None, "--lowcut",
+                               help="Set the model's low-cut first (odd px: the residual's "
+                                    "box mean is removed; 0: off); written with the gate."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Measure only; do not write gate.json."),
     save_frames: Path = typer.Option(None, "--save-frames",
                                      help="Write the per-frame measurements here (JSON), to "
@@ -108,7 +111,8 @@ def calibrate_cmd(
     if threads:
         torch.set_num_threads(threads)
     result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
-                              floor_db=floor, min_gain_db=min_gain, write=not dry_run)
+                              floor_db=floor, min_gain_db=min_gain, write=not dry_run,
+                              lowcut=lowcut)
     frames = result.pop("frames")
     if save_frames:
         from vidlab.bundle import write_json_atomic
@@ -140,6 +144,9 @@ def train_cmd(
                                             "branch (0: none)."),
     align: bool = typer.Option(False, "--align", help="Warp neighbour frames' features onto the "
                                                       "centre frame's before fusing them."),
+    lowcut: int = typer.Option(0, "--lowcut",
+                               help="Remove the residual's box mean over this odd width (px; 0: "
+                                    "off): the codec keeps low frequencies."),
     qp_cond: bool = typer.Option(False, "--qp-cond",
                                  help="restore: condition the model on each frame's QP as the "
                                       "decoder reports it (blind where a stream has none)."),
@@ -187,7 +194,7 @@ def train_cmd(
     cfg = EnhanceTrainConfig(
         task=task, steps=steps, batch_size=batch_size, patch=patch, num_frames=frames,
         channels=channels, num_blocks=blocks, context_blocks=context_blocks, align=align,
-        qp_cond=qp_cond, luma_weight=luma_weight, loss=loss,
+        qp_cond=qp_cond, lowcut=lowcut, luma_weight=luma_weight, loss=loss,
         init=str(init) if init else None, lr=lr,
         seed=seed, threads=threads,
         device=device, pool_workers=workers, max_minutes=max_minutes,

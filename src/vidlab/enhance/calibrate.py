@@ -106,19 +106,23 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
                      num_frames: int = 10, qps: tuple[int, ...] = CALIBRATION_QPS,
                      codecs: tuple[str, ...] = CODECS, gops: tuple[str, ...] = GOPS,
                      floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB, seed: int = 0,
-                     write: bool = True) -> dict[str, Any]:
+                     write: bool = True, lowcut: int | None = None) -> dict[str, Any]:
     """Measure the bundle's gate on clips from `data` and write it into the bundle
     (`gate.json`; `write=False` only measures). Returns the gate, the gains it keeps and the
     per-frame measurements (`frames`: a gate with other thresholds is `calibrate_gate` of
     them, no model run needed).
 
     With the same `seed`, the clips are the first of the validation clips that
-    `vidlab enhance train` held out of a run on the same `data`.
+    `vidlab enhance train` held out of a run on the same `data`. `lowcut` (odd px, 0: off)
+    switches the model's low-cut (`EnhanceNet.lowcut`) before measuring; written with the gate,
+    since the gate is only valid for the model it measured.
     """
     from vidlab.enhance.gate import clip_gains
     from vidlab.enhance.infer import load_enhancer
 
     model, b = load_enhancer(bundle)
+    if lowcut is not None:
+        set_lowcut(model, b, lowcut, write)
     task = b.config.get("enhance_task", "restore")
     clips = calibration_clips(data, num_clips, num_frames, seed=seed)
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
@@ -132,6 +136,23 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     return {"bundle": str(b.path), "gate": gate.to_dict(),
             "gain_db": _gains_by_qp(frames, gate, clip_gains),
             "frames": [dataclasses.asdict(f) for f in frames]}
+
+
+def set_lowcut(model, bundle, lowcut: int, write: bool) -> None:
+    """Give the loaded model the low-cut `lowcut`; with `write`, record it in the bundle's
+    `config.json` (model kwargs) so every later load runs the model as calibrated."""
+    from vidlab.bundle import CONFIG_FILE, write_json_atomic
+    from vidlab.errors import ConfigError
+
+    if lowcut < 0 or (lowcut and lowcut % 2 == 0):
+        raise ConfigError(f"lowcut must be 0 or an odd width in pixels, got {lowcut}")
+    model.lowcut = lowcut
+    if write:
+        kwargs = bundle.config.setdefault("model", {}).setdefault("kwargs", {})
+        kwargs.pop("lowcut", None)
+        if lowcut:
+            kwargs["lowcut"] = lowcut
+        write_json_atomic(bundle.path / CONFIG_FILE, bundle.config)
 
 
 def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate, clip_gains) -> dict:

@@ -121,13 +121,15 @@ class EnhanceNet(nn.Module):
 
     def __init__(self, num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
                  scale: int = 1, context_blocks: int = 0, align: bool = False,
-                 qp_cond: bool = False):
+                 qp_cond: bool = False, lowcut: int = 0):
         super().__init__()
         if num_frames < 1 or num_frames % 2 == 0:
             raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
         if scale not in (1, 2):
             raise ValueError(f"scale must be 1 or 2, got {scale}")
-        self.num_frames, self.scale = num_frames, scale
+        if lowcut < 0 or (lowcut and lowcut % 2 == 0):
+            raise ValueError(f"lowcut must be 0 or an odd width in pixels, got {lowcut}")
+        self.num_frames, self.scale, self.lowcut = num_frames, scale, lowcut
         self.extract = nn.Sequential(  # per frame, shared weights, at half resolution
             nn.Conv2d(3 * 4, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
         self.align = FlowAlign(channels) if align and num_frames > 1 else None
@@ -176,6 +178,8 @@ class EnhanceNet(nn.Module):
         if film is not None:
             fused = fused * (1 + film[2]) + film[3]
         residual = self.head(fused)[..., : h * self.scale, : w * self.scale]
+        if self.lowcut:
+            residual = residual - box_mean(residual, self.lowcut)
         return base_frame(centre, self.scale) + residual
 
 
@@ -191,6 +195,17 @@ class EnhanceNet(nn.Module):
         return torch.cat([warped[:, :c], centre[:, None], warped[:, c:]], 1)
 
 
+def box_mean(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Each pixel's mean over the odd `width`×`width` box around it (edges replicated).
+
+    `EnhanceNet(lowcut=w)` removes this from its residual: a codec keeps a frame's low
+    frequencies (its QP spends bits on detail first), so a correction smoother than the box is
+    a level shift the network made up — on saturated, dark or flat scenes it cost up to 0.9 dB.
+    """
+    r = width // 2
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), width, stride=1)
+
+
 def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
     """What the network refines: the centre frame itself, or its bicubic 2x upscaling."""
     if scale == 1:
@@ -200,7 +215,7 @@ def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:
 
 def build_enhancer(num_frames: int = 5, channels: int = 32, num_blocks: int = 6,
                    scale: int = 1, context_blocks: int = 0, align: bool = False,
-                   qp_cond: bool = False) -> EnhanceNet:
+                   qp_cond: bool = False, lowcut: int = 0) -> EnhanceNet:
     """Builder with plain keyword arguments (the bundle's `model.kwargs`)."""
     return EnhanceNet(num_frames=num_frames, channels=channels, num_blocks=num_blocks, scale=scale,
-                      context_blocks=context_blocks, align=align, qp_cond=qp_cond)
+                      context_blocks=context_blocks, align=align, qp_cond=qp_cond, lowcut=lowcut)

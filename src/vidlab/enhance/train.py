@@ -47,6 +47,8 @@ class EnhanceTrainConfig:
     qp_cond: bool = False
     """Condition the model on the centre frame's QP as the decoder reports it (`QualityFiLM`);
     the pool then records every degraded frame's QP."""
+    lowcut: int = 0
+    """Remove the residual's box mean over this odd width (px; `EnhanceNet.lowcut`; 0: off)."""
     blind_share: float = 0.1
     """qp_cond: share of training samples shown without their QP (the blind mode for streams
     whose quantiser is unknown)."""
@@ -97,6 +99,8 @@ class EnhanceTrainConfig:
             raise ConfigError("qp_cond is for restore models (sr2x inputs carry no QP)")
         if not 0.0 <= float(self.pool.get("tone_share", 0.0)) <= 1.0:
             raise ConfigError(f"tone_share must be in [0, 1], got {self.pool['tone_share']}")
+        if self.lowcut < 0 or (self.lowcut and self.lowcut % 2 == 0):
+            raise ConfigError(f"lowcut must be 0 or an odd width in pixels, got {self.lowcut}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
 
@@ -113,6 +117,8 @@ class EnhanceTrainConfig:
             kwargs["align"] = True
         if self.qp_cond:
             kwargs["qp_cond"] = True
+        if self.lowcut:
+            kwargs["lowcut"] = self.lowcut
         return kwargs
 
     def pool_spec(self) -> PoolSpec:

@@ -26,7 +26,9 @@ from vidlab.enhance.gate import (
     codec_family,
     save_gate,
 )
+from vidlab.enhance.model import check_lowcut
 from vidlab.enhance.protocol import CODECS, GOPS, Condition, coded, conditions
+from vidlab.errors import ConfigError
 from vidlab.io.reader import EXACT_RGB
 from vidlab.progress import progress
 
@@ -122,7 +124,7 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
 
     model, b = load_enhancer(bundle)
     if lowcut is not None:
-        set_lowcut(model, b, lowcut, write)
+        model.lowcut = check_lowcut(lowcut, ConfigError)
     task = b.config.get("enhance_task", "restore")
     clips = calibration_clips(data, num_clips, num_frames, seed=seed)
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
@@ -131,28 +133,25 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
                           near_lossless_qp=NEAR_LOSSLESS_QP if task == "restore" else 0.0)
     gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
                      gops=list(gops), frames_per_clip=num_frames)
-    if write:
+    if write:  # the low-cut and the gate measured with it land together, after measuring
+        if lowcut is not None:
+            record_lowcut(b, lowcut)
         save_gate(b.path, gate)
     return {"bundle": str(b.path), "gate": gate.to_dict(),
             "gain_db": _gains_by_qp(frames, gate, clip_gains),
             "frames": [dataclasses.asdict(f) for f in frames]}
 
 
-def set_lowcut(model, bundle, lowcut: int, write: bool) -> None:
-    """Give the loaded model the low-cut `lowcut`; with `write`, record it in the bundle's
-    `config.json` (model kwargs) so every later load runs the model as calibrated."""
+def record_lowcut(bundle, lowcut: int) -> None:
+    """Record `lowcut` in the bundle's `config.json` (model kwargs; absent when 0), so every
+    later load runs the model as it was calibrated."""
     from vidlab.bundle import CONFIG_FILE, write_json_atomic
-    from vidlab.errors import ConfigError
 
-    if lowcut < 0 or (lowcut and lowcut % 2 == 0):
-        raise ConfigError(f"lowcut must be 0 or an odd width in pixels, got {lowcut}")
-    model.lowcut = lowcut
-    if write:
-        kwargs = bundle.config.setdefault("model", {}).setdefault("kwargs", {})
-        kwargs.pop("lowcut", None)
-        if lowcut:
-            kwargs["lowcut"] = lowcut
-        write_json_atomic(bundle.path / CONFIG_FILE, bundle.config)
+    kwargs = bundle.config.setdefault("model", {}).setdefault("kwargs", {})
+    kwargs.pop("lowcut", None)
+    if lowcut:
+        kwargs["lowcut"] = lowcut
+    write_json_atomic(bundle.path / CONFIG_FILE, bundle.config)
 
 
 def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate, clip_gains) -> dict:

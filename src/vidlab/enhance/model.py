@@ -127,8 +127,6 @@ class EnhanceNet(nn.Module):
             raise ValueError(f"num_frames must be odd and >= 1, got {num_frames}")
         if scale not in (1, 2):
             raise ValueError(f"scale must be 1 or 2, got {scale}")
-        if lowcut < 0 or (lowcut and lowcut % 2 == 0):
-            raise ValueError(f"lowcut must be 0 or an odd width in pixels, got {lowcut}")
         self.num_frames, self.scale, self.lowcut = num_frames, scale, lowcut
         self.extract = nn.Sequential(  # per frame, shared weights, at half resolution
             nn.Conv2d(3 * 4, channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
@@ -148,6 +146,15 @@ class EnhanceNet(nn.Module):
     @property
     def qp_conditioned(self) -> bool:
         return self.film is not None
+
+    @property
+    def lowcut(self) -> int:
+        """Width (odd px) of the box mean removed from the residual (`box_mean`); 0: none."""
+        return self._lowcut
+
+    @lowcut.setter
+    def lowcut(self, width: int) -> None:
+        self._lowcut = check_lowcut(width)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
         """`quality`: `B×3` quality vectors of the centre frames (`quality_vector`), used by a
@@ -193,6 +200,13 @@ class EnhanceNet(nn.Module):
         warped = self.align(centre.repeat_interleave(len(others), 0), neighbours)
         warped = warped.reshape(b, len(others), *feats.shape[2:])
         return torch.cat([warped[:, :c], centre[:, None], warped[:, c:]], 1)
+
+
+def check_lowcut(width: int, error: type[Exception] = ValueError) -> int:
+    """`width` if it is a valid low-cut (0, or an odd number of pixels), else `error`."""
+    if width < 0 or (width and width % 2 == 0):
+        raise error(f"lowcut must be 0 or an odd width in pixels, got {width}")
+    return width
 
 
 def box_mean(x: torch.Tensor, width: int) -> torch.Tensor:

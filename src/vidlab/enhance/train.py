@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidlab.enhance.model import build_enhancer
+from vidlab.enhance.model import build_enhancer, check_lowcut
 from vidlab.enhance.pool import PairPool, PoolSpec, build_pool
 from vidlab.errors import CheckpointError, ConfigError
 from vidlab.io.quality import LUMA_WEIGHTS
@@ -99,8 +99,7 @@ class EnhanceTrainConfig:
             raise ConfigError("qp_cond is for restore models (sr2x inputs carry no QP)")
         if not 0.0 <= float(self.pool.get("tone_share", 0.0)) <= 1.0:
             raise ConfigError(f"tone_share must be in [0, 1], got {self.pool['tone_share']}")
-        if self.lowcut < 0 or (self.lowcut and self.lowcut % 2 == 0):
-            raise ConfigError(f"lowcut must be 0 or an odd width in pixels, got {self.lowcut}")
+        check_lowcut(self.lowcut, ConfigError)
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
 

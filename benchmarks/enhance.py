@@ -278,6 +278,9 @@ VARIANTS = {
         dict(num_frames=5, channels=48, num_blocks=4, context_blocks=4, align=True),
     "aligned + QP condition (5 frames, flow-aligned, 8+4 blocks, FiLM)":
         dict(num_frames=5, channels=48, num_blocks=8, context_blocks=4, align=True, qp_cond=True),
+    "aligned + QP condition + low-cut 17 (the committed restore bundle)":
+        dict(num_frames=5, channels=48, num_blocks=8, context_blocks=4, align=True, qp_cond=True,
+             lowcut=17),
 }
 
 

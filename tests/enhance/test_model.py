@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vidlab.enhance import build_enhancer, enhance_window
-from vidlab.enhance.model import base_frame
+from vidlab.enhance.model import base_frame, box_mean
 
 
 @pytest.mark.parametrize("h,w", [(32, 48), (31, 45), (17, 16)])
@@ -100,3 +101,14 @@ def test_lowcut_removes_a_made_up_level_shift_and_keeps_detail():
     assert not torch.allclose(residual, plain)
     with pytest.raises(ValueError, match="odd"):
         build_enhancer(lowcut=16)
+
+
+@pytest.mark.parametrize("width", [1, 3, 9, 17])
+def test_box_mean_is_the_replicate_padded_box_average(width):
+    """The running-sum box mean equals the plain definition, edges included."""
+    x = torch.rand(2, 3, 13, 21) * 4 - 2
+    r = width // 2
+    expected = F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), width, stride=1)
+    got = box_mean(x, width)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)

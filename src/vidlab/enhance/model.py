@@ -215,9 +215,17 @@ def box_mean(x: torch.Tensor, width: int) -> torch.Tensor:
     `EnhanceNet(lowcut=w)` removes this from its residual: a codec keeps a frame's low
     frequencies (its QP spends bits on detail first), so a correction smoother than the box is
     a level shift the network made up — on saturated, dark or flat scenes it cost up to 0.9 dB.
+
+    Computed from running sums along each axis (one subtraction per pixel, whatever the width;
+    float64 so the differences of large sums stay exact) rather than `avg_pool2d`, whose
+    width² additions per pixel cost the model a seventh of its speed at 17 px
+    (`python benchmarks/enhance.py --variants`).
     """
     r = width // 2
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), width, stride=1)
+    # one extra leading row/column, so that sum[i + width] - sum[i] is the box ending at i + r
+    s = F.pad(x, (r + 1, r, r + 1, r), mode="replicate").double().cumsum(-1)
+    s = (s[..., width:] - s[..., :-width]).cumsum(-2)
+    return ((s[..., width:, :] - s[..., :-width, :]) / (width * width)).to(x.dtype)
 
 
 def base_frame(centre: torch.Tensor, scale: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from vidlab.data.samplers import (
     window_starts,
 )
 from vidlab.data.transforms import Preprocess
+from vidlab.errors import ConfigError
 
 
 def pre(**kw) -> Preprocess:
@@ -171,6 +172,15 @@ def test_max_clips_widens_the_stride_of_a_long_timeline_to_fit():
     plans = window_sampler(p, 2.0, 1.0, max_clips=32)(15000, 25.0)
     assert len(plans) == 32 and plans[0].start == 0.0 and plans[-1].end == 600.0
     assert len(window_sampler(p, 2.0, 1.0, max_clips=32)(250, 25.0)) == 9  # fits: unchanged
+
+
+def test_a_timeline_span_shorter_than_a_frame_is_refused_with_the_frame_length():
+    p = pre(num_frames=8, stride=2)
+    for window, stride in ((0.01, 1.0), (2.0, 0.001)):
+        with pytest.raises(ConfigError, match=r"shorter than one frame .*0\.04 s at 25 fps"):
+            window_sampler(p, window, stride)(90000, 25.0)  # 1 h: millions of plans otherwise
+    assert len(window_sampler(p, 0.04, 0.04)(100, 25.0)) == 100  # one frame is enough
+    assert len(window_sampler(p, 0.0, 0.001)(100, 25.0)) == 1  # no timeline: stride unused
 
 
 def test_windows_of_variable_frame_rate_video_follow_its_timestamps():

@@ -39,6 +39,23 @@ def test_qp_maps_are_sized_and_turned_like_the_frames(tmp_path, clip):
     assert qp is not None and qp.shape == frame.shape[:2] == (80, 64)
 
 
+def test_the_luma_of_the_same_decode_is_what_a_gray_reader_gives(tmp_path, clip):
+    for path, size in ((_constant_qp_clip(tmp_path / "qp.mp4"), None),
+                       (clip("rotated_90.mp4"), (40, 32))):
+        with VideoReader(path, size=size) as r:
+            items = list(r.iter_frames_with_qp_and_luma())
+            plain = list(r.iter_frames_with_qp())
+        with VideoReader(path, size=size, pixel_format="gray") as g:
+            gray = list(g.iter_frames())
+        assert len(items) == len(plain) == len(gray) > 0
+        for (i, t, frame, qp, y), (j, u, same, same_qp), g in zip(items, plain, gray,
+                                                                 strict=True):
+            assert (i, t) == (j, u) and y.shape == frame.shape[:2]
+            np.testing.assert_array_equal(frame, same)
+            np.testing.assert_array_equal(y, g)
+            assert (qp is None and same_qp is None) or np.array_equal(qp, same_qp)
+
+
 def test_codecs_without_qp_maps_read_as_unknown(clip):
     for name in ("hevc_10bit.mp4", "vp9.webm"):
         with VideoReader(clip(name)) as r:

@@ -137,7 +137,7 @@ def test_slow_inference_times_out_with_504_and_leaves_no_temp_file(tiny_predicto
     uploads.mkdir()
     # hundreds of timeline clips: inference alone outlasts the limit
     app = create_app(tiny_predictor, timeout_s=2.0, temp_dir=uploads, max_clips=1000)
-    video = pattern_video(tmp_path / "long.mp4", num_frames=240, size=(48, 64), fps=12)
+    video = pattern_video(tmp_path / "long.mp4", num_frames=960, size=(48, 64), fps=48)
     request = {"files": {"file": ("long.mp4", video.read_bytes())},
                "params": {"window": 0.5, "stride": 0.025}}
     with LiveServer(app) as server:

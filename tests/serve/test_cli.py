@@ -40,6 +40,18 @@ def test_predict_reports_a_bad_file_in_one_line_and_still_predicts_the_others(
                         (3.0, 4.0, "green"), (4.0, 5.0, "blue"), (5.0, 6.0, "blue")]
 
 
+def test_predict_refuses_a_window_shorter_than_a_frame_in_one_line(colour_bundle, tmp_path,
+                                                                   capsys):
+    from vidlab.cli import main
+
+    rgb = colour_video(tmp_path / "rgb.mp4", ["red", "green"], 2.0)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(colour_bundle), str(rgb), "--window", "0.001"])
+    assert exit_info.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ConfigError: timeline window 0.001 s is shorter than one frame")
+
+
 def test_predict_prints_labels_and_timeline_for_people(colour_bundle, tmp_path, capsys):
     from vidlab.cli import main
 

@@ -68,6 +68,9 @@ def test_long_upload_gets_a_timeline_with_default_and_requested_windows(server, 
     assert all(len(w["top"]) == 1 for w in body["windows"])
     body = upload(server.url, videos["rgb"], params={"window": 0}).json()
     assert body["windows"] == []
+    r = upload(server.url, videos["rgb"], params={"window": 1, "stride": 0.001})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request"
+    assert "timeline stride 0.001 s is shorter than one frame" in r.json()["error"]["message"]
 
 
 def test_model_health_and_page_endpoints(server, colour_predictor):

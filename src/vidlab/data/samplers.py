@@ -191,6 +191,19 @@ def window_starts(duration: float, window: float, stride: float,
     return starts
 
 
+def check_at_least_a_frame(fps: float, **spans: float) -> None:
+    """`ConfigError` for a timeline span (window, stride) shorter than one frame: it could only
+    repeat the same clip, and a 1 ms stride over an hour-long video plans millions of them."""
+    from vidlab.errors import ConfigError
+
+    frame_s = 1.0 / fps
+    for name, seconds in spans.items():
+        if 0 < seconds < frame_s - 1e-9:
+            raise ConfigError(f"timeline {name} {seconds:g} s is shorter than one frame of this "
+                              f"video ({frame_s:.4g} s at {fps:g} fps): give at least one frame, "
+                              "or window 0 for one prediction per video")
+
+
 class SlidingWindowSampler:
     """Long videos: one clip per `window`-second window, windows `stride` seconds apart, the
     last one ending at the video's end — a timeline that covers the video end to end.
@@ -222,6 +235,7 @@ class SlidingWindowSampler:
             return [ClipPlan(0.0, round(duration, 3), one.indices)]
         window = float(self.window)  # type: ignore[arg-type]
         stride = self.stride or window
+        check_at_least_a_frame(fps, window=window, stride=stride)
         if self.max_clips and self.max_clips > 1 and (duration - window) / stride + 2 > self.max_clips:
             stride = (duration - window) / (self.max_clips - 1) + 1e-6  # n-1 steps reach the end
         plans = []

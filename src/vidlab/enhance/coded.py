@@ -37,18 +37,15 @@ def coded_luma(frames: np.ndarray) -> np.ndarray:
 
 def read_coded(path: str | Path, with_luma: bool = True) -> CodedClip:
     """Decode a file with the QP information `vidlab enhance` uses (`frame_qps`); `with_luma`
-    also keeps the decoder's Y planes (a second decode: scoring needs them, training not)."""
+    also keeps the decoder's Y planes, from the same decode (scoring needs them, training not)."""
     from vidlab.io import VideoReader
 
     with VideoReader(path, pixel_format=EXACT_RGB) as r:
         codec = r.info.codec
-        items = list(r.iter_frames_with_qp())
-    frames = np.stack([f for _, _, f, _ in items])
-    qps, source = frame_qps([m for *_, m in items], path)
-    luma = None
-    if with_luma:
-        with VideoReader(path, pixel_format="gray") as r:
-            luma = np.stack(list(r.iter_frames()))
+        items = list(r.iter_frames_with_qp_and_luma(luma=with_luma))
+    frames = np.stack([item[2] for item in items])
+    qps, source = frame_qps([item[3] for item in items], path)
+    luma = np.stack([item[4] for item in items]) if with_luma else None
     return CodedClip(frames, qps, codec, source, luma)
 
 

@@ -312,8 +312,9 @@ class VideoReader:
             if idx >= target:
                 return idx == target or target in done
 
-    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
-        return frame_to_array(frame, *self.shape, self.pixel_format, self.info.rotation)
+    def _convert(self, frame: av.VideoFrame, pixel_format: str | None = None) -> np.ndarray:
+        return frame_to_array(frame, *self.shape, pixel_format or self.pixel_format,
+                              self.info.rotation)
 
     def _convert_qp(self, frame: av.VideoFrame) -> np.ndarray | None:
         qp = qp_map(frame)
@@ -376,11 +377,22 @@ class VideoReader:
         """As `iter_frames_with_time`, each frame with its decoder's QP map (`uint8 H×W`, the
         H.264 quantiser of each pixel's block, resized and rotated like the frame) or None where
         the codec exports none (see `vidlab.io.qp`)."""
+        for idx, seconds, frame, qp, _ in self.iter_frames_with_qp_and_luma(start, stop, False):
+            yield idx, seconds, frame, qp
+
+    def iter_frames_with_qp_and_luma(self, start: int = 0, stop: int | None = None,
+                                     luma: bool = True) -> Iterator[tuple[
+                                         int, float, np.ndarray, np.ndarray | None,
+                                         np.ndarray | None]]:
+        """As `iter_frames_with_qp`, each frame also with the decoder's own 8-bit Y plane
+        (`uint8 H×W`, as `pixel_format="gray"` gives it; None unless `luma`) from the same
+        decode: what video PSNR is scored on, beside the frames a model is given."""
         if not self._export_qp:
             self._export_qp = True
             self.close()  # the decoder must be opened with the export option
         for idx, seconds, frame in self._iter_decoded(start, stop, 1):
-            yield idx, seconds, self._convert(frame), self._convert_qp(frame)
+            y = self._convert(frame, "gray") if luma else None
+            yield idx, seconds, self._convert(frame), self._convert_qp(frame), y
 
     def _iter_decoded(self, start: int, stop: int | None,
                       step: int) -> Iterator[tuple[int, float, av.VideoFrame]]:

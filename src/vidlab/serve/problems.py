@@ -10,7 +10,7 @@ from pathlib import Path
 
 from starlette.responses import JSONResponse
 
-from vidlab.errors import VideoDecodeError, VideoOpenError, VidlabError
+from vidlab.errors import ConfigError, VideoDecodeError, VideoOpenError, VidlabError
 
 
 class HTTPProblem(Exception):
@@ -36,6 +36,8 @@ def problem_for(exc: VidlabError, name: str) -> HTTPProblem:
     text = str(exc)
     if exc.path:  # the temp file's path (or name, in FFmpeg's words) is no business of clients
         text = text.replace(exc.path, name).replace(Path(exc.path).name, name)
+    if isinstance(exc, ConfigError):  # a query value this video cannot use
+        return HTTPProblem(422, "invalid_request", text)
     if isinstance(exc, VideoTooLongError):
         return HTTPProblem(413, "video_too_long", text)
     if isinstance(exc, VideoOpenError):

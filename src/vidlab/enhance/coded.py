@@ -42,11 +42,11 @@ def read_coded(path: str | Path, with_luma: bool = True) -> CodedClip:
 
     with VideoReader(path, pixel_format=EXACT_RGB) as r:
         codec = r.info.codec
-        items = list(r.iter_frames_with_qp_and_luma(luma=with_luma))
-    frames = np.stack([item[2] for item in items])
-    qps, source = frame_qps([item[3] for item in items], path)
-    luma = np.stack([item[4] for item in items]) if with_luma else None
-    return CodedClip(frames, qps, codec, source, luma)
+        _, _, frames, maps, lumas = zip(*r.iter_frames_with_qp_and_luma(luma=with_luma),
+                                        strict=True)
+    qps, source = frame_qps(list(maps), path)
+    return CodedClip(np.stack(frames), qps, codec, source,
+                     np.stack(lumas) if with_luma else None)
 
 
 def frame_qps(maps: list[np.ndarray | None], path: str | Path) -> tuple[list[float | None], str]:

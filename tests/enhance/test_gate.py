@@ -109,3 +109,19 @@ def test_calibration_leaves_near_lossless_frames_out_of_the_tables_not_out_of_bl
     assert gate.alpha(19, "h264") == 0.0 and gate.alpha(21, "h264") == 1.0
     assert gate.blind == 0.0  # a stream of unknown QP may be that near-lossless one
     assert calibrate_gate(frames, [18], min_gain_db=0.0).tables["h264"] == [[18.0, 0.0]]
+
+
+def test_calibration_counts_two_clips_of_the_same_name_in_different_folders(make_video, tmp_path):
+    """Two clip sets side by side (each with a clip_0000) are both calibrated on, by path."""
+    from vidlab.enhance.calibrate import calibration_clips
+
+    for folder in ("both/camera", "both/photos", "one/camera"):
+        (tmp_path / folder).mkdir(parents=True)
+    make_video("both/camera/clip_0000.mp4", num_frames=8, seed=1)
+    make_video("both/photos/clip_0000.mp4", num_frames=8, seed=2)
+    clips = calibration_clips(tmp_path / "both", num_clips=5, num_frames=6)
+    assert sorted(clips) == ["camera/clip_0000", "photos/clip_0000"]
+    assert not np.array_equal(clips["camera/clip_0000"], clips["photos/clip_0000"])
+    make_video("one/camera/clip_0000.mp4", num_frames=8, seed=1)
+    one = calibration_clips(tmp_path / "one", num_clips=5, num_frames=6)
+    assert list(one) == ["clip_0000"]  # one class folder: the names are the stems, as before

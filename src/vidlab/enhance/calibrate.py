@@ -47,6 +47,7 @@ def calibration_clips(data: str | Path, num_clips: int, num_frames: int,
     from vidlab.io import VideoReader
 
     paths = clip_paths(data)
+    names = clip_names(paths)
     order = np.random.default_rng(seed).permutation(len(paths))
     clips: dict[str, np.ndarray] = {}
     for i in order:
@@ -67,13 +68,23 @@ def calibration_clips(data: str | Path, num_clips: int, num_frames: int,
         if min(ch, cw) < 16:
             continue
         y0, x0 = (h - ch) // 2, (w - cw) // 2
-        clips[paths[i].stem] = np.ascontiguousarray(frames[:, y0:y0 + ch, x0:x0 + cw])
+        clips[names[i]] = np.ascontiguousarray(frames[:, y0:y0 + ch, x0:x0 + cw])
     if not clips:
         from vidlab.errors import DatasetError
 
         raise DatasetError(f"no clip with {num_frames} frames of at least 16 px to calibrate on",
                            data)
     return clips
+
+
+def clip_names(paths: list[Path]) -> list[str]:
+    """Each clip's name: its path under the folder all clips share, without the suffix — two
+    sets of clips side by side often both hold a `clip_0000`, and "no clip loses" must count
+    both. A flat folder's clips are named by their stems."""
+    import os
+
+    root = Path(os.path.commonpath([p.parent for p in paths]))
+    return [p.relative_to(root).with_suffix("").as_posix() for p in paths]
 
 
 def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],

@@ -55,6 +55,23 @@ def test_gate_turns_off_where_any_clip_would_lose_and_keeps_full_strength_where_
     assert min(gains.values()) > 0
 
 
+def test_headroom_keeps_a_strength_no_clip_loses_at_one_and_a_half_times_it():
+    # clip b's best strength is 0.5 and it starts to lose past 1.0
+    frames = [_frame("a", 37, cross=1.0, power=1.0), _frame("b", 37, cross=0.5, power=1.0)]
+    bold = calibrate_gate(frames, [37], min_gain_db=0.0).tables["h264"][0][1]
+    safe = calibrate_gate(frames, [37], min_gain_db=0.0, headroom=0.5)
+    assert bold > 2 / 3 and safe.tables["h264"] == [[37.0, 0.65]]
+    assert min(clip_gains(frames, 0.65 * 1.5).values()) >= 0
+    assert safe.info["headroom"] == 0.5
+
+
+def test_a_clip_that_gains_little_shuts_the_floor_off_but_not_the_headroom():
+    # clip c gains under 0.01 dB at any strength but never loses: no reason to stop clip a
+    frames = [_frame("a", 37, cross=1.0, power=1.0), _frame("c", 37, cross=0.02, power=0.02)]
+    assert calibrate_gate(frames, [37], floor_db=0.05).tables["h264"] == [[37.0, 0.0]]
+    assert calibrate_gate(frames, [37], headroom=0.5).tables["h264"] == [[37.0, 1.0]]
+
+
 def test_codecs_without_a_table_get_the_most_cautious_one():
     gate = QualityGate(tables={"h264": [[20, 0.0], [40, 1.0]], "hevc": [[20, 0.0], [40, 0.5]]},
                        blind=0.2)

@@ -169,3 +169,5 @@ def test_calibration_with_lowcut_records_it_in_the_bundle(bundles, clean_root, t
     assert "lowcut" not in json.loads((bundle / "config.json").read_text())["model"]["kwargs"]
     with pytest.raises(ConfigError, match="odd"):
         calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), lowcut=4)
+    with pytest.raises(ConfigError, match="headroom"):
+        calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), headroom=-1)

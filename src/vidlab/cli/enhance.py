@@ -83,6 +83,10 @@ def calibrate_cmd(
                             help="Constant QPs to calibrate at (comma-separated)."),
     floor: float = typer.Option(0.0, "--floor-db",
                                 help="Least gain (dB) any calibration clip may get."),
+    headroom: float = typer.Option(0.5, "--headroom",
+                                   help="Margin in strength: a kept strength must make no "
+                                        "calibration clip worse even at (1 + HEADROOM) times "
+                                        "it."),
     min_gain: float = typer.Option(0.1, "--min-gain-db",
                                    help="Least mean gain (dB) worth correcting for; below it "
                                         "the frames are passed through."),
@@ -112,7 +116,7 @@ def calibrate_cmd(
         torch.set_num_threads(threads)
     result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
                               floor_db=floor, min_gain_db=min_gain, write=not dry_run,
-                              lowcut=lowcut)
+                              lowcut=lowcut, headroom=headroom)
     frames = result.pop("frames")
     if save_frames:
         from vidlab.bundle import write_json_atomic

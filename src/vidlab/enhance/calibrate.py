@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vidlab.enhance.gate import (
+    HEADROOM,
     MIN_GAIN_DB,
     NEAR_LOSSLESS_QP,
     CalibrationFrame,
@@ -119,7 +120,8 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
                      num_frames: int = 10, qps: tuple[int, ...] = CALIBRATION_QPS,
                      codecs: tuple[str, ...] = CODECS, gops: tuple[str, ...] = GOPS,
                      floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB, seed: int = 0,
-                     write: bool = True, lowcut: int | None = None) -> dict[str, Any]:
+                     write: bool = True, lowcut: int | None = None,
+                     headroom: float = HEADROOM) -> dict[str, Any]:
     """Measure the bundle's gate on clips from `data` and write it into the bundle
     (`gate.json`; `write=False` only measures). Returns the gate, the gains it keeps and the
     per-frame measurements (`frames`: a gate with other thresholds is `calibrate_gate` of
@@ -133,6 +135,8 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     from vidlab.enhance.gate import clip_gains
     from vidlab.enhance.infer import load_enhancer
 
+    if headroom < 0:
+        raise ConfigError(f"headroom must be 0 or more (a share of the strength), got {headroom}")
     model, b = load_enhancer(bundle)
     if lowcut is not None:
         model.lowcut = check_lowcut(lowcut, ConfigError)
@@ -141,7 +145,8 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
     gate = calibrate_gate(frames, grid, floor_db, min_gain_db,
-                          near_lossless_qp=NEAR_LOSSLESS_QP if task == "restore" else 0.0)
+                          near_lossless_qp=NEAR_LOSSLESS_QP if task == "restore" else 0.0,
+                          headroom=headroom)
     gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
                      gops=list(gops), frames_per_clip=num_frames)
     if write:  # the low-cut and the gate measured with it land together, after measuring

@@ -166,14 +166,25 @@ MIN_GAIN_DB = 0.1
 re-encode of the output (and the RGB round trip) costs about as much as the model gives."""
 
 
+HEADROOM = 0.5
+"""Calibration's default margin in strength: a kept strength must harm no calibration clip even
+at 1.5x. Footage the gate never saw needs a margin; one in dB (`floor_db`: every clip must
+*gain* that much) shuts a whole QP off as soon as one clip cannot gain it, a cliff that a
+larger calibration set only makes likelier; a margin in strength guards against the same
+over-confidence without asking content that gains little to gain more."""
+
+
 def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0,
-               min_gain_db: float = MIN_GAIN_DB) -> float:
+               min_gain_db: float = MIN_GAIN_DB, headroom: float = 0.0) -> float:
     """The strength with the highest mean gain over clips among those where no clip's gain is
-    below `floor_db`; 0 (pass-through) unless that mean gain reaches `min_gain_db`."""
+    below `floor_db` and, at `1 + headroom` times the strength, no clip's is below zero;
+    0 (pass-through) unless that mean gain reaches `min_gain_db`."""
     best, best_gain = 0.0, min_gain_db - 1e-9
     for a in ALPHAS[1:]:
         gains = clip_gains(frames, float(a))
         if min(gains.values()) < floor_db:
+            continue
+        if headroom and min(clip_gains(frames, float(a) * (1 + headroom)).values()) < 0:
             continue
         mean = float(np.mean(list(gains.values())))
         if mean > best_gain:
@@ -183,10 +194,10 @@ def best_alpha(frames: list[CalibrationFrame], floor_db: float = 0.0,
 
 def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
                    floor_db: float = 0.0, min_gain_db: float = MIN_GAIN_DB,
-                   near_lossless_qp: float = 0.0) -> QualityGate:
+                   near_lossless_qp: float = 0.0, headroom: float = 0.0) -> QualityGate:
     """A gate from calibration frames: per codec family and calibrated QP (a frame belongs to
     the highest of `qps` at or below its QP, as `QualityGate.alpha` looks it up), the best
-    strength that harms no clip; `blind` harms no clip of any family or QP. The clip key
+    strength that harms no clip (`best_alpha`: with `floor_db` and `headroom` as margins); `blind` harms no clip of any family or QP. The clip key
     should name the source clip *and* its condition, so that "no clip loses" holds for each
     encoding of each clip. Frames below `near_lossless_qp` are left out of the tables (the
     gate passes them through whatever the tables say), not out of `blind`."""
@@ -199,11 +210,12 @@ def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
         for q in grid:
             near = [f for f in known if grid[_bin(f.qp, grid)] == q]
             if near:
-                rows.append([float(q), best_alpha(near, floor_db, min_gain_db)])
+                rows.append([float(q), best_alpha(near, floor_db, min_gain_db, headroom)])
         if rows:
             tables[family] = rows
-    return QualityGate(tables=tables, blind=best_alpha(frames, floor_db, min_gain_db),
+    return QualityGate(tables=tables, blind=best_alpha(frames, floor_db, min_gain_db, headroom),
                        near_lossless_qp=near_lossless_qp,
                        info={"qps": [float(q) for q in grid], "floor_db": floor_db,
+                             "headroom": headroom,
                              "min_gain_db": min_gain_db, "frames": len(frames),
                              "clips": len({f.clip for f in frames})})

@@ -1,0 +1,92 @@
+"""Which margin should the quality gate keep? Cross-validation between calibration sets.
+
+A gate is fitted on one set of calibration clips and scored on another it never saw, both
+ways; per rule the script prints how often a clip of the unseen set loses more than the
+issue's tolerance (0.05 dB), the worst clip, and the mean gain per codec × QP × GOP. The inputs
+are per-frame measurements of one bundle, written by
+`vidlab enhance calibrate BUNDLE --data SET --dry-run --save-frames FRAMES.json`, so no model
+runs here and the rules are compared on exactly the same frames (the baseline is the rule of
+the shipped gates, `--floor-db 0.05`).
+
+    python benchmarks/gate_rules.py FRAMES_A.json FRAMES_B.json [--qps 27,32,37] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vidlab.enhance.gate import (
+    NEAR_LOSSLESS_QP,
+    CalibrationFrame,
+    QualityGate,
+    calibrate_gate,
+)
+
+GRID = [18.0, 22.0, 27.0, 32.0, 37.0, 42.0, 47.0, 51.0]
+RULES = [  # (floor_db, headroom): the shipped rule first
+    (0.05, 0.0), (0.03, 0.0), (0.02, 0.0), (0.0, 0.0), (0.0, 0.25), (0.0, 0.5)]
+TOLERANCE_DB = -0.05
+
+
+def load_frames(path: Path) -> list[CalibrationFrame]:
+    return [CalibrationFrame(**d) for d in json.loads(path.read_text())]
+
+
+def gated_gains(gate: QualityGate, frames: list[CalibrationFrame]) -> dict[str, dict[str, float]]:
+    """condition → clip → mean luma gain (dB) under `gate` (clips keyed 'clip | condition')."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for f in frames:
+        clip, cond = f.clip.split(" | ")
+        a = gate.alpha(f.qp, f.family)
+        gain = 10 * np.log10(max(f.mse_base, 1e-6) / max(f.mse(a), 1e-6))
+        per.setdefault(cond, {}).setdefault(clip, []).append(gain)
+    return {c: {k: float(np.mean(v)) for k, v in clips.items()} for c, clips in per.items()}
+
+
+def cross_validate(a: list[CalibrationFrame], b: list[CalibrationFrame], floor: float,
+                   headroom: float) -> dict:
+    """Fit on a, score on b, and the other way round."""
+    scored: dict[str, list[dict[str, float]]] = {}
+    for fit, test in ((a, b), (b, a)):
+        gate = calibrate_gate(fit, GRID, floor, near_lossless_qp=NEAR_LOSSLESS_QP,
+                              headroom=headroom)
+        for cond, clips in gated_gains(gate, test).items():
+            scored.setdefault(cond, []).append(clips)
+    every = [g for folds in scored.values() for clips in folds for g in clips.values()]
+    return {"floor_db": floor, "headroom": headroom,
+            "losses_past_tolerance": sum(g < TOLERANCE_DB for g in every),
+            "worst_db": round(min(every), 3),
+            "mean_db": {c: round(float(np.mean([np.mean(list(f.values())) for f in folds])), 3)
+                        for c, folds in scored.items()}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("frames_a", type=Path)
+    ap.add_argument("frames_b", type=Path)
+    ap.add_argument("--qps", default="27,32,37", help="QPs to show the mean gain of")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    a, b = load_frames(args.frames_a), load_frames(args.frames_b)
+    rows = [cross_validate(a, b, floor, headroom) for floor, headroom in RULES]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    shown = [f"QP{q}" for q in args.qps.split(",")]
+    base = rows[0]
+    for r in rows:
+        means = {c: m for c, m in sorted(r["mean_db"].items()) if c.split()[1] in shown}
+        ratio = np.mean(list(means.values())) / max(np.mean(
+            [m for c, m in base["mean_db"].items() if c in means]), 1e-9)
+        print(f"floor {r['floor_db']:.2f} headroom {r['headroom']:.2f}: "
+              f"{r['losses_past_tolerance']} clips past {TOLERANCE_DB} dB, worst "
+              f"{r['worst_db']:+.3f}; mean gain {ratio:.2f}x the shipped rule's | "
+              + " ".join(f"{c.replace(' ', '')} {m:+.3f}" for c, m in means.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -192,3 +192,24 @@ def test_exact_rgb_matches_the_coded_luma_plane(tmp_path, pix_fmt):
     assert exact.shape == fast.shape == frames.shape
     assert abs((luma - y).mean()) < 0.25
     assert abs((luma - y).mean()) <= abs((fast_luma - y).mean()) + 0.05
+
+
+@pytest.mark.parametrize("size", [(144, 176), (736, 1296)])  # one side of the limit, the other
+def test_one_scaler_thread_converts_exactly_as_ffmpegs_own_thread_choice(size, monkeypatch):
+    """Small frames are converted on one thread (`SINGLE_THREAD_MAX_PIXELS`): faster, and the
+    same arrays in every pixel format and resize the readers use."""
+    import av
+
+    from vidlab.io import reader
+    from vidlab.io.reader import EXACT_RGB, frame_to_array
+
+    h, w = size
+    rgb = np.random.default_rng(3).integers(0, 256, (h, w, 3), np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    assert reader._threads(frame) == (1 if h * w <= reader.SINGLE_THREAD_MAX_PIXELS else 0)
+    ways = [(h, w, "rgb24"), (h // 2, w // 2, "rgb24"), (h, w, EXACT_RGB), (h, w, "gray")]
+    shipped = [frame_to_array(frame, *way) for way in ways]
+    monkeypatch.setattr(reader, "SINGLE_THREAD_MAX_PIXELS", 0)
+    assert reader._threads(frame) == 0
+    for way, array in zip(ways, shipped, strict=True):
+        assert np.array_equal(frame_to_array(frame, *way), array), way

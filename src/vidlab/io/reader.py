@@ -455,6 +455,18 @@ _FULL_CHROMA = {"yuv420p": "yuv444p", "yuv422p": "yuv444p", "nv12": "yuv444p",
                 "yuv420p10le": "yuv444p10le", "yuv422p10le": "yuv444p10le"}
 
 
+SINGLE_THREAD_MAX_PIXELS = 1280 * 720
+"""Frames up to this size are converted on one thread. FFmpeg's scaler otherwise sets up a
+pool of threads for every call, which costs more than the conversion itself on small frames
+(13x on a 176x144 exact-RGB frame); vidlab parallelises across clips instead
+(`python benchmarks/convert.py`)."""
+
+
+def _threads(frame: av.VideoFrame) -> int:
+    """Threads for the scaler: 1 for a small frame, 0 (FFmpeg's choice) for a large one."""
+    return 1 if frame.width * frame.height <= SINGLE_THREAD_MAX_PIXELS else 0
+
+
 def frame_to_array(frame: av.VideoFrame, height: int, width: int, pixel_format: str = "rgb24",
                    rotation: int = 0) -> np.ndarray:
     """A decoded frame as `uint8 H×W×3` (`gray`: the luma plane `H×W`; `EXACT_RGB`: RGB via
@@ -464,18 +476,20 @@ def frame_to_array(frame: av.VideoFrame, height: int, width: int, pixel_format: 
     turn = rotation // 90
     if turn % 2:
         height, width = width, height
+    threads = _threads(frame)
     if pixel_format == "gray":
         array = _luma_plane(frame, width, height)
     elif pixel_format == EXACT_RGB:
         full = _FULL_CHROMA.get(frame.format.name)
         if full is not None:
-            frame = frame.reformat(width=width, height=height, format=full, interpolation="AREA")
+            frame = frame.reformat(width=width, height=height, format=full, interpolation="AREA",
+                                   threads=threads)
         array = frame_to_array(frame, height, width)
     elif (frame.width, frame.height) == (width, height):  # plain, as a sequential decode
-        array = frame.to_ndarray(format=pixel_format)
+        array = frame.to_ndarray(format=pixel_format, threads=threads)
     else:
         array = frame.to_ndarray(width=width, height=height, format=pixel_format,
-                                 interpolation="AREA")
+                                 interpolation="AREA", threads=threads)
     if turn:
         array = np.ascontiguousarray(np.rot90(array, k=-turn))
     return array
@@ -493,7 +507,8 @@ def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     if name not in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p") or \
             (frame.width, frame.height) != (width, height):
         target = "yuvj420p" if name.startswith("yuvj") else "yuv420p"
-        frame = frame.reformat(width=width, height=height, format=target, interpolation="AREA")
+        frame = frame.reformat(width=width, height=height, format=target, interpolation="AREA",
+                               threads=_threads(frame))
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, :plane.width].copy()

@@ -33,7 +33,9 @@ TOLERANCE_DB = -0.05
 
 
 def load_frames(path: Path) -> list[CalibrationFrame]:
-    return [CalibrationFrame(**d) for d in json.loads(path.read_text())]
+    saved = json.loads(path.read_text())
+    frames = saved["frames"] if isinstance(saved, dict) else saved  # older files: a bare list
+    return [CalibrationFrame(**d) for d in frames]
 
 
 def gated_gains(gate: QualityGate, frames: list[CalibrationFrame]) -> dict[str, dict[str, float]]:

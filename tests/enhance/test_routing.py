@@ -171,3 +171,38 @@ def test_calibration_with_lowcut_records_it_in_the_bundle(bundles, clean_root, t
         calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), lowcut=4)
     with pytest.raises(ConfigError, match="headroom"):
         calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4, qps=(40,), headroom=-1)
+
+
+def test_a_gate_refit_from_saved_measurements_pools_sets_and_refuses_other_weights(
+        bundles, clean_root, tmp_path, capsys):
+    """`--save-frames` then `--from-frames`: a gate from several measured clip sets without
+    running the model again, only for the weights (and low-cut) it was measured on."""
+    bundle = tmp_path / "refit.vidlab"
+    shutil.copytree(bundles["restore"], bundle)
+    args = ["enhance", "calibrate", str(bundle), "--data", str(clean_root), "--clips", "1",
+            "--frames", "4", "--qps", "40", "--lowcut", "9", "--dry-run"]
+    for name in ("a", "b"):  # the same clip twice: two sets whose clips share a name
+        main([*args, "--save-frames", str(tmp_path / f"{name}.json"), "--json"])
+    capsys.readouterr()
+    assert load_gate(bundle) is None and load_enhancer(bundle)[0].lowcut == 0  # dry runs
+    main(["enhance", "calibrate", str(bundle), "--from-frames", str(tmp_path / "a.json"),
+          "--from-frames", str(tmp_path / "b.json"), "--qps", "40", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    gate = load_gate(bundle)
+    assert gate is not None and gate.info["clips"] == 2 * result_clips(tmp_path / "a.json")
+    assert gate.info["headroom"] == 0.5 and load_enhancer(bundle)[0].lowcut == 9
+    assert all(row["gated_worst"] >= -1e-6 for row in result["gain_db"].values())
+
+    other = json.loads((tmp_path / "a.json").read_text())
+    other["weights_sha256"] = "0" * 64
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    for args, message in ((["--from-frames", str(tmp_path / "other.json")], "other weights"),
+                          ([], "either --data")):
+        with pytest.raises(SystemExit):
+            main(["enhance", "calibrate", str(bundle), *args])
+        assert message in capsys.readouterr().err
+
+
+def result_clips(path) -> int:
+    """Clip × encoding keys in a saved measurement."""
+    return len({f["clip"] for f in json.loads(path.read_text())["frames"]})

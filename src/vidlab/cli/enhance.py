@@ -76,7 +76,7 @@ def run_cmd(
 @enhance_app.command("calibrate")
 def calibrate_cmd(
     bundle: Path = typer.Argument(..., help="Enhancement bundle to calibrate (gets gate.json)."),
-    data: Path = typer.Option(..., "--data", help="Clean clips neither trained nor tested on."),
+    data: Path = typer.Option(None, "--data", help="Clean clips neither trained nor tested on."),
     clips: int = typer.Option(8, "--clips", help="Clips to use."),
     frames: int = typer.Option(10, "--frames", help="Frames per clip."),
     qps: str = typer.Option(",".join(map(str, (12, 18, 22, 27, 32, 37, 42, 47, 51))), "--qps",
@@ -97,6 +97,10 @@ def calibrate_cmd(
     save_frames: Path = typer.Option(None, "--save-frames",
                                      help="Write the per-frame measurements here (JSON), to "
                                           "derive gates with other thresholds later."),
+    from_frames: list[Path] = typer.Option(None, "--from-frames",
+                                           help="Fit the gate from measurements saved with "
+                                                "--save-frames (repeat to pool several clip "
+                                                "sets) instead of measuring --data."),
     threads: int = typer.Option(None, "--threads", help="Torch threads (default: torch's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -105,23 +109,33 @@ def calibrate_cmd(
     import torch
 
     from vidlab.cli.common import print_json, print_table
-    from vidlab.enhance.calibrate import calibrate_bundle
+    from vidlab.enhance.calibrate import calibrate_bundle, refit_bundle
     from vidlab.errors import ConfigError
 
     try:
         qp_list = tuple(int(q) for q in qps.split(","))
     except ValueError:
         raise ConfigError(f"--qps must be comma-separated integers, got {qps!r}") from None
-    if threads:
-        torch.set_num_threads(threads)
-    result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
-                              floor_db=floor, min_gain_db=min_gain, write=not dry_run,
-                              lowcut=lowcut, headroom=headroom)
-    frames = result.pop("frames")
-    if save_frames:
-        from vidlab.bundle import write_json_atomic
+    if (data is None) == (not from_frames):
+        raise ConfigError("give either --data (clips to measure) or --from-frames (saved "
+                          "measurements)")
+    if from_frames:
+        if lowcut is not None or save_frames:
+            raise ConfigError("--lowcut and --save-frames belong to a measurement: the saved "
+                              "measurements carry their low-cut")
+        result = refit_bundle(bundle, from_frames, qps=qp_list, floor_db=floor,
+                              min_gain_db=min_gain, headroom=headroom, write=not dry_run)
+    else:
+        if threads:
+            torch.set_num_threads(threads)
+        result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
+                                  floor_db=floor, min_gain_db=min_gain, write=not dry_run,
+                                  lowcut=lowcut, headroom=headroom)
+        measurements = result.pop("measurements")
+        if save_frames:
+            from vidlab.bundle import write_json_atomic
 
-        write_json_atomic(save_frames, frames)
+            write_json_atomic(save_frames, measurements)
     if as_json:
         print_json(result)
         return

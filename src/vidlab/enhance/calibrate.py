@@ -10,6 +10,7 @@ clips (the committed bundles used held-out segments of their training sources).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -124,38 +125,97 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
                      headroom: float = HEADROOM) -> dict[str, Any]:
     """Measure the bundle's gate on clips from `data` and write it into the bundle
     (`gate.json`; `write=False` only measures). Returns the gate, the gains it keeps and the
-    per-frame measurements (`frames`: a gate with other thresholds is `calibrate_gate` of
-    them, no model run needed).
+    per-frame measurements (`measurements`: what `refit_bundle` takes to fit a gate with
+    other thresholds or more clips, no model run needed).
 
     With the same `seed`, the clips are the first of the validation clips that
     `vidlab enhance train` held out of a run on the same `data`. `lowcut` (odd px, 0: off)
     switches the model's low-cut (`EnhanceNet.lowcut`) before measuring; written with the gate,
     since the gate is only valid for the model it measured.
     """
-    from vidlab.enhance.gate import clip_gains
     from vidlab.enhance.infer import load_enhancer
 
-    if headroom < 0:
-        raise ConfigError(f"headroom must be 0 or more (a share of the strength), got {headroom}")
+    _check_headroom(headroom)
     model, b = load_enhancer(bundle)
     if lowcut is not None:
         model.lowcut = check_lowcut(lowcut, ConfigError)
     task = b.config.get("enhance_task", "restore")
     clips = calibration_clips(data, num_clips, num_frames, seed=seed)
     frames = measure_frames(model, clips, conditions(codecs, qps, gops), task)
+    result = _fit(b, frames, qps, task, floor_db, min_gain_db, headroom,
+                  dict(data=str(data), clip_names=sorted(clips), codecs=list(codecs),
+                       gops=list(gops), frames_per_clip=num_frames),
+                  lowcut if write else None, write)
+    result["measurements"] = {"weights_sha256": weights_digest(b.path), "lowcut": model.lowcut,
+                              "frames": [dataclasses.asdict(f) for f in frames]}
+    return result
+
+
+def refit_bundle(bundle: str | Path, measurements: list[str | Path],
+                 qps: tuple[int, ...] = CALIBRATION_QPS, floor_db: float = 0.0,
+                 min_gain_db: float = MIN_GAIN_DB, headroom: float = HEADROOM,
+                 write: bool = True) -> dict[str, Any]:
+    """Fit the bundle's gate from saved measurements (`vidlab enhance calibrate --save-frames`)
+    of one or more clip sets, without running the model: other thresholds, or a larger
+    calibration set made of several. Each file must have been measured on this bundle's
+    weights, all with the same low-cut (recorded with the gate)."""
+    from vidlab.bundle import load_bundle
+
+    _check_headroom(headroom)
+    b = load_bundle(bundle)
+    digest, frames, lowcuts = weights_digest(b.path), [], set()
+    for i, path in enumerate(measurements):
+        try:
+            saved = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a calibration measurement ({exc})") from exc
+        if not isinstance(saved, dict) or "frames" not in saved:
+            raise ConfigError(f"{path}: not a calibration measurement (no 'frames')")
+        if saved.get("weights_sha256") != digest:
+            raise ConfigError(f"{path} was measured on other weights than {b.path}'s: "
+                              "a gate holds only for the model it measured")
+        lowcuts.add(saved.get("lowcut", 0))
+        prefix = f"{i}:{Path(path).stem}/" if len(measurements) > 1 else ""
+        frames += [CalibrationFrame(**{**f, "clip": prefix + f["clip"]}) for f in saved["frames"]]
+    if len(lowcuts) > 1:
+        raise ConfigError(f"the measurements were taken with different low-cuts {sorted(lowcuts)}")
+    task = b.config.get("enhance_task", "restore")
+    return _fit(b, frames, qps, task, floor_db, min_gain_db, headroom,
+                dict(measurements=[str(p) for p in measurements]),
+                lowcuts.pop() if lowcuts else None, write)
+
+
+def _fit(b, frames: list[CalibrationFrame], qps, task: str, floor_db: float,
+         min_gain_db: float, headroom: float, info: dict, lowcut: int | None,
+         write: bool) -> dict[str, Any]:
+    """The gate of `frames`, written into bundle `b` with the low-cut it was measured with."""
+    from vidlab.enhance.gate import clip_gains
+
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
     gate = calibrate_gate(frames, grid, floor_db, min_gain_db,
                           near_lossless_qp=NEAR_LOSSLESS_QP if task == "restore" else 0.0,
                           headroom=headroom)
-    gate.info.update(task=task, data=str(data), clip_names=sorted(clips), codecs=list(codecs),
-                     gops=list(gops), frames_per_clip=num_frames)
+    gate.info.update(task=task, **info)
     if write:  # the low-cut and the gate measured with it land together, after measuring
         if lowcut is not None:
             record_lowcut(b, lowcut)
         save_gate(b.path, gate)
     return {"bundle": str(b.path), "gate": gate.to_dict(),
-            "gain_db": _gains_by_qp(frames, gate, clip_gains),
-            "frames": [dataclasses.asdict(f) for f in frames]}
+            "gain_db": _gains_by_qp(frames, gate, clip_gains)}
+
+
+def _check_headroom(headroom: float) -> None:
+    if headroom < 0:
+        raise ConfigError(f"headroom must be 0 or more (a share of the strength), got {headroom}")
+
+
+def weights_digest(bundle_dir: Path) -> str:
+    """SHA-256 of the bundle's weights: which model a measurement belongs to."""
+    import hashlib
+
+    from vidlab.bundle import WEIGHTS_FILE
+
+    return hashlib.sha256((Path(bundle_dir) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
 def record_lowcut(bundle, lowcut: int) -> None:

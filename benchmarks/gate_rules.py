@@ -6,7 +6,7 @@ issue's tolerance (0.05 dB), the worst clip, and the mean gain per codec Ã— QP Ã
 are per-frame measurements of one bundle, written by
 `vidlab enhance calibrate BUNDLE --data SET --dry-run --save-frames FRAMES.json`, so no model
 runs here and the rules are compared on exactly the same frames (the baseline is the rule of
-the shipped gates, `--floor-db 0.05`).
+the gates shipped before session 20, `--floor-db 0.05`). Restore measurements only.
 
     python benchmarks/gate_rules.py FRAMES_A.json FRAMES_B.json [--qps 27,32,37] [--json]
 """
@@ -27,7 +27,7 @@ from vidlab.enhance.gate import (
 )
 
 GRID = [18.0, 22.0, 27.0, 32.0, 37.0, 42.0, 47.0, 51.0]
-RULES = [  # (floor_db, headroom): the shipped rule first
+RULES = [  # (floor_db, headroom): the earlier shipped rule first, the default last
     (0.05, 0.0), (0.03, 0.0), (0.02, 0.0), (0.0, 0.0), (0.0, 0.25), (0.0, 0.5)]
 TOLERANCE_DB = -0.05
 
@@ -81,12 +81,13 @@ def main() -> None:
     shown = [f"QP{q}" for q in args.qps.split(",")]
     base = rows[0]
     for r in rows:
-        means = {c: m for c, m in sorted(r["mean_db"].items()) if c.split()[1] in shown}
-        ratio = np.mean(list(means.values())) / max(np.mean(
-            [m for c, m in base["mean_db"].items() if c in means]), 1e-9)
+        means = {c: m for c, m in sorted(r["mean_db"].items())
+                 if len(c.split()) > 1 and c.split()[1] in shown}
+        baseline = float(np.mean([m for c, m in base["mean_db"].items() if c in means]))
+        ratio = np.mean(list(means.values())) / baseline if baseline > 0 else float("nan")
         print(f"floor {r['floor_db']:.2f} headroom {r['headroom']:.2f}: "
               f"{r['losses_past_tolerance']} clips past {TOLERANCE_DB} dB, worst "
-              f"{r['worst_db']:+.3f}; mean gain {ratio:.2f}x the shipped rule's | "
+              f"{r['worst_db']:+.3f}; mean gain {ratio:.2f}x floor 0.05's | "
               + " ".join(f"{c.replace(' ', '')} {m:+.3f}" for c, m in means.items()))
 
 

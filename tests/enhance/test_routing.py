@@ -190,13 +190,29 @@ def test_a_gate_refit_from_saved_measurements_pools_sets_and_refuses_other_weigh
     result = json.loads(capsys.readouterr().out)
     gate = load_gate(bundle)
     assert gate is not None and gate.info["clips"] == 2 * result_clips(tmp_path / "a.json")
+    assert [m["clips"] for m in gate.info["measurements"]] == [1, 1]
     assert gate.info["headroom"] == 0.5 and load_enhancer(bundle)[0].lowcut == 9
     assert all(row["gated_worst"] >= -1e-6 for row in result["gain_db"].values())
 
-    other = json.loads((tmp_path / "a.json").read_text())
-    other["weights_sha256"] = "0" * 64
-    (tmp_path / "other.json").write_text(json.dumps(other))
-    for args, message in ((["--from-frames", str(tmp_path / "other.json")], "other weights"),
+    dry = json.loads((tmp_path / "a.json").read_text())
+    main(["enhance", "calibrate", str(bundle), "--from-frames", str(tmp_path / "a.json")])
+    refit = load_gate(bundle)  # one file: exactly the gate the dry run measured
+    assert refit.tables == calibrate_bundle(bundle, clean_root, num_clips=1, num_frames=4,
+                                            qps=(40,), lowcut=9, write=False)["gate"]["tables"]
+    capsys.readouterr()
+
+    (tmp_path / "list.json").write_text(json.dumps(dry["frames"]))  # a pre-hash file
+
+    def variant(name, **change):
+        (tmp_path / name).write_text(json.dumps({**dry, **change}))
+        return ["--from-frames", str(tmp_path / name)]
+
+    for args, message in ((variant("other.json", weights_sha256="0" * 64), "other weights"),
+                          (variant("old.json") + ["--qps", "30,40"], "at QPs [40]"),
+                          (["--from-frames", str(tmp_path / "a.json"),
+                            *variant("cut.json", lowcut=0)], "different lowcut"),
+                          (variant("empty.json", frames=[]), "no frames"),
+                          (["--from-frames", str(tmp_path / "list.json")], "measure again"),
                           ([], "either --data")):
         with pytest.raises(SystemExit):
             main(["enhance", "calibrate", str(bundle), *args])

@@ -207,9 +207,12 @@ def test_one_scaler_thread_converts_exactly_as_ffmpegs_own_thread_choice(size, m
     rgb = np.random.default_rng(3).integers(0, 256, (h, w, 3), np.uint8)
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
     assert reader._threads(frame) == (1 if h * w <= reader.SINGLE_THREAD_MAX_PIXELS else 0)
-    ways = [(h, w, "rgb24"), (h // 2, w // 2, "rgb24"), (h, w, EXACT_RGB), (h, w, "gray")]
-    shipped = [frame_to_array(frame, *way) for way in ways]
-    monkeypatch.setattr(reader, "SINGLE_THREAD_MAX_PIXELS", 0)
-    assert reader._threads(frame) == 0
-    for way, array in zip(ways, shipped, strict=True):
-        assert np.array_equal(frame_to_array(frame, *way), array), way
+    ways = [(h, w, "rgb24"), (h // 2, w // 2, "rgb24"), (h, w, EXACT_RGB), (h, w, "gray"),
+            (h // 2, w // 2, "gray")]
+    converted = {}
+    for limit in (10**9, 0):  # every frame on one thread, then every frame on FFmpeg's choice
+        monkeypatch.setattr(reader, "SINGLE_THREAD_MAX_PIXELS", limit)
+        assert reader._threads(frame) == (1 if limit else 0)
+        converted[limit] = [frame_to_array(frame, *way) for way in ways]
+    for way, one, auto in zip(ways, converted[10**9], converted[0], strict=True):
+        assert np.array_equal(one, auto), way

@@ -79,8 +79,9 @@ def calibrate_cmd(
     data: Path = typer.Option(None, "--data", help="Clean clips neither trained nor tested on."),
     clips: int = typer.Option(8, "--clips", help="Clips to use."),
     frames: int = typer.Option(10, "--frames", help="Frames per clip."),
-    qps: str = typer.Option(",".join(map(str, (12, 18, 22, 27, 32, 37, 42, 47, 51))), "--qps",
-                            help="Constant QPs to calibrate at (comma-separated)."),
+    qps: str = typer.Option(None, "--qps",
+                            help="Constant QPs to calibrate at (comma-separated; default "
+                                 "12,18,22,27,32,37,42,47,51, or those of --from-frames)."),
     floor: float = typer.Option(0.0, "--floor-db",
                                 help="Least gain (dB) any calibration clip may get."),
     headroom: float = typer.Option(0.5, "--headroom",
@@ -109,11 +110,11 @@ def calibrate_cmd(
     import torch
 
     from vidlab.cli.common import print_json, print_table
-    from vidlab.enhance.calibrate import calibrate_bundle, refit_bundle
+    from vidlab.enhance.calibrate import CALIBRATION_QPS, calibrate_bundle, refit_bundle
     from vidlab.errors import ConfigError
 
     try:
-        qp_list = tuple(int(q) for q in qps.split(","))
+        qp_list = None if qps is None else tuple(int(q) for q in qps.split(","))
     except ValueError:
         raise ConfigError(f"--qps must be comma-separated integers, got {qps!r}") from None
     if (data is None) == (not from_frames):
@@ -128,9 +129,10 @@ def calibrate_cmd(
     else:
         if threads:
             torch.set_num_threads(threads)
-        result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames, qps=qp_list,
-                                  floor_db=floor, min_gain_db=min_gain, write=not dry_run,
-                                  lowcut=lowcut, headroom=headroom)
+        result = calibrate_bundle(bundle, data, num_clips=clips, num_frames=frames,
+                                  qps=qp_list or CALIBRATION_QPS, floor_db=floor,
+                                  min_gain_db=min_gain, write=not dry_run, lowcut=lowcut,
+                                  headroom=headroom)
         measurements = result.pop("measurements")
         if save_frames:
             from vidlab.bundle import write_json_atomic

@@ -86,7 +86,10 @@ def clip_names(paths: list[Path]) -> list[str]:
     import os
 
     root = Path(os.path.commonpath([p.parent for p in paths]))
-    return [p.relative_to(root).with_suffix("").as_posix() for p in paths]
+    names = [p.relative_to(root).with_suffix("").as_posix() for p in paths]
+    if len(set(names)) < len(names):  # clip.mp4 beside clip.mkv: keep the suffixes
+        names = [p.relative_to(root).as_posix() for p in paths]
+    return names
 
 
 def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
@@ -147,42 +150,74 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
                        gops=list(gops), frames_per_clip=num_frames),
                   lowcut if write else None, write)
     result["measurements"] = {"weights_sha256": weights_digest(b.path), "lowcut": model.lowcut,
+                              "task": task, "qps": [int(q) for q in qps], "data": str(data),
+                              "clips": len(clips),
                               "frames": [dataclasses.asdict(f) for f in frames]}
     return result
 
 
 def refit_bundle(bundle: str | Path, measurements: list[str | Path],
-                 qps: tuple[int, ...] = CALIBRATION_QPS, floor_db: float = 0.0,
+                 qps: tuple[int, ...] | None = None, floor_db: float = 0.0,
                  min_gain_db: float = MIN_GAIN_DB, headroom: float = HEADROOM,
                  write: bool = True) -> dict[str, Any]:
     """Fit the bundle's gate from saved measurements (`vidlab enhance calibrate --save-frames`)
     of one or more clip sets, without running the model: other thresholds, or a larger
-    calibration set made of several. Each file must have been measured on this bundle's
-    weights, all with the same low-cut (recorded with the gate)."""
+    calibration set made of several. Every file must have been measured on this bundle's
+    weights and task, at the same QPs (`qps`, if given, must be those) and with the same
+    low-cut, which is recorded with the gate."""
     from vidlab.bundle import load_bundle
 
     _check_headroom(headroom)
+    if not measurements:
+        raise ConfigError("no measurements to fit a gate from")
     b = load_bundle(bundle)
-    digest, frames, lowcuts = weights_digest(b.path), [], set()
-    for i, path in enumerate(measurements):
-        try:
-            saved = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: not a calibration measurement ({exc})") from exc
-        if not isinstance(saved, dict) or "frames" not in saved:
-            raise ConfigError(f"{path}: not a calibration measurement (no 'frames')")
-        if saved.get("weights_sha256") != digest:
-            raise ConfigError(f"{path} was measured on other weights than {b.path}'s: "
-                              "a gate holds only for the model it measured")
-        lowcuts.add(saved.get("lowcut", 0))
-        prefix = f"{i}:{Path(path).stem}/" if len(measurements) > 1 else ""
-        frames += [CalibrationFrame(**{**f, "clip": prefix + f["clip"]}) for f in saved["frames"]]
-    if len(lowcuts) > 1:
-        raise ConfigError(f"the measurements were taken with different low-cuts {sorted(lowcuts)}")
     task = b.config.get("enhance_task", "restore")
-    return _fit(b, frames, qps, task, floor_db, min_gain_db, headroom,
-                dict(measurements=[str(p) for p in measurements]),
-                lowcuts.pop() if lowcuts else None, write)
+    digest, frames, sets = weights_digest(b.path), [], []
+    for i, path in enumerate(measurements):
+        saved = _load_measurement(Path(path), digest, task)
+        prefix = f"{i}:{Path(path).stem}/" if len(measurements) > 1 else ""
+        frames += [dataclasses.replace(f, clip=prefix + f.clip) for f in saved["frames"]]
+        sets.append({"file": str(path), "data": saved.get("data"), "clips": saved.get("clips"),
+                     "qps": saved["qps"], "lowcut": saved["lowcut"]})
+    for key in ("qps", "lowcut"):
+        values = {json.dumps(m[key]) for m in sets}
+        if len(values) > 1:
+            raise ConfigError(f"the measurements were taken with different {key}: "
+                              + ", ".join(sorted(values)))
+    measured_qps, lowcut = sets[0]["qps"], sets[0]["lowcut"]
+    if qps is not None and [int(q) for q in qps] != measured_qps:
+        raise ConfigError(f"the measurements were taken at QPs {measured_qps}; a gate is fitted "
+                          f"at the QPs its frames were measured at (got {list(qps)})")
+    return _fit(b, frames, measured_qps, task, floor_db, min_gain_db, headroom,
+                dict(measurements=[{k: m[k] for k in ("file", "data", "clips")}
+                                   for m in sets]), lowcut, write)
+
+
+def _load_measurement(path: Path, digest: str, task: str) -> dict[str, Any]:
+    """A `--save-frames` file, checked against the bundle it is to calibrate."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a calibration measurement ({exc})") from exc
+    if isinstance(saved, list):
+        raise ConfigError(f"{path}: a measurement from before vidlab recorded which weights it "
+                          "was taken on; measure again with --save-frames")
+    missing = [k for k in ("weights_sha256", "lowcut", "task", "qps", "frames")
+               if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        raise ConfigError(f"{path}: not a calibration measurement (no {', '.join(missing)})")
+    if saved["weights_sha256"] != digest:
+        raise ConfigError(f"{path} was measured on other weights than this bundle's: a gate "
+                          "holds only for the model it measured")
+    if saved["task"] != task:
+        raise ConfigError(f"{path} measured a {saved['task']} model; this bundle is {task}")
+    try:
+        saved["frames"] = [CalibrationFrame(**f) for f in saved["frames"]]
+    except TypeError as exc:
+        raise ConfigError(f"{path}: a frame is not a calibration measurement ({exc})") from exc
+    if not saved["frames"]:
+        raise ConfigError(f"{path}: no frames were measured")
+    return saved
 
 
 def _fit(b, frames: list[CalibrationFrame], qps, task: str, floor_db: float,
@@ -205,7 +240,7 @@ def _fit(b, frames: list[CalibrationFrame], qps, task: str, floor_db: float,
 
 
 def _check_headroom(headroom: float) -> None:
-    if headroom < 0:
+    if not headroom >= 0:  # NaN too: it would switch the margin off
         raise ConfigError(f"headroom must be 0 or more (a share of the strength), got {headroom}")
 
 

@@ -4,7 +4,8 @@ A gate is fitted on one set of calibration clips and scored on another it never 
 ways; per rule the script prints how often a clip of the unseen set loses more than the
 issue's tolerance (0.05 dB), the worst clip, and the mean gain per codec × QP × GOP. The inputs
 are per-frame measurements of one bundle, written by
-`vidlab enhance calibrate BUNDLE --data SET --dry-run --save-frames FRAMES.json`, so no model
+`vidlab enhance calibrate BUNDLE --data SET --dry-run --save-frames FRAMES.json` (both at the
+same `--qps`), so no model
 runs here and the rules are compared on exactly the same frames (the baseline is the rule of
 the gates shipped before session 20, `--floor-db 0.05`). Restore measurements only.
 
@@ -19,42 +20,34 @@ from pathlib import Path
 
 import numpy as np
 
+from vidlab.enhance.calibrate import load_measurement
 from vidlab.enhance.gate import (
     NEAR_LOSSLESS_QP,
     CalibrationFrame,
     QualityGate,
     calibrate_gate,
+    gated_clip_gains,
 )
 
-GRID = [18.0, 22.0, 27.0, 32.0, 37.0, 42.0, 47.0, 51.0]
 RULES = [  # (floor_db, headroom): the earlier shipped rule first, the default last
     (0.05, 0.0), (0.03, 0.0), (0.02, 0.0), (0.0, 0.0), (0.0, 0.25), (0.0, 0.5)]
 TOLERANCE_DB = -0.05
 
 
-def load_frames(path: Path) -> list[CalibrationFrame]:
-    saved = json.loads(path.read_text())
-    frames = saved["frames"] if isinstance(saved, dict) else saved  # older files: a bare list
-    return [CalibrationFrame(**d) for d in frames]
-
-
 def gated_gains(gate: QualityGate, frames: list[CalibrationFrame]) -> dict[str, dict[str, float]]:
     """condition → clip → mean luma gain (dB) under `gate` (clips keyed 'clip | condition')."""
-    per: dict[str, dict[str, list[float]]] = {}
+    by_condition: dict[str, list[CalibrationFrame]] = {}
     for f in frames:
-        clip, cond = f.clip.split(" | ")
-        a = gate.alpha(f.qp, f.family)
-        gain = 10 * np.log10(max(f.mse_base, 1e-6) / max(f.mse(a), 1e-6))
-        per.setdefault(cond, {}).setdefault(clip, []).append(gain)
-    return {c: {k: float(np.mean(v)) for k, v in clips.items()} for c, clips in per.items()}
+        by_condition.setdefault(f.clip.split(" | ")[1], []).append(f)
+    return {c: gated_clip_gains(fs, gate) for c, fs in by_condition.items()}
 
 
-def cross_validate(a: list[CalibrationFrame], b: list[CalibrationFrame], floor: float,
-                   headroom: float) -> dict:
+def cross_validate(a: list[CalibrationFrame], b: list[CalibrationFrame], grid: list[float],
+                   floor: float, headroom: float) -> dict:
     """Fit on a, score on b, and the other way round."""
     scored: dict[str, list[dict[str, float]]] = {}
     for fit, test in ((a, b), (b, a)):
-        gate = calibrate_gate(fit, GRID, floor, near_lossless_qp=NEAR_LOSSLESS_QP,
+        gate = calibrate_gate(fit, grid, floor, near_lossless_qp=NEAR_LOSSLESS_QP,
                               headroom=headroom)
         for cond, clips in gated_gains(gate, test).items():
             scored.setdefault(cond, []).append(clips)
@@ -73,8 +66,12 @@ def main() -> None:
     ap.add_argument("--qps", default="27,32,37", help="QPs to show the mean gain of")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    a, b = load_frames(args.frames_a), load_frames(args.frames_b)
-    rows = [cross_validate(a, b, floor, headroom) for floor, headroom in RULES]
+    a, b = (load_measurement(path, task="restore") for path in (args.frames_a, args.frames_b))
+    if a["qps"] != b["qps"]:
+        raise SystemExit(f"measured at different QPs: {a['qps']} and {b['qps']}")
+    grid = [float(q) for q in a["qps"]]
+    rows = [cross_validate(a["frames"], b["frames"], grid, floor, headroom)
+            for floor, headroom in RULES]
     if args.json:
         print(json.dumps(rows, indent=1))
         return

@@ -65,6 +65,15 @@ def test_headroom_keeps_a_strength_no_clip_loses_at_one_and_a_half_times_it():
     assert safe.info["headroom"] == 0.5
 
 
+def test_the_cli_calibrates_with_the_librarys_default_headroom():
+    import inspect
+
+    from vidlab.cli.enhance import calibrate_cmd
+    from vidlab.enhance.gate import HEADROOM
+
+    assert inspect.signature(calibrate_cmd).parameters["headroom"].default.default == HEADROOM
+
+
 def test_a_clip_that_gains_little_shuts_the_floor_off_but_not_the_headroom():
     # clip c gains under 0.01 dB at any strength but never loses: no reason to stop clip a
     frames = [_frame("a", 37, cross=1.0, power=1.0), _frame("c", 37, cross=0.02, power=0.02)]

@@ -25,7 +25,9 @@ from vidlab.enhance.gate import (
     QualityGate,
     calibrate_gate,
     calibration_frame,
+    clip_gains,
     codec_family,
+    gated_clip_gains,
     save_gate,
 )
 from vidlab.enhance.model import check_lowcut
@@ -148,7 +150,7 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, num_clips: int = 8,
     result = _fit(b, frames, qps, task, floor_db, min_gain_db, headroom,
                   dict(data=str(data), clip_names=sorted(clips), codecs=list(codecs),
                        gops=list(gops), frames_per_clip=num_frames),
-                  lowcut if write else None, write)
+                  lowcut, write)
     result["measurements"] = {"weights_sha256": weights_digest(b.path), "lowcut": model.lowcut,
                               "task": task, "qps": [int(q) for q in qps], "data": str(data),
                               "clips": len(clips),
@@ -174,16 +176,15 @@ def refit_bundle(bundle: str | Path, measurements: list[str | Path],
     task = b.config.get("enhance_task", "restore")
     digest, frames, sets = weights_digest(b.path), [], []
     for i, path in enumerate(measurements):
-        saved = _load_measurement(Path(path), digest, task)
+        saved = load_measurement(Path(path), digest, task)
         prefix = f"{i}:{Path(path).stem}/" if len(measurements) > 1 else ""
         frames += [dataclasses.replace(f, clip=prefix + f.clip) for f in saved["frames"]]
         sets.append({"file": str(path), "data": saved.get("data"), "clips": saved.get("clips"),
                      "qps": saved["qps"], "lowcut": saved["lowcut"]})
     for key in ("qps", "lowcut"):
-        values = {json.dumps(m[key]) for m in sets}
-        if len(values) > 1:
+        if any(m[key] != sets[0][key] for m in sets):
             raise ConfigError(f"the measurements were taken with different {key}: "
-                              + ", ".join(sorted(values)))
+                              + ", ".join(str(m[key]) for m in sets))
     measured_qps, lowcut = sets[0]["qps"], sets[0]["lowcut"]
     if qps is not None and [int(q) for q in qps] != measured_qps:
         raise ConfigError(f"the measurements were taken at QPs {measured_qps}; a gate is fitted "
@@ -193,8 +194,10 @@ def refit_bundle(bundle: str | Path, measurements: list[str | Path],
                                    for m in sets]), lowcut, write)
 
 
-def _load_measurement(path: Path, digest: str, task: str) -> dict[str, Any]:
-    """A `--save-frames` file, checked against the bundle it is to calibrate."""
+def load_measurement(path: Path, digest: str | None = None,
+                     task: str | None = None) -> dict[str, Any]:
+    """A `--save-frames` file, its frames as `CalibrationFrame`s; checked against the weights'
+    `digest` and the `task` of the bundle it is to calibrate, where given."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -206,10 +209,10 @@ def _load_measurement(path: Path, digest: str, task: str) -> dict[str, Any]:
                if not isinstance(saved, dict) or k not in saved]
     if missing:
         raise ConfigError(f"{path}: not a calibration measurement (no {', '.join(missing)})")
-    if saved["weights_sha256"] != digest:
+    if digest is not None and saved["weights_sha256"] != digest:
         raise ConfigError(f"{path} was measured on other weights than this bundle's: a gate "
                           "holds only for the model it measured")
-    if saved["task"] != task:
+    if task is not None and saved["task"] != task:
         raise ConfigError(f"{path} measured a {saved['task']} model; this bundle is {task}")
     try:
         saved["frames"] = [CalibrationFrame(**f) for f in saved["frames"]]
@@ -224,8 +227,6 @@ def _fit(b, frames: list[CalibrationFrame], qps, task: str, floor_db: float,
          min_gain_db: float, headroom: float, info: dict, lowcut: int | None,
          write: bool) -> dict[str, Any]:
     """The gate of `frames`, written into bundle `b` with the low-cut it was measured with."""
-    from vidlab.enhance.gate import clip_gains
-
     grid = [float(q) for q in qps] + ([UNCOMPRESSED_QP] if task == "sr2x" else [])
     gate = calibrate_gate(frames, grid, floor_db, min_gain_db,
                           near_lossless_qp=NEAR_LOSSLESS_QP if task == "restore" else 0.0,
@@ -236,7 +237,7 @@ def _fit(b, frames: list[CalibrationFrame], qps, task: str, floor_db: float,
             record_lowcut(b, lowcut)
         save_gate(b.path, gate)
     return {"bundle": str(b.path), "gate": gate.to_dict(),
-            "gain_db": _gains_by_qp(frames, gate, clip_gains)}
+            "gain_db": _gains_by_qp(frames, gate)}
 
 
 def _check_headroom(headroom: float) -> None:
@@ -265,21 +266,15 @@ def record_lowcut(bundle, lowcut: int) -> None:
     write_json_atomic(bundle.path / CONFIG_FILE, bundle.config)
 
 
-def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate, clip_gains) -> dict:
+def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate) -> dict:
     """Mean / worst clip gain (dB) per codec family and QP, at full strength and gated."""
     rows: dict[str, dict[str, float]] = {}
     keys = sorted({(f.family, f.clip.split(" | ")[1]) for f in frames})
     for family, cond in keys:
         sel = [f for f in frames if f.family == family and f.clip.endswith(cond)]
-        full = clip_gains(sel, 1.0)
-        gated = {}
-        for f in sel:
-            a = gate.alpha(f.qp, family)
-            gated.setdefault(f.clip, []).append(
-                10 * np.log10(max(f.mse_base, 1e-6) / max(f.mse(a), 1e-6)))
-        g = [float(np.mean(v)) for v in gated.values()]
+        full, gated = clip_gains(sel, 1.0), gated_clip_gains(sel, gate)
         rows[f"{family} {cond}"] = {"full_mean": round(float(np.mean(list(full.values()))), 3),
                                     "full_worst": round(min(full.values()), 3),
-                                    "gated_mean": round(float(np.mean(g)), 3),
-                                    "gated_worst": round(min(g), 3)}
+                                    "gated_mean": round(float(np.mean(list(gated.values()))), 3),
+                                    "gated_worst": round(min(gated.values()), 3)}
     return rows

@@ -140,6 +140,10 @@ class CalibrationFrame:
     def mse(self, alpha: float) -> float:
         return self.mse_base - 2 * alpha * self.cross + alpha * alpha * self.power
 
+    def gain_db(self, alpha: float) -> float:
+        """Luma PSNR gain (dB) over the base at strength `alpha`."""
+        return float(10 * np.log10(max(self.mse_base, 1e-6) / max(self.mse(alpha), 1e-6)))
+
 
 def calibration_frame(clip: str, family: str, qp: float | None, clean: np.ndarray,
                       base: np.ndarray, out: np.ndarray) -> CalibrationFrame:
@@ -154,10 +158,18 @@ def calibration_frame(clip: str, family: str, qp: float | None, clean: np.ndarra
 
 def clip_gains(frames: list[CalibrationFrame], alpha: float) -> dict[str, float]:
     """Mean luma PSNR gain (dB) per clip at strength `alpha` (PSNR averaged over frames)."""
+    return _per_clip(frames, lambda f: f.gain_db(alpha))
+
+
+def gated_clip_gains(frames: list[CalibrationFrame], gate: QualityGate) -> dict[str, float]:
+    """Mean luma PSNR gain (dB) per clip, each frame at the strength `gate` gives it."""
+    return _per_clip(frames, lambda f: f.gain_db(gate.alpha(f.qp, f.family)))
+
+
+def _per_clip(frames: list[CalibrationFrame], gain) -> dict[str, float]:
     per: dict[str, list[float]] = {}
     for f in frames:
-        gain = 10 * np.log10(max(f.mse_base, 1e-6) / max(f.mse(alpha), 1e-6))
-        per.setdefault(f.clip, []).append(gain)
+        per.setdefault(f.clip, []).append(gain(f))
     return {k: float(np.mean(v)) for k, v in per.items()}
 
 
@@ -197,7 +209,8 @@ def calibrate_gate(frames: list[CalibrationFrame], qps: list[float],
                    near_lossless_qp: float = 0.0, headroom: float = 0.0) -> QualityGate:
     """A gate from calibration frames: per codec family and calibrated QP (a frame belongs to
     the highest of `qps` at or below its QP, as `QualityGate.alpha` looks it up), the best
-    strength that harms no clip (`best_alpha`: with `floor_db` and `headroom` as margins); `blind` harms no clip of any family or QP. The clip key
+    strength that harms no clip (`best_alpha`: with `floor_db` and `headroom` as margins);
+    `blind` harms no clip of any family or QP. The clip key
     should name the source clip *and* its condition, so that "no clip loses" holds for each
     encoding of each clip. Frames below `near_lossless_qp` are left out of the tables (the
     gate passes them through whatever the tables say), not out of `blind`."""

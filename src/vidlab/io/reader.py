@@ -478,7 +478,7 @@ def frame_to_array(frame: av.VideoFrame, height: int, width: int, pixel_format: 
         height, width = width, height
     threads = _threads(frame)
     if pixel_format == "gray":
-        array = _luma_plane(frame, width, height)
+        array = _luma_plane(frame, width, height, threads)
     elif pixel_format == EXACT_RGB:
         full = _FULL_CHROMA.get(frame.format.name)
         if full is not None:
@@ -500,7 +500,7 @@ def exact_rgb(frame: av.VideoFrame) -> np.ndarray:
     return frame_to_array(frame, frame.height, frame.width, EXACT_RGB)
 
 
-def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+def _luma_plane(frame: av.VideoFrame, width: int, height: int, threads: int) -> np.ndarray:
     """The coded 8-bit Y plane (no range expansion, as video PSNR is measured), resized by the
     scaler if needed; other pixel formats go through 8-bit 4:2:0 of the same range first."""
     name = frame.format.name
@@ -508,7 +508,7 @@ def _luma_plane(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
             (frame.width, frame.height) != (width, height):
         target = "yuvj420p" if name.startswith("yuvj") else "yuv420p"
         frame = frame.reformat(width=width, height=height, format=target, interpolation="AREA",
-                               threads=_threads(frame))
+                               threads=threads)
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, :plane.width].copy()

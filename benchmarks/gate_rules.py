@@ -10,6 +10,7 @@ runs here and the rules are compared on exactly the same frames (the baseline is
 the gates shipped before session 20, `--floor-db 0.05`). Restore measurements only.
 
     python benchmarks/gate_rules.py FRAMES_A.json FRAMES_B.json [--qps 27,32,37] [--json]
+    python benchmarks/gate_rules.py --gate BUNDLE FRAMES.json   # a bundle's own gate on them
 """
 
 from __future__ import annotations
@@ -59,14 +60,37 @@ def cross_validate(a: list[CalibrationFrame], b: list[CalibrationFrame], grid: l
                         for c, folds in scored.items()}}
 
 
+def score_gate(bundle: Path, measurement: Path) -> list[dict]:
+    """A bundle's own gate on clips it was not calibrated on: per condition, mean and worst."""
+    from vidlab.enhance.calibrate import weights_digest
+    from vidlab.enhance.gate import load_gate
+
+    gate = load_gate(bundle)
+    if gate is None:
+        raise SystemExit(f"{bundle} has no gate.json")
+    saved = load_measurement(measurement, weights_digest(bundle), "restore")
+    return [{"condition": c, "mean_db": round(float(np.mean(list(g.values()))), 3),
+             "worst_db": round(min(g.values()), 3)}
+            for c, g in gated_gains(gate, saved["frames"]).items()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("frames_a", type=Path)
-    ap.add_argument("frames_b", type=Path)
+    ap.add_argument("frames", type=Path, nargs="+", help="FRAMES_A FRAMES_B, or one with --gate")
+    ap.add_argument("--gate", type=Path, help="score this bundle's own gate.json on FRAMES "
+                                              "(measured on its weights) instead")
     ap.add_argument("--qps", default="27,32,37", help="QPs to show the mean gain of")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    a, b = (load_measurement(path, task="restore") for path in (args.frames_a, args.frames_b))
+    if args.gate:
+        scored = [r for path in args.frames for r in score_gate(args.gate, path)]
+        print(json.dumps(scored, indent=1) if args.json else "\n".join(
+            f"{r['condition']:14} mean {r['mean_db']:+.3f} worst {r['worst_db']:+.3f}"
+            for r in scored))
+        return
+    if len(args.frames) != 2:
+        raise SystemExit("give two measurements to cross-validate (or one with --gate)")
+    a, b = (load_measurement(path, task="restore") for path in args.frames)
     if a["qps"] != b["qps"]:
         raise SystemExit(f"measured at different QPs: {a['qps']} and {b['qps']}")
     grid = [float(q) for q in a["qps"]]

@@ -3,6 +3,7 @@ near-lossless input comes back untouched, and --json says what happened."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -191,6 +192,9 @@ def test_a_gate_refit_from_saved_measurements_pools_sets_and_refuses_other_weigh
     gate = load_gate(bundle)
     assert gate is not None and gate.info["clips"] == 2 * result_clips(tmp_path / "a.json")
     assert [m["clips"] for m in gate.info["measurements"]] == [1, 1]
+    assert [m["file"] for m in gate.info["measurements"]] == ["a.json", "b.json"]  # no paths
+    assert gate.info["measurements"][0]["sha256"] == hashlib.sha256(
+        (tmp_path / "a.json").read_bytes()).hexdigest()
     assert gate.info["headroom"] == 0.5 and load_enhancer(bundle)[0].lowcut == 9
     assert all(row["gated_worst"] >= -1e-6 for row in result["gain_db"].values())
 

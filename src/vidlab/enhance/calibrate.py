@@ -179,7 +179,8 @@ def refit_bundle(bundle: str | Path, measurements: list[str | Path],
         saved = load_measurement(Path(path), digest, task)
         prefix = f"{i}:{Path(path).stem}/" if len(measurements) > 1 else ""
         frames += [dataclasses.replace(f, clip=prefix + f.clip) for f in saved["frames"]]
-        sets.append({"file": str(path), "data": saved.get("data"), "clips": saved.get("clips"),
+        sets.append({"file": Path(path).name, "sha256": file_digest(Path(path)),
+                     "data": saved.get("data"), "clips": saved.get("clips"),
                      "qps": saved["qps"], "lowcut": saved["lowcut"]})
     for key in ("qps", "lowcut"):
         if any(m[key] != sets[0][key] for m in sets):
@@ -190,7 +191,7 @@ def refit_bundle(bundle: str | Path, measurements: list[str | Path],
         raise ConfigError(f"the measurements were taken at QPs {measured_qps}; a gate is fitted "
                           f"at the QPs its frames were measured at (got {list(qps)})")
     return _fit(b, frames, measured_qps, task, floor_db, min_gain_db, headroom,
-                dict(measurements=[{k: m[k] for k in ("file", "data", "clips")}
+                dict(measurements=[{k: m[k] for k in ("file", "sha256", "data", "clips")}
                                    for m in sets]), lowcut, write)
 
 
@@ -247,11 +248,17 @@ def _check_headroom(headroom: float) -> None:
 
 def weights_digest(bundle_dir: Path) -> str:
     """SHA-256 of the bundle's weights: which model a measurement belongs to."""
-    import hashlib
-
     from vidlab.bundle import WEIGHTS_FILE
 
-    return hashlib.sha256((Path(bundle_dir) / WEIGHTS_FILE).read_bytes()).hexdigest()
+    return file_digest(Path(bundle_dir) / WEIGHTS_FILE)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file: a gate names the measurements it was fitted on by name and content,
+    not by a path that means nothing on another machine."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def record_lowcut(bundle, lowcut: int) -> None:

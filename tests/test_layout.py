@@ -24,9 +24,9 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vidlab"
 
-BASE = {"vidlab", "errors", "config", "progress", "ort", "plotting"}
+BASE = {"vidlab", "errors", "config", "progress", "ort", "plotting", "lazy"}
 """Top-level modules every part may use: errors, configs, progress bars, ONNX Runtime
-sessions, matplotlib — none imports a subpackage."""
+sessions, matplotlib, lazy package exports — none imports a subpackage."""
 BELOW = {
     "io": set(),
     "data": {"io"},
@@ -210,8 +210,10 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones():
 
 
 def test_cheap_entry_points_stay_cheap():
-    """`vidlab --help` and `import vidlab.accel` / `vidlab.serve` / `vidlab.train` load no torch."""
-    code = ("import sys, vidlab.cli, vidlab.accel, vidlab.serve, vidlab.train, vidlab.gen; "
+    """`vidlab --help` and `import vidlab.accel` / `serve` / `train` / `gen` / `library` /
+    `enhance.gate` load no torch."""
+    code = ("import sys, vidlab.cli, vidlab.accel, vidlab.serve, vidlab.train, vidlab.gen, "
+            "vidlab.library, vidlab.enhance.gate; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)

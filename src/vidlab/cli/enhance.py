@@ -12,6 +12,8 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
+from vidlab.enhance.gate import HEADROOM
+
 
 class _EnhanceGroup(TyperGroup):
     """Dispatch `enhance BUNDLE IN OUT ...` to `run`, `enhance train ...` to `train`."""
@@ -84,7 +86,7 @@ def calibrate_cmd(
                                  "12,18,22,27,32,37,42,47,51, or those of --from-frames)."),
     floor: float = typer.Option(0.0, "--floor-db",
                                 help="Least gain (dB) any calibration clip may get."),
-    headroom: float = typer.Option(0.5, "--headroom",  # gate.HEADROOM (importing it loads torch)
+    headroom: float = typer.Option(HEADROOM, "--headroom",
                                    help="Margin in strength: a kept strength must make no "
                                         "calibration clip worse even at (1 + HEADROOM) times "
                                         "it."),

@@ -5,24 +5,16 @@ Heavy imports stay inside the submodules: `import vidlab.gen` is cheap.
 
 from __future__ import annotations
 
-__all__ = ["GanConfig", "evaluate_generator", "generate", "load_generator", "train_gan"]
+from vidlab.lazy import lazy_getattr
 
+_LAZY = {
+    "GanConfig": "vidlab.gen.config",
+    "train_gan": "vidlab.gen.trainer",
+    "evaluate_generator": "vidlab.gen.eval",
+    "generate": "vidlab.gen.sampling",
+    "load_generator": "vidlab.gen.sampling",
+}
 
-def __getattr__(name: str):
-    if name == "GanConfig":
-        from vidlab.gen.config import GanConfig
+__all__ = sorted(_LAZY)
 
-        return GanConfig
-    if name == "train_gan":
-        from vidlab.gen.trainer import train_gan
-
-        return train_gan
-    if name == "evaluate_generator":
-        from vidlab.gen.eval import evaluate_generator
-
-        return evaluate_generator
-    if name in ("generate", "load_generator"):
-        from vidlab.gen import sampling as mod
-
-        return getattr(mod, name)
-    raise AttributeError(name)
+__getattr__ = lazy_getattr(__name__, _LAZY)

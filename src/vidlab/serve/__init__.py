@@ -9,7 +9,7 @@ Names are imported lazily so `import vidlab.serve` stays cheap (no FastAPI, no t
 
 from __future__ import annotations
 
-from typing import Any
+from vidlab.lazy import lazy_getattr
 
 _LAZY = {
     "create_app": "vidlab.serve.app",
@@ -21,10 +21,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vidlab.serve' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

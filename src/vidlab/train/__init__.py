@@ -6,7 +6,9 @@ entries, views) -> EvalResult`, `tune(config_path, trials, ...)`, `TrainConfig`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vidlab.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from vidlab.train.config import TrainConfig
@@ -20,11 +22,5 @@ __all__ = ["EvalResult", "FitResult", "TrainConfig", "evaluate", "finetune", "fi
 _WHERE = {"fit": "run", "finetune": "finetune", "FitResult": "run", "evaluate": "evaluation",
           "EvalResult": "evaluation", "tune": "search", "TrainConfig": "config"}
 
-
-def __getattr__(name: str) -> Any:
-    # lazy, so `import vidlab.train` (and `vidlab --help`) does not import torch
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"vidlab.train.{_WHERE[name]}"), name)
-    raise AttributeError(name)
+# lazy, so `import vidlab.train` (and `vidlab --help`) does not import torch
+__getattr__ = lazy_getattr(__name__, {name: f"vidlab.train.{m}" for name, m in _WHERE.items()})

@@ -24,9 +24,9 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vidlab"
 
-BASE = {"vidlab", "errors", "config", "progress", "ort", "plotting", "lazy"}
+BASE = {"vidlab", "errors", "config", "progress", "ort", "plotting", "lazy", "digest"}
 """Top-level modules every part may use: errors, configs, progress bars, ONNX Runtime
-sessions, matplotlib, lazy package exports — none imports a subpackage."""
+sessions, matplotlib, lazy package exports, file hashes — none imports a subpackage."""
 BELOW = {
     "io": set(),
     "data": {"io"},

@@ -23,6 +23,7 @@ import numpy as np
 
 from vidlab.data.manifest import META_KEYS, diagnose
 from vidlab.data.parallel import Engine, parallel_map
+from vidlab.digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +141,6 @@ def _quick_hash(path: str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _full_hash(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def clean(entries: list[dict[str, Any]], min_frames: int = 16, num_samples: int = 8,
           blank_std: float = 3.0, frozen_motion: float = 0.6, near_dup_bits: float = 8.0,
           outlier_factor: float = 2.5, drop: set[str] | frozenset[str] = DEFAULT_DROP,
@@ -218,7 +211,7 @@ def _duplicates(entries: list[dict[str, Any]], found: list[dict[str, Any]],
             continue
         full: dict[str, list[int]] = defaultdict(list)
         for i in members:
-            full[_full_hash(entries[i]["path"])].append(i)
+            full[file_sha256(entries[i]["path"])].append(i)
         for same in full.values():
             links += [(same[0], j, "exact") for j in same[1:]]
             exact |= {(same[0], j) for j in same[1:]}

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vidlab.digest import file_sha256
 from vidlab.enhance.gate import (
     HEADROOM,
     MIN_GAIN_DB,
@@ -179,7 +180,8 @@ def refit_bundle(bundle: str | Path, measurements: list[str | Path],
         saved = load_measurement(Path(path), digest, task)
         prefix = f"{i}:{Path(path).stem}/" if len(measurements) > 1 else ""
         frames += [dataclasses.replace(f, clip=prefix + f.clip) for f in saved["frames"]]
-        sets.append({"file": Path(path).name, "sha256": file_digest(Path(path)),
+        # by name and content: a path would mean nothing on another machine
+        sets.append({"file": Path(path).name, "sha256": file_sha256(path),
                      "data": saved.get("data"), "clips": saved.get("clips"),
                      "qps": saved["qps"], "lowcut": saved["lowcut"]})
     for key in ("qps", "lowcut"):
@@ -250,15 +252,7 @@ def weights_digest(bundle_dir: Path) -> str:
     """SHA-256 of the bundle's weights: which model a measurement belongs to."""
     from vidlab.bundle import WEIGHTS_FILE
 
-    return file_digest(Path(bundle_dir) / WEIGHTS_FILE)
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file: a gate names the measurements it was fitted on by name and content,
-    not by a path that means nothing on another machine."""
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(Path(bundle_dir) / WEIGHTS_FILE)
 
 
 def record_lowcut(bundle, lowcut: int) -> None:

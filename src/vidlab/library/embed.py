@@ -14,7 +14,6 @@ file and picklable settings, so any engine (processes here, Ray later) can sprea
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from vidlab.digest import file_sha256
 from vidlab.errors import VidlabError
-
-HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -181,11 +179,7 @@ def file_facts(path: str | Path, with_hash: bool = True) -> dict[str, Any]:
     st = os.stat(path)
     facts: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if with_hash:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(HASH_BLOCK), b""):
-                digest.update(block)
-        facts["sha256"] = digest.hexdigest()
+        facts["sha256"] = file_sha256(path)
     return facts
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidlab.enhance.calibrate import load_measurement
+from vidlab.enhance.calibrate import frames_by_condition, load_measurement
 from vidlab.enhance.gate import (
     NEAR_LOSSLESS_QP,
     CalibrationFrame,
@@ -36,11 +36,9 @@ TOLERANCE_DB = -0.05
 
 
 def gated_gains(gate: QualityGate, frames: list[CalibrationFrame]) -> dict[str, dict[str, float]]:
-    """condition → clip → mean luma gain (dB) under `gate` (clips keyed 'clip | condition')."""
-    by_condition: dict[str, list[CalibrationFrame]] = {}
-    for f in frames:
-        by_condition.setdefault(f.clip.split(" | ")[1], []).append(f)
-    return {c: gated_clip_gains(fs, gate) for c, fs in by_condition.items()}
+    """condition → clip → mean luma gain (dB) under `gate` (restore: one codec per condition)."""
+    return {cond: gated_clip_gains(fs, gate)
+            for (_, cond), fs in frames_by_condition(frames).items()}
 
 
 def cross_validate(a: list[CalibrationFrame], b: list[CalibrationFrame], grid: list[float],

@@ -95,6 +95,20 @@ def clip_names(paths: list[Path]) -> list[str]:
     return names
 
 
+CONDITION_SEP = " | "
+"""A calibration frame's clip key is `clip | condition` (`x264 QP37 LD`): "no clip loses" then
+holds for each encoding of each clip."""
+
+
+def frames_by_condition(frames: list[CalibrationFrame]
+                        ) -> dict[tuple[str, str], list[CalibrationFrame]]:
+    """(codec family, condition label) → its frames, sorted by family and label."""
+    groups: dict[tuple[str, str], list[CalibrationFrame]] = {}
+    for f in frames:
+        groups.setdefault((f.family, f.clip.rpartition(CONDITION_SEP)[2]), []).append(f)
+    return dict(sorted(groups.items()))
+
+
 def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
                    task: str) -> list[CalibrationFrame]:
     """Every clip through every condition and the model at full strength, summarised."""
@@ -116,7 +130,7 @@ def measure_frames(model, clips: dict[str, np.ndarray], conds: list[Condition],
             clip = coded(source, cond)
             frames, qps, families = clip.frames, clip.qps, [codec_family(clip.codec)]
         enhanced = list(enhance_stream(model, frames, qps=qps, codec=families[0]))
-        key = f"{name} | {cond.label if cond else 'uncompressed'}"
+        key = f"{name}{CONDITION_SEP}{cond.label if cond else 'uncompressed'}"
         for f, qp, c, e in zip(frames, qps, clean, enhanced, strict=True):
             base = upscale2x_bicubic(f[None])[0] if task == "sr2x" else f
             out.extend(calibration_frame(key, fam, qp, c, base, e) for fam in families)
@@ -270,9 +284,7 @@ def record_lowcut(bundle, lowcut: int) -> None:
 def _gains_by_qp(frames: list[CalibrationFrame], gate: QualityGate) -> dict:
     """Mean / worst clip gain (dB) per codec family and QP, at full strength and gated."""
     rows: dict[str, dict[str, float]] = {}
-    keys = sorted({(f.family, f.clip.split(" | ")[1]) for f in frames})
-    for family, cond in keys:
-        sel = [f for f in frames if f.family == family and f.clip.endswith(cond)]
+    for (family, cond), sel in frames_by_condition(frames).items():
         full, gated = clip_gains(sel, 1.0), gated_clip_gains(sel, gate)
         rows[f"{family} {cond}"] = {"full_mean": round(float(np.mean(list(full.values()))), 3),
                                     "full_worst": round(min(full.values()), 3),

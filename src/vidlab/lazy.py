@@ -8,9 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_getattr(package: str, where: dict[str, str]) -> Callable[[str], Any]:
-    """A module-level `__getattr__` (PEP 562) for `package`: `name` comes from the module
-    `where[name]`, imported when the name is first asked for."""
+def lazy_exports(package: str, **modules: tuple[str, ...]
+                 ) -> tuple[list[str], Callable[[str], Any]]:
+    """`__all__` and a module-level `__getattr__` (PEP 562) for `package`, whose submodule
+    `modules[m]` holds the names `m=(...)` lists; a submodule is imported when one of its names
+    is first asked for:
+
+        __all__, __getattr__ = lazy_exports(__name__, model=("EnhanceNet",), video=(...))
+    """
+    where = {name: f"{package}.{module}" for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         module = where.get(name)
@@ -18,4 +24,4 @@ def lazy_getattr(package: str, where: dict[str, str]) -> Callable[[str], Any]:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(module), name)
 
-    return __getattr__
+    return sorted(where), __getattr__

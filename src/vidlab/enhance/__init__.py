@@ -6,19 +6,12 @@ Names are imported lazily so `import vidlab.enhance` (and its torch-free `gate`)
 
 from __future__ import annotations
 
-from vidlab.lazy import lazy_getattr
+from vidlab.lazy import lazy_exports
 
-_LAZY = {
-    "EnhanceNet": "vidlab.enhance.model",
-    "EnhanceTrainConfig": "vidlab.enhance.train",
-    "build_enhancer": "vidlab.enhance.model",
-    "enhance_stream": "vidlab.enhance.infer",
-    "enhance_video": "vidlab.enhance.video",
-    "enhance_window": "vidlab.enhance.infer",
-    "load_enhancer": "vidlab.enhance.infer",
-    "train_enhancer": "vidlab.enhance.train",
-}
-
-__all__ = sorted(_LAZY)
-
-__getattr__ = lazy_getattr(__name__, _LAZY)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    infer=("enhance_stream", "enhance_window", "load_enhancer"),
+    model=("EnhanceNet", "build_enhancer"),
+    train=("EnhanceTrainConfig", "train_enhancer"),
+    video=("enhance_video",),
+)

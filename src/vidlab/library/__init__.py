@@ -12,27 +12,14 @@ Names are imported lazily so `import vidlab.library` stays cheap (no FAISS, no t
 
 from __future__ import annotations
 
-from vidlab.lazy import lazy_getattr
+from vidlab.lazy import lazy_exports
 
-_LAZY = {
-    "build_index": "vidlab.library.build",
-    "BuildReport": "vidlab.library.build",
-    "IndexSettings": "vidlab.library.embed",
-    "index_file": "vidlab.library.embed",
-    "WindowModel": "vidlab.library.embed",
-    "LibraryIndex": "vidlab.library.index",
-    "open_index": "vidlab.library.index",
-    "search_label": "vidlab.library.search",
-    "search_like": "vidlab.library.search",
-    "search_like_clip": "vidlab.library.search",
-    "video_timeline": "vidlab.library.search",
-    "index_stats": "vidlab.library.export",
-    "export_segments": "vidlab.library.export",
-    "add_correction": "vidlab.library.export",
-    "export_corrections": "vidlab.library.export",
-    "mount_library": "vidlab.library.web",
-}
-
-__all__ = sorted(_LAZY)
-
-__getattr__ = lazy_getattr(__name__, _LAZY)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    build=("build_index", "BuildReport"),
+    embed=("IndexSettings", "index_file", "WindowModel"),
+    index=("LibraryIndex", "open_index"),
+    search=("search_label", "search_like", "search_like_clip", "video_timeline"),
+    export=("index_stats", "export_segments", "add_correction", "export_corrections"),
+    web=("mount_library",),
+)

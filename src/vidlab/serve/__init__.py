@@ -9,16 +9,8 @@ Names are imported lazily so `import vidlab.serve` stays cheap (no FastAPI, no t
 
 from __future__ import annotations
 
-from vidlab.lazy import lazy_getattr
+from vidlab.lazy import lazy_exports
 
-_LAZY = {
-    "create_app": "vidlab.serve.app",
-    "Predictor": "vidlab.serve.predict",
-    "predict_files": "vidlab.serve.predict",
-    "monitor_report": "vidlab.serve.monitor",
-    "PredictionLog": "vidlab.serve.log",
-}
-
-__all__ = sorted(_LAZY)
-
-__getattr__ = lazy_getattr(__name__, _LAZY)
+__all__, __getattr__ = lazy_exports(
+    __name__, app=("create_app",), predict=("Predictor", "predict_files"),
+    monitor=("monitor_report",), log=("PredictionLog",))

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vidlab.lazy import lazy_getattr
+from vidlab.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from vidlab.train.config import TrainConfig
-    from vidlab.train.evaluation import EvalResult, evaluate
-    from vidlab.train.finetune import finetune
-    from vidlab.train.run import FitResult, fit
-    from vidlab.train.search import tune
-
-__all__ = ["EvalResult", "FitResult", "TrainConfig", "evaluate", "finetune", "fit", "tune"]
-
-_WHERE = {"fit": "run", "finetune": "finetune", "FitResult": "run", "evaluate": "evaluation",
-          "EvalResult": "evaluation", "tune": "search", "TrainConfig": "config"}
+if TYPE_CHECKING:  # for type checkers: the names re-exported below, as they are
+    from vidlab.train.config import TrainConfig as TrainConfig
+    from vidlab.train.evaluation import EvalResult as EvalResult
+    from vidlab.train.evaluation import evaluate as evaluate
+    from vidlab.train.finetune import finetune as finetune
+    from vidlab.train.run import FitResult as FitResult
+    from vidlab.train.run import fit as fit
+    from vidlab.train.search import tune as tune
 
 # lazy, so `import vidlab.train` (and `vidlab --help`) does not import torch
-__getattr__ = lazy_getattr(__name__, {name: f"vidlab.train.{m}" for name, m in _WHERE.items()})
+__all__, __getattr__ = lazy_exports(
+    __name__, run=("fit", "FitResult"), finetune=("finetune",),
+    evaluation=("evaluate", "EvalResult"), search=("tune",), config=("TrainConfig",))
